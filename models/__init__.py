@@ -1,0 +1,27 @@
+"""The network zoo: plain ``torch.nn.Module`` classes, each naming its prunable layers.
+
+``build_model(name, widths=None)`` builds one by name; ``MODELS`` lists them. Every model
+has ``prunable_layers`` (module names, in forward order) and ``input_shape`` (C, H, W or D).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch.nn as nn
+
+from .lenet5 import LeNet5
+from .mlp import MLP
+
+MODELS: dict[str, type[nn.Module]] = {"lenet5": LeNet5, "mlp": MLP}
+
+
+def build_model(name: str, widths: Sequence[int] | None = None, **kwargs) -> nn.Module:
+    """Build model ``name`` (a key of ``MODELS``) with optional per-layer ``widths``."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
+    if widths is not None:
+        kwargs["widths"] = tuple(int(w) for w in widths)
+    return MODELS[name](**kwargs)
+
+
+__all__ = ["MODELS", "build_model", "LeNet5", "MLP"]

@@ -1,0 +1,42 @@
+"""pyro-dirichlet: Bayesian structured pruning with Dirichlet importance switches, in Pyro.
+
+Public API (one screen):
+
+- switches: ``SwitchedNetwork(net, layers, alpha0)`` (``.model(x, y, ...)`` is the Pyro model),
+  ``SwitchGuide`` (``estimator="mc" | "mean"``), ``dirichlet_switch`` (primitive for your own
+  model), ``MeanDirichlet``.
+- fitting: ``FitConfig``, ``fit_switches``.
+- posterior: ``posterior_idata``, ``posterior_means``, ``summarize``, ``save_idata``, ``load_idata``.
+- pruning: ``parse_architecture``, ``counts_for_budget``, ``counts_for_mass``, ``keep_indices``,
+  ``trim``, ``save_pruned``, ``load_pruned``.
+- counting: ``count_macs``, ``count_params``; training: ``TrainConfig``, ``train``, ``evaluate``;
+  data: ``load_mnist``, ``data_root`` (``$PYRO_DIRICHLET_DATA``).
+"""
+from .counting import count_macs, count_params
+from .data import DATA_ENV, ArrayDataset, DataNotFoundError, data_root, load_mnist
+from .devices import resolve_device
+from .fit import FitConfig, fit_switches
+from .io import CheckpointError
+from .posterior import load_idata, posterior_idata, posterior_means, save_idata, summarize
+from .pruning import (
+    CoupledLayersError,
+    counts_for_budget,
+    counts_for_mass,
+    format_architecture,
+    keep_indices,
+    load_pruned,
+    parse_architecture,
+    save_pruned,
+    trim,
+)
+from .switches import MeanDirichlet, SwitchedNetwork, SwitchGuide, dirichlet_switch, scale_channels
+from .training import TrainConfig, evaluate, train
+
+__all__ = [
+    "ArrayDataset", "CheckpointError", "CoupledLayersError", "DATA_ENV", "DataNotFoundError", "FitConfig",
+    "MeanDirichlet", "SwitchGuide", "SwitchedNetwork", "TrainConfig", "count_macs", "count_params",
+    "counts_for_budget", "counts_for_mass", "data_root", "dirichlet_switch", "evaluate", "fit_switches",
+    "format_architecture", "keep_indices", "load_idata", "load_mnist", "load_pruned", "parse_architecture",
+    "posterior_idata", "posterior_means", "resolve_device", "save_idata", "save_pruned", "scale_channels",
+    "summarize", "train", "trim",
+]

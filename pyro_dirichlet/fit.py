@@ -1,0 +1,123 @@
+"""Fitting the switch posteriors with Pyro's SVI.
+
+ELBO (per data set, minibatch likelihood scaled by N/B by the data plate)::
+
+    L(phi) = sum_i E_q[log p(y_i | x_i, s)] - beta * sum_l KL(Dir(phi_l) || Dir(alpha0 1))
+
+- ``estimator="mc"``: ``Trace_ELBO(num_particles=S, vectorize_particles=True)``; the S draws
+  are one batched forward pass. The KL enters as the sampled ``log p(s) - log q(s)``.
+- ``estimator="mean"``: ``TraceMeanField_ELBO``; ``E_q[log p(y|x,s)]`` is replaced by
+  ``log p(y | x, E_q[s])`` and the KL is analytic.
+
+``beta`` rises linearly to 1 over ``anneal_epochs`` epochs (step t of T: (t+1)/T; Pyro needs
+scale > 0), then stays at 1; ``anneal_epochs=0`` disables annealing.
+``mode="joint"`` fits all layers at once; ``"layerwise"`` fits one layer at a time, in
+order, with the other layers' switches absent (the trained network's function). With
+``checkpoint`` set, the state is written atomically after every epoch, and a fit that finds
+a checkpoint of the same configuration resumes from it. Every epoch seeds its own shuffling
+and sampling from ``(seed, stage, epoch)``, so a resumed fit equals an uninterrupted one.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pyro
+import torch
+from pyro.infer import SVI, Trace_ELBO, TraceMeanField_ELBO
+from tqdm.auto import tqdm
+
+from .data import ArrayDataset
+from .io import CheckpointError, load_torch, save_torch
+from .switches import ESTIMATORS, SwitchedNetwork, SwitchGuide
+
+MODES = ("joint", "layerwise")
+
+
+@dataclass
+class FitConfig:
+    estimator: str = "mean"
+    num_samples: int = 16  # S, Monte-Carlo particles per step ("mc" only)
+    mode: str = "joint"
+    epochs: int = 3  # per stage (per layer in layerwise mode)
+    batch_size: int = 100
+    lr: float = 0.05
+    anneal_epochs: float = 1.0
+    init_concentration: float = 10.0
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.estimator not in ESTIMATORS:
+            raise ValueError(f"estimator must be one of {ESTIMATORS}, got {self.estimator!r}")
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.num_samples < 1 or self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.anneal_epochs < 0:
+            raise ValueError(f"need num_samples, epochs, batch_size >= 1, lr > 0, anneal_epochs >= 0; got {self}")
+
+
+def make_elbo(cfg: FitConfig):
+    if cfg.estimator == "mc":
+        return Trace_ELBO(num_particles=cfg.num_samples, vectorize_particles=True, max_plate_nesting=1)
+    return TraceMeanField_ELBO(num_particles=1, max_plate_nesting=1)
+
+
+def fit_switches(
+    switched: SwitchedNetwork,
+    data: ArrayDataset,
+    cfg: FitConfig,
+    checkpoint: str | Path | None = None,
+    progress: bool = True,
+) -> tuple[SwitchGuide, list[dict]]:
+    """Fit ``q(s) = prod_l Dir(phi_l)`` for the switched network on ``data``.
+
+    Returns the fitted guide and a history of ``{"stage", "epoch", "loss", "seconds"}`` with
+    ``loss`` the mean negative ELBO per step. Clears Pyro's global parameter store first.
+    """
+    device = data.device
+    guide = SwitchGuide(switched.sizes, cfg.estimator, cfg.init_concentration).to(device)
+    stages = [switched.layers] if cfg.mode == "joint" else [[name] for name in switched.layers]
+    identity = {"config": asdict(cfg), "layers": switched.layers, "alpha0": switched.alpha0, "num_data": len(data)}
+    pyro.clear_param_store()
+    optim = pyro.optim.Adam({"lr": cfg.lr})
+    svi = SVI(switched.model, guide, optim, loss=make_elbo(cfg))
+    history: list[dict] = []
+    done = (0, 0)  # (stage, epochs completed in it)
+    if checkpoint is not None and Path(checkpoint).exists():
+        state = load_torch(checkpoint, map_location=device)
+        if state.get("identity") != identity:
+            raise CheckpointError(
+                f"switch checkpoint {checkpoint} belongs to a different fit ({state.get('identity')}, now {identity}); "
+                "delete it or use another run directory"
+            )
+        guide.load_state_dict(state["guide"])
+        optim.set_state(state["optim"])
+        history, done = state["history"], tuple(state["done"])
+    steps_per_epoch = -(-len(data) // cfg.batch_size)
+    anneal_steps = cfg.anneal_epochs * steps_per_epoch
+    for stage, layers in enumerate(stages):
+        guide.train_only(layers)
+        for epoch in range(cfg.epochs):
+            if (stage, epoch) < done:
+                continue
+            epoch_seed = (cfg.seed * 1_000_003 + stage) * 1_000_003 + epoch
+            torch.manual_seed(epoch_seed)
+            gen = torch.Generator().manual_seed(epoch_seed + 1)
+            t0, loss_sum, steps = time.perf_counter(), 0.0, 0
+            desc = f"fit {cfg.estimator} {'+'.join(layers) if len(stages) > 1 else 'joint'} {epoch + 1}/{cfg.epochs}"
+            bar = tqdm(data.batches(cfg.batch_size, shuffle=True, generator=gen), total=steps_per_epoch,
+                       desc=desc, disable=not progress, leave=False)
+            for x, y, idx in bar:
+                step = epoch * steps_per_epoch + steps
+                beta = min(1.0, (step + 1) / anneal_steps) if anneal_steps > 0 else 1.0
+                loss_sum += svi.step(x, y, idx=idx, num_data=len(data), layers=layers, beta=beta)
+                steps += 1
+            history.append({"stage": stage, "epoch": epoch + 1, "loss": loss_sum / steps,
+                            "seconds": time.perf_counter() - t0})
+            if progress:
+                tqdm.write(f"{desc}: -ELBO {history[-1]['loss']:.1f} ({history[-1]['seconds']:.1f} s)")
+            if checkpoint is not None:
+                save_torch({"identity": identity, "guide": guide.state_dict(), "optim": optim.get_state(),
+                            "history": history, "done": (stage, epoch + 1)}, checkpoint)
+    guide.train_only([])
+    return guide, history

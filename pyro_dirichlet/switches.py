@@ -1,0 +1,209 @@
+"""Dirichlet importance switches: the Pyro sample sites, the model and the two guides.
+
+For a layer with K output channels (conv) or units (linear) the switch is
+``s ~ Dir(alpha0 * 1_K)`` and the layer's output channel k is multiplied by ``K * s_k``;
+the uniform switch ``s = 1/K`` leaves the network unchanged.
+
+Particles: a switch value ``s`` of shape ``(..., K)`` holds ``P = s.numel() / K`` draws
+(Pyro's vectorised particles give shape ``(S, 1, K)``). The first switched layer turns its
+``(B, K, ...)`` output into ``(P * B, K, ...)`` (particle-major), so every later layer runs
+once on the folded batch; later switched layers reshape to ``(P, B, K, ...)`` to scale.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from functools import partial
+
+import pyro
+import pyro.distributions as dist
+import torch
+import torch.nn as nn
+from pyro import poutine
+
+ESTIMATORS = ("mean", "mc")
+
+
+def check_alpha0(alpha0: float) -> float:
+    if not (isinstance(alpha0, (int, float)) and math.isfinite(alpha0) and alpha0 > 0):
+        raise ValueError(f"alpha0 must be a positive number (the Dirichlet prior concentration), got {alpha0!r}")
+    return float(alpha0)
+
+
+def scale_channels(x: torch.Tensor, s: torch.Tensor, data_batch: int | None = None) -> torch.Tensor:
+    """Multiply channel k of ``x`` by ``K * s_k`` for each particle of ``s``.
+
+    x: ``(B, K, *rest)`` or already folded ``(P * B, K, *rest)``; s: ``(..., K)`` with P
+    particles; data_batch: B (defaults to ``x.shape[0]``). Returns ``(P * B, K, *rest)``.
+    """
+    K = s.shape[-1]
+    if x.dim() < 2 or x.shape[1] != K:
+        raise ValueError(f"switch of size {K} does not match channel dimension 1 of a tensor of shape {tuple(x.shape)}")
+    s = s.reshape(-1, K)
+    P = s.shape[0]
+    B = x.shape[0] if data_batch is None else data_batch
+    if x.shape[0] == B:
+        folded = x.unsqueeze(0)
+    elif x.shape[0] == P * B:
+        folded = x.reshape(P, B, *x.shape[1:])
+    else:
+        raise ValueError(f"batch {x.shape[0]} is neither the data batch {B} nor {P} particles x {B}")
+    scale = (K * s).to(x.dtype).reshape(P, 1, K, *([1] * (x.dim() - 2)))
+    return (folded * scale).reshape(P * folded.shape[1], *x.shape[1:])
+
+
+def dirichlet_switch(name: str, x: torch.Tensor, alpha0: float = 1.0, data_batch: int | None = None) -> torch.Tensor:
+    """Pyro primitive for a user's own model: sample ``s ~ Dir(alpha0 * 1_K)`` at site
+    ``name`` (K = ``x.shape[1]``) and return ``scale_channels(x, s, data_batch)``."""
+    K = x.shape[1]
+    concentration = torch.full((K,), check_alpha0(alpha0), device=x.device)
+    s = pyro.sample(name, dist.Dirichlet(concentration))
+    return scale_channels(x, s, data_batch)
+
+
+def layer_width(module: nn.Module) -> int:
+    if isinstance(module, nn.Conv2d):
+        return module.out_channels
+    if isinstance(module, nn.Linear):
+        return module.out_features
+    raise TypeError(f"switches attach to nn.Conv2d or nn.Linear layers, not {type(module).__name__}")
+
+
+class SwitchedNetwork:
+    """A frozen trained network with Dirichlet switches on named layers, as a Pyro model.
+
+    ``net`` is put in eval mode (BatchNorm statistics and dropout frozen) and its weights get
+    ``requires_grad=False``. A switch multiplies the output of its layer, or of the
+    BatchNorm that directly follows a conv layer (found on the first forward pass), so a
+    zero switch removes the channel exactly. Hooks are attached only during a forward
+    pass: the user's module is not modified.
+    """
+
+    def __init__(self, net: nn.Module, layers: Sequence[str], alpha0: float = 1.0):
+        names = dict(net.named_modules())
+        unknown = [name for name in layers if name not in names]
+        if unknown:
+            prunable = [n for n, m in names.items() if isinstance(m, (nn.Conv2d, nn.Linear))]
+            raise ValueError(f"unknown layer name(s) {unknown}; this network's conv/linear layers are {prunable}")
+        if len(set(layers)) != len(layers) or not layers:
+            raise ValueError(f"layers must be a non-empty list of distinct names, got {list(layers)}")
+        self.net = net.eval().requires_grad_(False)
+        self.layers = list(layers)
+        self.sizes = {name: layer_width(names[name]) for name in self.layers}
+        self.alpha0 = check_alpha0(alpha0)
+        self._switch_points: dict[str, nn.Module] | None = None
+
+    def _find_switch_points(self, x: torch.Tensor) -> dict[str, nn.Module]:
+        """Each layer's own module, or the BatchNorm that consumes its output directly."""
+        outputs: dict[str, torch.Tensor] = {}
+        points = {name: self.net.get_submodule(name) for name in self.layers}
+        by_module = {module: name for name, module in points.items()}
+
+        def record(module, inputs, output):
+            if module in by_module:
+                outputs[by_module[module]] = output
+            elif isinstance(module, nn.modules.batchnorm._BatchNorm):
+                for name, out in outputs.items():
+                    if inputs[0] is out and points[name] is self.net.get_submodule(name):
+                        points[name] = module
+
+        handles = [m.register_forward_hook(record) for m in self.net.modules()]
+        try:
+            with torch.no_grad():
+                self.net(x[:1])
+        finally:
+            for h in handles:
+                h.remove()
+        return points
+
+    def forward(self, x: torch.Tensor, switches: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Logits ``(P * B, C)`` of the network on x ``(B, ...)`` with the given switch values."""
+        if self._switch_points is None:
+            self._switch_points = self._find_switch_points(x)
+        B = x.shape[0]
+        handles = [
+            self._switch_points[name].register_forward_hook(
+                lambda module, inputs, output, s=s: scale_channels(output, s, B)
+            )
+            for name, s in switches.items()
+        ]
+        try:
+            return self.net(x)
+        finally:
+            for h in handles:
+                h.remove()
+
+    def model(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor | None = None,
+        idx: torch.Tensor | None = None,
+        num_data: int | None = None,
+        layers: Sequence[str] | None = None,
+        beta: float = 1.0,
+    ) -> torch.Tensor:
+        """Pyro model: switch sites (prior scaled by ``beta``), then ``y_i ~ Cat(logits_i)``
+        in a plate of size ``num_data`` subsampled to the batch (likelihood scale N/B)."""
+        B = x.shape[0]
+        switches = {}
+        with poutine.scale(scale=beta):
+            for name in layers or self.layers:
+                prior = torch.full((self.sizes[name],), self.alpha0, device=x.device)
+                switches[name] = pyro.sample(name, dist.Dirichlet(prior))
+        logits = self.forward(x, switches).float()
+        if logits.shape[0] != B:
+            logits = logits.reshape(-1, B, logits.shape[-1])
+        subsample = idx if idx is not None else torch.arange(B, device=x.device)
+        with pyro.plate("data", num_data or B, subsample=subsample):
+            return pyro.sample("y", dist.Categorical(logits=logits), obs=y)
+
+
+class MeanDirichlet(dist.Dirichlet):
+    """``Dir(phi)`` whose ``rsample`` returns its mean ``phi / sum(phi)`` (the "mean" estimator).
+
+    Being a Dirichlet, ``kl_divergence(MeanDirichlet(phi), Dirichlet(alpha))`` is torch's
+    analytic Dirichlet KL, which ``TraceMeanField_ELBO`` uses.
+    """
+
+    def rsample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:
+        return self.mean.expand(self._extended_shape(sample_shape))
+
+
+class SwitchGuide(nn.Module):
+    """Variational posterior ``q(s_l) = Dir(phi_l)`` for each switched layer.
+
+    ``phi_l = exp(log_phi_l)`` (positive by construction), initialised to
+    ``init_concentration * 1_K``: the uniform mean, so fitting starts from the trained
+    network's function. ``estimator="mc"`` draws reparameterised samples (implicit Gamma
+    gradients); ``"mean"`` uses the mean, see :class:`MeanDirichlet`.
+    """
+
+    def __init__(self, sizes: dict[str, int], estimator: str = "mean", init_concentration: float = 10.0):
+        super().__init__()
+        if estimator not in ESTIMATORS:
+            raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
+        if not init_concentration > 0:
+            raise ValueError(f"init_concentration must be positive, got {init_concentration!r}")
+        self.estimator = estimator
+        self.names = list(sizes)
+        self.log_phi = nn.ParameterList(
+            [nn.Parameter(torch.full((k,), math.log(init_concentration))) for k in sizes.values()]
+        )
+
+    def phi(self, name: str) -> torch.Tensor:
+        return self.log_phi[self.names.index(name)].exp()
+
+    def posterior(self, name: str) -> dist.Dirichlet:
+        return dist.Dirichlet(self.phi(name).detach())
+
+    def train_only(self, layers: Sequence[str]) -> None:
+        """Make only these layers' ``log_phi`` trainable (the others are not registered with Pyro)."""
+        for name, p in zip(self.names, self.log_phi):
+            p.requires_grad_(name in layers)
+
+    def forward(self, x=None, y=None, idx=None, num_data=None, layers: Sequence[str] | None = None, beta: float = 1.0):
+        pyro.module("switch_guide", self)
+        family = MeanDirichlet if self.estimator == "mean" else dist.Dirichlet
+        with poutine.scale(scale=beta):
+            for name in layers or self.names:
+                pyro.sample(name, family(self.phi(name)))
