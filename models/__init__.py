@@ -1,7 +1,8 @@
 """The network zoo: plain ``torch.nn.Module`` classes, each naming its prunable layers.
 
 ``build_model(name, widths=None)`` builds one by name; ``MODELS`` lists them. Every model
-has ``prunable_layers`` (module names, in forward order) and ``input_shape`` (C, H, W or D).
+has ``prunable_layers`` (module names, in forward order, one width each in ``widths``),
+``input_shape`` (C, H, W or D) and, built here, ``zoo_name``.
 """
 from __future__ import annotations
 
@@ -21,7 +22,9 @@ def build_model(name: str, widths: Sequence[int] | None = None, **kwargs) -> nn.
         raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
     if widths is not None:
         kwargs["widths"] = tuple(int(w) for w in widths)
-    return MODELS[name](**kwargs)
+    net = MODELS[name](**kwargs)
+    net.zoo_name = name
+    return net
 
 
 __all__ = ["MODELS", "build_model", "LeNet5", "MLP"]

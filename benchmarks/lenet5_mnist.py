@@ -1,0 +1,86 @@
+"""LeNet-5 on all of MNIST: the paper's Table 1 setting, on this machine.
+
+Trains LeNet-5 20-50-800-500 once, fits the switches with ``mean`` and ``mc``, prunes each
+to 5-8-45-15 and to a 142,585-MAC budget chosen from the posteriors, fine-tunes, and writes
+``results/lenet5_mnist.json`` and ``results/lenet5_mnist.md``. Interrupt and re-run to resume
+(every step resumes from its run directory).
+
+    python benchmarks/lenet5_mnist.py [--run-dir runs/lenet5-mnist-bench] [--samples 10] [--device auto]
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+import pyro_dirichlet as pdl
+from pyro_dirichlet.inference import pipeline
+from pyro_dirichlet.io import load_json, save_json, save_text
+
+PAPER_ROWS = [
+    ("Dirichlet (paper, Table 1)", "5-8-45-15", "1.1", "140K"),
+    ("BC-GHS (paper, Table 1)", "5-10-76-16", "1.0", "—"),
+]
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--run-dir", default="runs/lenet5-mnist-bench")
+    ap.add_argument("--results", default="results")
+    ap.add_argument("--samples", type=int, default=10, help="mc particles per step")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--data-root", default=None)
+    a = ap.parse_args(argv)
+    t0 = time.perf_counter()
+    base = pipeline.PipelineConfig(run_dir=a.run_dir, device=a.device, data_root=a.data_root)
+    train, test = pipeline.load_data(base)
+    net = pipeline.pretrain(base, train, test)
+    baseline = {k: load_json(Path(a.run_dir) / "pretrained" / "spec.json")[k] for k in ("error_pct", "macs", "params")}
+    runs = []
+    for fit_cfg in (pdl.FitConfig(estimator="mean"), pdl.FitConfig(estimator="mc", num_samples=a.samples)):
+        cfg = dataclasses.replace(base, fit=fit_cfg)
+        idata = pipeline.fit(cfg, net, train)
+        for target in (pipeline.Target(arch="5-8-45-15"), pipeline.Target(budget_macs=142_585)):
+            cfg = dataclasses.replace(cfg, target=target)
+            pruned = pipeline.prune(cfg, net, idata, test)
+            result = pipeline.finetune(cfg, pruned, train, test)
+            method = f"dirichlet-{fit_cfg.estimator}" + (f" (S={fit_cfg.num_samples})" if fit_cfg.estimator == "mc" else "")
+            runs.append({"method": method, "target": target.tag, **{k: result[k] for k in (
+                "architecture", "error_pruned_pct", "error_pct", "macs", "params", "fit_seconds")}})
+    device = str(train.device) + (f" ({torch.cuda.get_device_name()})" if train.device.type == "cuda" else f" ({torch.get_num_threads()} threads)")
+    report = {"model": "lenet5", "dataset": "mnist", "device": device,
+              "command": "python " + " ".join(shlex.quote(x) for x in [sys.argv[0], *(argv or sys.argv[1:])]),
+              "wall_seconds": time.perf_counter() - t0, "baseline": baseline, "runs": runs,
+              "config": {"pretrain": dataclasses.asdict(base.pretrain), "finetune": dataclasses.asdict(base.finetune),
+                         "alpha0": base.alpha0, "fit_epochs": base.fit.epochs}}
+    out = Path(a.results)
+    save_json(report, out / "lenet5_mnist.json")
+    save_text(markdown(report), out / "lenet5_mnist.md")
+    print(markdown(report))
+
+
+def markdown(report: dict) -> str:
+    b = report["baseline"]
+    lines = [
+        f"LeNet-5 on MNIST (60,000 train / 10,000 test), {report['device']}. MACs = multiply-accumulates "
+        "(the paper's \"FLOPs\").", "",
+        "| method | target | architecture | error before fine-tuning (%) | error (%) | MACs | params | fit (s) |",
+        "|---|---|---|---|---|---|---|---|",
+        f"| full network (ours) | — | 20-50-800-500 | — | {b['error_pct']:.2f} | {b['macs']:,} | {b['params']:,} | — |",
+    ]
+    for r in report["runs"]:
+        lines.append(f"| {r['method']} | {r['target']} | {r['architecture']} | {r['error_pruned_pct']:.2f} | "
+                     f"{r['error_pct']:.2f} | {r['macs']:,} | {r['params']:,} | {r['fit_seconds']:.0f} |")
+    for name, arch, err, flops in PAPER_ROWS:
+        lines.append(f"| {name} | — | {arch} | — | {err} | {flops} | — | — |")
+    lines += ["", f"Command: `{report['command']}` ({report['wall_seconds'] / 60:.1f} min wall)."]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()

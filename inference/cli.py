@@ -1,0 +1,146 @@
+"""Command line: ``pyro-dirichlet {pretrain,fit,prune,finetune,run,count}``.
+
+All steps share one run directory (see :mod:`pyro_dirichlet.inference.pipeline`); each
+reads the previous step's output from it and skips work that is already there.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+
+from pyro_dirichlet.inference import pipeline
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("run")
+    g.add_argument("--run-dir", default="runs/lenet5-mnist", help="folder for all outputs (default: %(default)s)")
+    g.add_argument("--model", default="lenet5", help="network from the zoo (default: %(default)s)")
+    g.add_argument("--widths", default=None, help="full widths of the prunable layers, e.g. 20-50-800-500")
+    g.add_argument("--device", default="auto", help="auto | cpu | cuda (default: %(default)s)")
+    g.add_argument("--data-root", default=None, help="data folder (default: $PYRO_DIRICHLET_DATA, else ./data)")
+    g.add_argument("--no-download", action="store_true", help="never download missing data")
+    g.add_argument("--train-subset", type=int, default=None, help="use N random training examples")
+    g.add_argument("--test-subset", type=int, default=None, help="use N random test examples")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--no-progress", action="store_true", help="no progress bars")
+    g = p.add_argument_group("pretrain / finetune")
+    g.add_argument("--pretrain-epochs", type=int, default=12)
+    g.add_argument("--pretrain-lr", type=float, default=1e-3)
+    g.add_argument("--finetune-epochs", type=int, default=20)
+    g.add_argument("--finetune-lr", type=float, default=1e-3)
+    g.add_argument("--optimizer", default="adam", choices=["adam", "sgd"])
+    g.add_argument("--batch-size", type=int, default=128)
+    g = p.add_argument_group("switch fitting")
+    g.add_argument("--estimator", default="mean", choices=["mean", "mc"])
+    g.add_argument("--samples", type=int, default=16, help="Monte-Carlo particles per step for mc")
+    g.add_argument("--mode", default="joint", choices=["joint", "layerwise"])
+    g.add_argument("--fit-epochs", type=int, default=3, help="epochs per stage (per layer in layerwise mode)")
+    g.add_argument("--fit-batch-size", type=int, default=100)
+    g.add_argument("--fit-lr", type=float, default=0.05)
+    g.add_argument("--alpha0", type=float, default=0.5, help="Dirichlet prior concentration")
+    g.add_argument("--anneal-epochs", type=float, default=1.0, help="KL weight rises to 1 over this many epochs")
+    g = p.add_argument_group("pruning target (one of)")
+    g.add_argument("--arch", default=None, help="keep counts per layer, e.g. 5-8-45-15")
+    g.add_argument("--budget-macs", type=int, default=None, help="choose counts to fit this many MACs")
+    g.add_argument("--mass", type=float, default=None, help="keep the top channels holding this posterior mass")
+
+
+def config_from_args(a: argparse.Namespace) -> pipeline.PipelineConfig:
+    from pyro_dirichlet import FitConfig, TrainConfig
+
+    if a.arch is None and a.budget_macs is None and a.mass is None:
+        a.arch = "5-8-45-15" if a.model == "lenet5" and a.widths is None else None
+    def train_cfg(epochs, lr):
+        return TrainConfig(epochs=epochs, lr=lr, optimizer=a.optimizer, batch_size=a.batch_size, seed=a.seed)
+
+    return pipeline.PipelineConfig(
+        run_dir=a.run_dir, model=a.model, widths=_widths(a.widths), data_root=a.data_root, download=not a.no_download,
+        train_subset=a.train_subset, test_subset=a.test_subset, device=a.device, alpha0=a.alpha0,
+        pretrain=train_cfg(a.pretrain_epochs, a.pretrain_lr),
+        fit=FitConfig(estimator=a.estimator, num_samples=a.samples, mode=a.mode, epochs=a.fit_epochs,
+                      batch_size=a.fit_batch_size, lr=a.fit_lr, anneal_epochs=a.anneal_epochs, seed=a.seed),
+        target=pipeline.Target(arch=a.arch, budget_macs=a.budget_macs, mass=a.mass),
+        finetune=train_cfg(a.finetune_epochs, a.finetune_lr), progress=not a.no_progress,
+    )
+
+
+def _widths(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(int(w) for w in text.split("-"))
+    except ValueError:
+        raise ValueError(f"--widths {text!r} is not a dash-separated list of integers like 20-50-800-500") from None
+
+
+def cmd_count(a: argparse.Namespace) -> dict:
+    from pyro_dirichlet import count_macs, count_params, parse_architecture
+    from pyro_dirichlet.models import build_model
+    from pyro_dirichlet.switches import layer_width
+
+    net = build_model(a.model, _widths(a.widths))
+    if a.arch is not None:
+        sizes = {n: layer_width(net.get_submodule(n)) for n in net.prunable_layers}
+        net = build_model(a.model, list(parse_architecture(a.arch, sizes).values()))
+    return {"macs": count_macs(net, net.input_shape), "params": count_params(net)}
+
+
+def _step(name: str):
+    def command(a: argparse.Namespace) -> dict:
+        cfg = config_from_args(a)
+        if name == "run":
+            return pipeline.run(cfg)
+        train, test = pipeline.load_data(cfg)
+        net = pipeline.pretrain(cfg, train, test)
+        if name == "pretrain":
+            return pipeline.load_json(f"{cfg.run_dir}/pretrained/spec.json") | {"kept": "all"}
+        idata = pipeline.fit(cfg, net, train)
+        if name == "fit":
+            return pipeline.load_json(cfg.fit_dir / "fit.json")
+        pruned = pipeline.prune(cfg, net, idata, test)
+        if name == "prune":
+            spec = pipeline.load_json(cfg.prune_dir / "spec.json")
+            return {k: spec[k] for k in ("architecture", "error_pct", "macs", "params")}
+        return pipeline.finetune(cfg, pruned, train, test)
+
+    return command
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pyro-dirichlet", description="Dirichlet pruning of neural networks in Pyro.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    helps = {
+        "pretrain": "train the full network",
+        "fit": "fit the Dirichlet switch posteriors (runs pretrain if needed)",
+        "prune": "remove the lowest-ranked channels (runs earlier steps if needed)",
+        "finetune": "fine-tune the pruned network (runs earlier steps if needed)",
+        "run": "all steps in one run directory",
+    }
+    for name, text in helps.items():
+        p = sub.add_parser(name, help=text, description=text)
+        _common(p)
+        p.set_defaults(func=_step(name))
+    p = sub.add_parser("count", help="print {macs, params} of a zoo network as one JSON line")
+    p.add_argument("--model", default="lenet5")
+    p.add_argument("--widths", default=None, help="full widths, e.g. 20-50-800-500")
+    p.add_argument("--arch", default=None, help="pruned widths, e.g. 5-8-45-15")
+    p.set_defaults(func=cmd_count)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    warnings.filterwarnings("ignore", category=FutureWarning, module="arviz")
+    args = build_parser().parse_args(argv)
+    try:
+        result = args.func(args)
+    except (ValueError, FileNotFoundError, RuntimeError) as e:
+        print(f"pyro-dirichlet {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(result, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,177 @@
+"""The end-to-end pipeline in one run directory: pretrain -> fit -> prune -> finetune.
+
+Layout (every step skips work whose output already exists, and long steps resume from
+their checkpoint)::
+
+    <run_dir>/pretrained/{model.pt, spec.json, train.ckpt}
+    <run_dir>/fit-<estimator>-<mode>/{switches.ckpt, posterior.nc, summary.csv, fit.json}
+    <run_dir>/fit-<estimator>-<mode>/prune-<target>/{model.pt, spec.json}
+    <run_dir>/fit-<estimator>-<mode>/prune-<target>/finetuned/{model.pt, spec.json, train.ckpt, result.json}
+
+``target`` is ``arch-5-8-45-15``, ``macs-142585`` or ``mass-0.9``.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+import pyro_dirichlet as pdl
+from pyro_dirichlet.io import load_json, save_json, save_text
+from pyro_dirichlet.models import build_model
+
+
+@dataclass
+class Target:
+    """How many channels to keep: exactly one of an architecture, a MAC budget, a mass threshold."""
+
+    arch: str | None = None
+    budget_macs: int | None = None
+    mass: float | None = None
+
+    def __post_init__(self):
+        if sum(v is not None for v in (self.arch, self.budget_macs, self.mass)) != 1:
+            raise ValueError("give exactly one pruning target: --arch A-B-C-D, --budget-macs N or --mass T")
+
+    @property
+    def tag(self) -> str:
+        if self.arch is not None:
+            return f"arch-{self.arch}"
+        return f"macs-{self.budget_macs}" if self.budget_macs is not None else f"mass-{self.mass}"
+
+    def counts(self, net: nn.Module, scores: dict[str, torch.Tensor], model_kwargs: dict) -> dict[str, int]:
+        """Keep counts for the zoo network ``net`` (``net.zoo_name``) with posterior-mean ``scores``."""
+        if self.arch is not None:
+            return pdl.parse_architecture(self.arch, {name: len(s) for name, s in scores.items()})
+        if self.budget_macs is not None:
+            def macs_of(counts: dict[str, int]) -> int:  # build the zoo network at those widths: no trimming
+                kwargs = {**model_kwargs, "widths": list(counts.values())}
+                return pdl.count_macs(build_model(net.zoo_name, **kwargs), net.input_shape)
+
+            return pdl.counts_for_budget(net, scores, self.budget_macs, net.input_shape, macs_of)
+        return pdl.counts_for_mass(scores, self.mass)
+
+
+@dataclass
+class PipelineConfig:
+    run_dir: str = "runs/lenet5-mnist"
+    model: str = "lenet5"
+    widths: tuple[int, ...] | None = None
+    data_root: str | None = None
+    download: bool = True
+    train_subset: int | None = None
+    test_subset: int | None = None
+    device: str = "auto"
+    alpha0: float = 0.5
+    pretrain: pdl.TrainConfig = field(default_factory=lambda: pdl.TrainConfig(epochs=12, lr=1e-3))
+    fit: pdl.FitConfig = field(default_factory=pdl.FitConfig)
+    target: Target = field(default_factory=lambda: Target(arch="5-8-45-15"))
+    finetune: pdl.TrainConfig = field(default_factory=lambda: pdl.TrainConfig(epochs=20, lr=1e-3))
+    progress: bool = True
+
+    def __post_init__(self):
+        pdl.switches.check_alpha0(self.alpha0)
+
+    @property
+    def fit_dir(self) -> Path:
+        return Path(self.run_dir) / f"fit-{self.fit.estimator}-{self.fit.mode}"
+
+    @property
+    def prune_dir(self) -> Path:
+        return self.fit_dir / f"prune-{self.target.tag}"
+
+
+def load_data(cfg: PipelineConfig) -> tuple[pdl.ArrayDataset, pdl.ArrayDataset]:
+    """(train, test) MNIST on the configured device, subset if asked."""
+    device = pdl.resolve_device(cfg.device)
+    train = pdl.load_mnist(cfg.data_root, train=True, download=cfg.download).subset(cfg.train_subset)
+    test = pdl.load_mnist(cfg.data_root, train=False, download=cfg.download).subset(cfg.test_subset)
+    return train.to(device), test.to(device)
+
+
+def _model_kwargs(cfg: PipelineConfig) -> dict:
+    return {"widths": list(cfg.widths)} if cfg.widths else {}
+
+
+def _measure(net: nn.Module, test: pdl.ArrayDataset) -> dict:
+    return {"error_pct": pdl.evaluate(net, test), "macs": pdl.count_macs(net, net.input_shape),
+            "params": pdl.count_params(net)}
+
+
+def pretrain(cfg: PipelineConfig, train: pdl.ArrayDataset, test: pdl.ArrayDataset) -> nn.Module:
+    """Train the full network (or load it from ``<run_dir>/pretrained``)."""
+    folder = Path(cfg.run_dir) / "pretrained"
+    if (folder / "spec.json").exists():
+        net, _ = pdl.load_pruned(folder, device=train.device)
+        return net
+    torch.manual_seed(cfg.pretrain.seed)
+    net = build_model(cfg.model, **_model_kwargs(cfg)).to(train.device)
+    pdl.train(net, train, cfg.pretrain, checkpoint=folder / "train.ckpt", progress=cfg.progress)
+    widths = {name: pdl.switches.layer_width(net.get_submodule(name)) for name in net.prunable_layers}
+    spec = {"model": cfg.model, "model_kwargs": _model_kwargs(cfg), "input_shape": list(net.input_shape),
+            "kept": {name: list(range(k)) for name, k in widths.items()}, "architecture": pdl.format_architecture(widths),
+            **_measure(net, test), "train": asdict(cfg.pretrain)}
+    pdl.save_pruned(net, spec, folder)
+    return net
+
+
+def fit(cfg: PipelineConfig, net: nn.Module, train: pdl.ArrayDataset):
+    """Fit the switch posteriors (or load ``posterior.nc``); returns the InferenceData."""
+    folder = cfg.fit_dir
+    if (folder / "posterior.nc").exists():
+        return pdl.load_idata(folder / "posterior.nc")
+    switched = pdl.SwitchedNetwork(net, net.prunable_layers, alpha0=cfg.alpha0)
+    guide, history = pdl.fit_switches(switched, train, cfg.fit, checkpoint=folder / "switches.ckpt", progress=cfg.progress)
+    idata = pdl.posterior_idata(guide, num_draws=1000, seed=cfg.fit.seed)
+    save_text(pdl.summarize(idata).to_csv(), folder / "summary.csv")
+    save_json({"fit": asdict(cfg.fit), "alpha0": cfg.alpha0, "history": history,
+               "fit_seconds": sum(h["seconds"] for h in history)}, folder / "fit.json")
+    pdl.save_idata(idata, folder / "posterior.nc")
+    return idata
+
+
+def prune(cfg: PipelineConfig, net: nn.Module, idata, test: pdl.ArrayDataset) -> nn.Module:
+    """Trim the network to the target, keeping the channels with the highest posterior means."""
+    folder = cfg.prune_dir
+    if (folder / "spec.json").exists():
+        return pdl.load_pruned(folder, device=test.device)[0]
+    scores = pdl.posterior_means(idata)
+    counts = cfg.target.counts(net, scores, _model_kwargs(cfg))
+    keep = pdl.keep_indices(scores, counts)
+    pruned = pdl.trim(net, keep, net.input_shape)
+    spec = {"model": cfg.model, "model_kwargs": _model_kwargs(cfg), "input_shape": list(net.input_shape),
+            "kept": keep, "architecture": pdl.format_architecture(counts), "target": asdict(cfg.target),
+            **_measure(pruned, test)}
+    pdl.save_pruned(pruned, spec, folder)
+    return pruned
+
+
+def finetune(cfg: PipelineConfig, pruned: nn.Module, train: pdl.ArrayDataset, test: pdl.ArrayDataset) -> dict:
+    """Fine-tune the pruned network; returns and writes ``result.json``."""
+    folder = cfg.prune_dir / "finetuned"
+    if (folder / "result.json").exists():
+        return load_json(folder / "result.json")
+    before = load_json(cfg.prune_dir / "spec.json")
+    torch.manual_seed(cfg.finetune.seed)
+    pdl.train(pruned, train, cfg.finetune, checkpoint=folder / "train.ckpt", progress=cfg.progress)
+    result = {"method": f"dirichlet-{cfg.fit.estimator}-{cfg.fit.mode}", "target": cfg.target.tag,
+              "architecture": before["architecture"], "error_pruned_pct": before["error_pct"], **_measure(pruned, test),
+              "fit_seconds": load_json(cfg.fit_dir / "fit.json")["fit_seconds"]}
+    pdl.save_pruned(pruned, {**before, **result}, folder)
+    save_json(result, folder / "result.json")
+    return result
+
+
+def run(cfg: PipelineConfig) -> dict:
+    """All four steps; returns ``{"baseline": {...}, "run": {...}, "wall_seconds": ...}``."""
+    t0 = time.perf_counter()
+    train, test = load_data(cfg)
+    net = pretrain(cfg, train, test)
+    baseline = {k: load_json(Path(cfg.run_dir) / "pretrained" / "spec.json")[k] for k in ("error_pct", "macs", "params")}
+    idata = fit(cfg, net, train)
+    pruned = prune(cfg, net, idata, test)
+    result = finetune(cfg, pruned, train, test)
+    return {"baseline": baseline, "run": result, "wall_seconds": time.perf_counter() - t0}
