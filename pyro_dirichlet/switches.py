@@ -56,7 +56,7 @@ def dirichlet_switch(name: str, x: torch.Tensor, alpha0: float = 1.0, data_batch
     """Pyro primitive for a user's own model: sample ``s ~ Dir(alpha0 * 1_K)`` at site
     ``name`` (K = ``x.shape[1]``) and return ``scale_channels(x, s, data_batch)``."""
     K = x.shape[1]
-    concentration = torch.full((K,), check_alpha0(alpha0), device=x.device)
+    concentration = torch.full((K,), check_alpha0(alpha0), dtype=x.dtype, device=x.device)
     s = pyro.sample(name, dist.Dirichlet(concentration))
     return scale_channels(x, s, data_batch)
 
@@ -148,9 +148,10 @@ class SwitchedNetwork:
         switches = {}
         with poutine.scale(scale=beta):
             for name in layers or self.layers:
-                prior = torch.full((self.sizes[name],), self.alpha0, device=x.device)
+                prior = torch.full((self.sizes[name],), self.alpha0, dtype=x.dtype, device=x.device)
                 switches[name] = pyro.sample(name, dist.Dirichlet(prior))
-        logits = self.forward(x, switches).float()
+        logits = self.forward(x, switches)
+        logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # bf16 under autocast -> fp32
         if logits.shape[0] != B:
             logits = logits.reshape(-1, B, logits.shape[-1])
         subsample = idx if idx is not None else torch.arange(B, device=x.device)
@@ -189,6 +190,7 @@ class SwitchGuide(nn.Module):
         self.log_phi = nn.ParameterList(
             [nn.Parameter(torch.full((k,), math.log(init_concentration))) for k in sizes.values()]
         )
+        self.train(False)  # nothing train-specific; tells pyro.module that frozen layers are on purpose
 
     def phi(self, name: str) -> torch.Tensor:
         return self.log_phi[self.names.index(name)].exp()

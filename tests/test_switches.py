@@ -1,0 +1,101 @@
+import pyro
+import pyro.distributions as dist
+import pytest
+import torch
+from pyro import poutine
+
+from pyro_dirichlet import SwitchedNetwork, dirichlet_switch, keep_indices, scale_channels, trim
+from pyro_dirichlet.models import build_model
+
+
+def uniform(sizes, shape=()):
+    return {name: torch.full((*shape, k), 1.0 / k) for name, k in sizes.items()}
+
+
+@pytest.mark.parametrize("make", ["bn", "lenet5"])
+def test_uniform_switch_leaves_logits_unchanged(make, bn_net):
+    net = bn_net if make == "bn" else build_model("lenet5").eval()
+    x = torch.randn(5, *net.input_shape)
+    expected = net(x)
+    switched = SwitchedNetwork(net, net.prunable_layers)
+    assert torch.allclose(switched.forward(x, uniform(switched.sizes)), expected, atol=1e-5)
+    # and the module is left without hooks
+    assert all(not m._forward_hooks for m in net.modules())
+
+
+@pytest.mark.parametrize("make", ["bn", "lenet5"])
+def test_trimmed_equals_masked(make, bn_net):
+    net = bn_net if make == "bn" else build_model("lenet5", [6, 9, 30, 20]).eval()
+    switched = SwitchedNetwork(net, net.prunable_layers)
+    gen = torch.Generator().manual_seed(1)
+    scores = {name: torch.rand(k, generator=gen) for name, k in switched.sizes.items()}
+    counts = {name: max(1, k // 3) for name, k in switched.sizes.items()}
+    keep = keep_indices(scores, counts)
+    masked = {}
+    for name, k in switched.sizes.items():
+        s = torch.zeros(k)
+        s[keep[name]] = 1.0 / k  # kept channels scaled by K * s = 1, removed ones by 0
+        masked[name] = s
+    x = torch.randn(4, *net.input_shape)
+    small = trim(net, keep, net.input_shape)
+    for name, count in counts.items():
+        w = small.get_submodule(name).weight
+        assert w.shape[0] == count
+    assert torch.allclose(small(x), switched.forward(x, masked), atol=1e-5)
+    assert not torch.allclose(small(x), net(x), atol=1e-3)  # removing channels did change the function
+
+
+def test_switch_sits_after_batchnorm(bn_net):
+    switched = SwitchedNetwork(bn_net, ["conv1", "fc1"])
+    switched.forward(torch.randn(2, *bn_net.input_shape), uniform(switched.sizes))
+    assert switched._switch_points["conv1"] is bn_net.bn1
+    assert switched._switch_points["fc1"] is bn_net.fc1
+
+
+def test_particles_fold_into_batch(bn_net):
+    switched = SwitchedNetwork(bn_net, bn_net.prunable_layers)
+    S, B = 3, 4
+    x = torch.randn(B, *bn_net.input_shape)
+    s = {name: dist.Dirichlet(torch.ones(k)).sample((S, 1)) for name, k in switched.sizes.items()}
+    folded = switched.forward(x, s).reshape(S, B, -1)
+    for p in range(S):
+        single = switched.forward(x, {name: v[p, 0] for name, v in s.items()})
+        assert torch.allclose(folded[p], single, atol=1e-5)
+
+
+def test_scale_channels_rejects_wrong_width():
+    with pytest.raises(ValueError, match="does not match channel dimension"):
+        scale_channels(torch.ones(2, 3), torch.ones(4) / 4)
+
+
+def test_primitive_in_a_user_model():
+    def model(h):
+        return dirichlet_switch("units", h, alpha0=0.3)
+
+    h = torch.randn(6, 5)
+    trace = poutine.trace(model).get_trace(h)
+    site = trace.nodes["units"]
+    assert isinstance(site["fn"], dist.Dirichlet)
+    assert torch.allclose(site["fn"].concentration, torch.full((5,), 0.3))
+    assert torch.allclose(trace.nodes["_RETURN"]["value"], h * 5 * site["value"], atol=1e-6)
+    with pytest.raises(ValueError, match="alpha0 must be a positive number"):
+        dirichlet_switch("bad", h, alpha0=0.0)
+
+
+def test_model_has_one_site_per_layer_and_scaled_plate(bn_net):
+    switched = SwitchedNetwork(bn_net, ["conv2", "fc2"], alpha0=0.7)
+    x, y = torch.randn(5, *bn_net.input_shape), torch.randint(0, 3, (5,))
+    trace = poutine.trace(switched.model).get_trace(x, y, num_data=50)
+    samples = [n for n, s in trace.nodes.items() if s["type"] == "sample" and isinstance(s["fn"], dist.Dirichlet)]
+    assert samples == ["conv2", "fc2"]
+    assert torch.allclose(trace.nodes["conv2"]["fn"].concentration, torch.full((8,), 0.7))
+    assert trace.nodes["y"]["scale"] == pytest.approx(10.0)  # N / B
+
+
+def test_bad_layer_and_alpha0(bn_net):
+    with pytest.raises(ValueError, match=r"unknown layer name\(s\) \['conv9'\]"):
+        SwitchedNetwork(bn_net, ["conv1", "conv9"])
+    with pytest.raises(ValueError, match="alpha0 must be a positive number"):
+        SwitchedNetwork(bn_net, ["conv1"], alpha0=-1.0)
+    with pytest.raises(TypeError, match="Conv2d or nn.Linear"):
+        SwitchedNetwork(bn_net, ["bn1"])
