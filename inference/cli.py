@@ -80,10 +80,13 @@ def cmd_count(a: argparse.Namespace) -> dict:
     from pyro_dirichlet.models import build_model
     from pyro_dirichlet.switches import layer_width
 
+    from pyro_dirichlet import resolve_device
+
     net = build_model(a.model, _widths(a.widths))
     if a.arch is not None:
         sizes = {n: layer_width(net.get_submodule(n)) for n in net.prunable_layers}
         net = build_model(a.model, list(parse_architecture(a.arch, sizes).values()))
+    net = net.to(resolve_device(a.device))
     return {"macs": count_macs(net, net.input_shape), "params": count_params(net)}
 
 
@@ -126,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="lenet5")
     p.add_argument("--widths", default=None, help="full widths, e.g. 20-50-800-500")
     p.add_argument("--arch", default=None, help="pruned widths, e.g. 5-8-45-15")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: %(default)s)")
     p.set_defaults(func=cmd_count)
     return parser
 
