@@ -103,9 +103,10 @@ class SwitchedNetwork:
             if module in by_module:
                 outputs[by_module[module]] = output
             elif isinstance(module, nn.modules.batchnorm._BatchNorm):
-                for name, out in outputs.items():
-                    if inputs[0] is out and points[name] is self.net.get_submodule(name):
+                for name, out in list(outputs.items()):
+                    if inputs[0] is out:
                         points[name] = module
+                        del outputs[name]
 
         handles = [m.register_forward_hook(record) for m in self.net.modules()]
         try:
