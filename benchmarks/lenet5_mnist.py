@@ -20,7 +20,7 @@ import torch
 
 import pyro_dirichlet as pdl
 from pyro_dirichlet.inference import pipeline
-from pyro_dirichlet.io import load_json, save_json, save_text
+from pyro_dirichlet.io import save_json, save_text
 
 PAPER_ROWS = [
     ("Dirichlet (paper, Table 1)", "5-8-45-15", "1.1", "140K"),
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     base = pipeline.PipelineConfig(run_dir=a.run_dir, device=a.device, data_root=a.data_root)
     train, test = pipeline.load_data(base)
     net = pipeline.pretrain(base, train, test)
-    baseline = {k: load_json(Path(a.run_dir) / "pretrained" / "spec.json")[k] for k in ("error_pct", "macs", "params")}
+    baseline = pipeline.baseline(base)
     runs = []
     for fit_cfg in (pdl.FitConfig(estimator="mean"), pdl.FitConfig(estimator="mc", num_samples=a.samples)):
         cfg = dataclasses.replace(base, fit=fit_cfg)
