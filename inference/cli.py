@@ -1,4 +1,4 @@
-"""Command line: ``pyro-dirichlet {pretrain,fit,prune,finetune,run,count}``.
+"""Command line: ``pyro-dirichlet {pretrain,fit,prune,finetune,run,count,synthetic}``.
 
 All steps share one run directory (see :mod:`pyro_dirichlet.inference.pipeline`); each
 reads the previous step's output from it and skips work that is already there.
@@ -90,6 +90,30 @@ def cmd_count(a: argparse.Namespace) -> dict:
     return {"macs": count_macs(net, net.input_shape), "params": count_params(net)}
 
 
+def cmd_synthetic(a: argparse.Namespace) -> dict:
+    from pyro_dirichlet.inference.synthetic import StudyConfig, run_study
+
+    cfg = StudyConfig(sizes=tuple(_size(text) for text in a.sizes.split(",")), epochs=a.epochs,
+                      mc_samples=a.samples, timing_epochs=a.timing_epochs, naive_epochs=a.naive_epochs,
+                      timing_size=_size(a.timing_size), seed=a.seed, device=a.device, run_dir=a.run_dir,
+                      timing=not a.no_timing)
+    if cfg.epochs < 1 or cfg.mc_samples < 1 or cfg.timing_epochs < 1 or cfg.naive_epochs < 0:
+        raise ValueError("need --epochs, --samples, --timing-epochs >= 1 and --naive-epochs >= 0")
+    command = "pyro-dirichlet " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["synthetic"] else "pyro-dirichlet synthetic"
+    result = run_study(cfg, a.results, command, progress=not a.no_progress)
+    return {"sizes": [{k: row[k] for k in ("d_x", "d_h")} | {e: {m: round(row[e][m], 6) for m in ("corr", "rmse", "mean_sd")}
+                                                         for e in ("mc", "mean")} for row in result["sizes"]],
+            "timing": result["timing"], "results": f"{a.results}/synthetic.json"}
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        d_x, d_h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"--sizes entry {text!r} is not D_XxD_H like 1000x500") from None
+    return d_x, d_h
+
+
 def _step(name: str):
     def command(a: argparse.Namespace) -> dict:
         cfg = config_from_args(a)
@@ -131,6 +155,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", default=None, help="pruned widths, e.g. 5-8-45-15")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: %(default)s)")
     p.set_defaults(func=cmd_count)
+    text = "the synthetic posterior study (mc against mean) and its speed benchmark"
+    p = sub.add_parser("synthetic", help=text, description=text)
+    p.add_argument("--sizes", default="100x20,500x200,1000x500", help="comma-separated D_XxD_H (default: %(default)s)")
+    p.add_argument("--epochs", type=int, default=40, help="fit epochs per estimator and size (default: %(default)s)")
+    p.add_argument("--samples", type=int, default=1000, help="mc particles per step (default: %(default)s)")
+    p.add_argument("--timing-size", default="1000x500", help="D_XxD_H of the speed benchmark (default: %(default)s)")
+    p.add_argument("--timing-epochs", type=int, default=5, help="timed epochs after one warm-up (default: %(default)s)")
+    p.add_argument("--naive-epochs", type=int, default=2, help="timed epochs of naive mc, 0 to skip (default: %(default)s)")
+    p.add_argument("--no-timing", action="store_true", help="skip the speed benchmark")
+    p.add_argument("--results", default="results", help="folder for synthetic.json/.md and figures (default: %(default)s)")
+    p.add_argument("--run-dir", default="runs/synthetic", help="fit checkpoints (default: %(default)s)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_synthetic)
     return parser
 
 

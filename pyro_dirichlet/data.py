@@ -64,13 +64,46 @@ class ArrayDataset:
         self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None, drop_last: bool = False
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """Yield ``(x float (B, C, H, W), y (B,), idx (B,))`` on the data's device."""
-        n = len(self)
-        order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
-        order = order.to(self.device)
-        stop = n - n % batch_size if drop_last else n
-        for start in range(0, stop, batch_size):
-            idx = order[start : start + batch_size]
+        for idx in batch_indices(len(self), batch_size, shuffle, generator, drop_last, self.device):
             yield self.normalize(self.images[idx]), self.labels[idx], idx
+
+
+@dataclass
+class FeatureDataset:
+    """features: ``(N, D)`` float; labels: ``(N,)`` (int64 classes or float 0/1). Same
+    interface as :class:`ArrayDataset` for fitting switches on simulated or tabular data."""
+
+    features: torch.Tensor
+    labels: torch.Tensor
+    name: str = ""
+
+    def __len__(self) -> int:
+        return self.labels.shape[0]
+
+    @property
+    def device(self) -> torch.device:
+        return self.features.device
+
+    def to(self, device: torch.device | str) -> "FeatureDataset":
+        return FeatureDataset(self.features.to(device), self.labels.to(device), self.name)
+
+    def batches(
+        self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None, drop_last: bool = False
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Yield ``(x (B, D), y (B,), idx (B,))`` on the data's device."""
+        for idx in batch_indices(len(self), batch_size, shuffle, generator, drop_last, self.device):
+            yield self.features[idx], self.labels[idx], idx
+
+
+def batch_indices(
+    n: int, batch_size: int, shuffle: bool, generator: torch.Generator | None, drop_last: bool, device: torch.device
+) -> Iterator[torch.Tensor]:
+    """Index tensors of consecutive batches of ``range(n)`` (shuffled with ``generator`` on CPU)."""
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    order = order.to(device)
+    stop = n - n % batch_size if drop_last else n
+    for start in range(0, stop, batch_size):
+        yield order[start : start + batch_size]
 
 
 def load_mnist(root: str | os.PathLike | None = None, train: bool = True, download: bool = True) -> ArrayDataset:

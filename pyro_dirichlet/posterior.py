@@ -45,8 +45,8 @@ def posterior_means(idata: az.InferenceData) -> dict[str, torch.Tensor]:
 
 
 def summarize(idata: az.InferenceData, hdi_prob: float = 0.94):
-    """``az.summary`` (mean, sd, HDI) of every switch, one row per ``layer[channel]``."""
-    return az.summary(idata, kind="stats", hdi_prob=hdi_prob)
+    """``az.summary`` (mean, sd, HDI; unrounded) of every switch, one row per ``layer[channel]``."""
+    return az.summary(idata, kind="stats", hdi_prob=hdi_prob, round_to="none")
 
 
 def save_idata(idata: az.InferenceData, path: str | os.PathLike) -> Path:

@@ -8,12 +8,16 @@ Particles: a switch value ``s`` of shape ``(..., K)`` holds ``P = s.numel() / K`
 (Pyro's vectorised particles give shape ``(S, 1, K)``). The first switched layer turns its
 ``(B, K, ...)`` output into ``(P * B, K, ...)`` (particle-major), so every later layer runs
 once on the folded batch; later switched layers reshape to ``(P, B, K, ...)`` to scale.
+
+Many particles: when a switched layer's ``(B, K)`` output reaches a Linear layer with J < B
+outputs directly or through a ReLU (``relu(K s * h) = K s * relu(h)`` as ``s > 0``), that
+Linear scales its weight per particle instead (``(P, J, K)``, see :func:`scaled_linear`),
+so the ``(P, B, K)`` scaled activations are never formed.
 """
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from functools import partial
 
 import pyro
 import pyro.distributions as dist
@@ -22,6 +26,7 @@ import torch.nn as nn
 from pyro import poutine
 
 ESTIMATORS = ("mean", "mc")
+LIKELIHOODS = ("categorical", "bernoulli")
 
 
 def check_alpha0(alpha0: float) -> float:
@@ -52,6 +57,26 @@ def scale_channels(x: torch.Tensor, s: torch.Tensor, data_batch: int | None = No
     return (folded * scale).reshape(P * folded.shape[1], *x.shape[1:])
 
 
+def scaled_linear(linear: nn.Linear, u: torch.Tensor, s: torch.Tensor, data_batch: int) -> torch.Tensor:
+    """``linear(scale_channels(u, s, B))`` computed with the weight scaled per particle.
+
+    ``W_p = W diag(K s_p)`` is ``(P, J, K)``, smaller than the ``(P, B, K)`` scaled
+    activations when J < B. u: ``(B, K)`` or folded ``(P * B, K)``; s: ``(..., K)`` with P
+    particles. Returns ``(P * B, J)``, particle-major.
+    """
+    K = s.shape[-1]
+    s = s.reshape(-1, K)
+    P, B = s.shape[0], data_batch
+    w = (linear.weight.unsqueeze(0) * (K * s).unsqueeze(1)).to(u.dtype)  # (P, J, K)
+    if u.shape[0] == B:
+        out = (u @ w.reshape(-1, K).T).reshape(B, P, -1).transpose(0, 1)  # (P, B, J)
+    else:
+        out = torch.bmm(u.reshape(P, B, K), w.transpose(1, 2))
+    if linear.bias is not None:
+        out = out + linear.bias.to(out.dtype)
+    return out.reshape(P * B, -1)
+
+
 def dirichlet_switch(name: str, x: torch.Tensor, alpha0: float = 1.0, data_batch: int | None = None) -> torch.Tensor:
     """Pyro primitive for a user's own model: sample ``s ~ Dir(alpha0 * 1_K)`` at site
     ``name`` (K = ``x.shape[1]``) and return ``scale_channels(x, s, data_batch)``."""
@@ -76,10 +101,14 @@ class SwitchedNetwork:
     ``requires_grad=False``. A switch multiplies the output of its layer, or of the
     BatchNorm that directly follows a conv layer (found on the first forward pass), so a
     zero switch removes the channel exactly. Hooks are attached only during a forward
-    pass: the user's module is not modified.
+    pass: the user's module is not modified. ``likelihood``: ``"categorical"`` (logits
+    ``(B, C)``) or ``"bernoulli"`` (one logit ``(B, 1)``, labels 0/1).
+    ``fold_into_linear``: scale a consuming Linear's weights instead of the activations
+    (module docstring); ``None`` (default) where it has fewer outputs than the batch has rows.
     """
 
-    def __init__(self, net: nn.Module, layers: Sequence[str], alpha0: float = 1.0):
+    def __init__(self, net: nn.Module, layers: Sequence[str], alpha0: float = 1.0, likelihood: str = "categorical",
+                 fold_into_linear: bool | None = None):
         names = dict(net.named_modules())
         unknown = [name for name in layers if name not in names]
         if unknown:
@@ -87,26 +116,36 @@ class SwitchedNetwork:
             raise ValueError(f"unknown layer name(s) {unknown}; this network's conv/linear layers are {prunable}")
         if len(set(layers)) != len(layers) or not layers:
             raise ValueError(f"layers must be a non-empty list of distinct names, got {list(layers)}")
+        if likelihood not in LIKELIHOODS:
+            raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
         self.net = net.eval().requires_grad_(False)
         self.layers = list(layers)
         self.sizes = {name: layer_width(names[name]) for name in self.layers}
         self.alpha0 = check_alpha0(alpha0)
+        self.likelihood = likelihood
+        self.fold_into_linear = fold_into_linear
         self._switch_points: dict[str, nn.Module] | None = None
+        self._consumers: dict[str, nn.Linear] = {}
 
-    def _find_switch_points(self, x: torch.Tensor) -> dict[str, nn.Module]:
-        """Each layer's own module, or the BatchNorm that consumes its output directly."""
-        outputs: dict[str, torch.Tensor] = {}
+    def _trace(self, x: torch.Tensor) -> None:
+        """Find each switch point (the layer, or the BatchNorm that consumes its output
+        directly) and each Linear that consumes a switched 2-D output directly or through a
+        ReLU; keep those consumers only if scaling their weights gives the same logits."""
         points = {name: self.net.get_submodule(name) for name in self.layers}
         by_module = {module: name for name, module in points.items()}
+        outputs: dict[str, torch.Tensor] = {}
+        consumers: dict[str, nn.Linear] = {}
 
         def record(module, inputs, output):
+            u = inputs[0] if inputs else None
+            for name, o in list(outputs.items()):
+                if isinstance(module, nn.Linear) and o.dim() == 2 and (u is o or torch.equal(u, torch.relu(o))):
+                    consumers[name] = module
+                elif isinstance(module, nn.modules.batchnorm._BatchNorm) and u is o and points[name] in by_module:
+                    points[name], outputs[name] = module, output
+                    return
             if module in by_module:
                 outputs[by_module[module]] = output
-            elif isinstance(module, nn.modules.batchnorm._BatchNorm):
-                for name, out in list(outputs.items()):
-                    if inputs[0] is out:
-                        points[name] = module
-                        del outputs[name]
 
         handles = [m.register_forward_hook(record) for m in self.net.modules()]
         try:
@@ -115,19 +154,43 @@ class SwitchedNetwork:
         finally:
             for h in handles:
                 h.remove()
-        return points
+        self._switch_points, self._consumers = points, consumers
+        if consumers:
+            with torch.no_grad():
+                s = {}  # two distinct non-uniform particles per layer (no random numbers drawn)
+                for name, k in self.sizes.items():
+                    ramp = torch.linspace(0.5, 1.5, k, dtype=x.dtype, device=x.device)
+                    s[name] = torch.stack([ramp, ramp.flip(0)]) / ramp.sum()
+                plain = self.forward(x[:2], s, fold_into_linear=False)
+                try:
+                    folded = self.forward(x[:2], s, fold_into_linear=True)
+                except RuntimeError:  # e.g. the unscaled output also feeds an op with the folded batch
+                    folded = None
+            tolerance = 1e-5 * plain.abs().max().item()
+            if folded is None or not torch.allclose(folded, plain, rtol=1e-4, atol=tolerance):
+                self._consumers = {}
 
-    def forward(self, x: torch.Tensor, switches: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Logits ``(P * B, C)`` of the network on x ``(B, ...)`` with the given switch values."""
+    def forward(self, x: torch.Tensor, switches: dict[str, torch.Tensor], fold_into_linear: bool | None = None
+                ) -> torch.Tensor:
+        """Logits ``(P * B, C)`` of the network on x ``(B, ...)`` with the given switch values
+        (``fold_into_linear`` overrides the network's setting)."""
         if self._switch_points is None:
-            self._switch_points = self._find_switch_points(x)
+            self._trace(x)
         B = x.shape[0]
-        handles = [
-            self._switch_points[name].register_forward_hook(
-                lambda module, inputs, output, s=s: scale_channels(output, s, B)
-            )
-            for name, s in switches.items()
-        ]
+        if fold_into_linear is None:
+            fold_into_linear = self.fold_into_linear
+        handles = []
+        scale_in_point = dict(switches)
+        for name, s in switches.items():  # consumer hooks first: they run before a switch on the same module
+            consumer = self._consumers.get(name)
+            use = consumer is not None and (consumer.out_features < B if fold_into_linear is None else fold_into_linear)
+            if use:
+                del scale_in_point[name]
+                handles.append(consumer.register_forward_hook(
+                    lambda module, inputs, output, s=s: scaled_linear(module, inputs[0], s, B)))
+        for name, s in scale_in_point.items():
+            handles.append(self._switch_points[name].register_forward_hook(
+                lambda module, inputs, output, s=s: scale_channels(output, s, B)))
         try:
             return self.net(x)
         finally:
@@ -144,7 +207,8 @@ class SwitchedNetwork:
         beta: float = 1.0,
     ) -> torch.Tensor:
         """Pyro model: switch sites (prior scaled by ``beta``), then ``y_i ~ Cat(logits_i)``
-        in a plate of size ``num_data`` subsampled to the batch (likelihood scale N/B)."""
+        (or ``Bernoulli``) in a plate of size ``num_data`` subsampled to the batch
+        (likelihood scale N/B)."""
         B = x.shape[0]
         switches = {}
         with poutine.scale(scale=beta):
@@ -154,10 +218,17 @@ class SwitchedNetwork:
         logits = self.forward(x, switches)
         logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # bf16 under autocast -> fp32
         if logits.shape[0] != B:
-            logits = logits.reshape(-1, B, logits.shape[-1])
+            logits = logits.reshape(-1, B, logits.shape[-1])  # (P, B, C)
+        if self.likelihood == "bernoulli":
+            if logits.shape[-1] != 1:
+                raise ValueError(f"likelihood='bernoulli' needs one output logit, the network gives {logits.shape[-1]}")
+            y_dist = dist.Bernoulli(logits=logits.squeeze(-1))
+            y = None if y is None else y.to(logits.dtype)
+        else:
+            y_dist = dist.Categorical(logits=logits)
         subsample = idx if idx is not None else torch.arange(B, device=x.device)
         with pyro.plate("data", num_data or B, subsample=subsample):
-            return pyro.sample("y", dist.Categorical(logits=logits), obs=y)
+            return pyro.sample("y", y_dist, obs=y)
 
 
 class MeanDirichlet(dist.Dirichlet):
