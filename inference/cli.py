@@ -1,4 +1,4 @@
-"""Command line: ``pyro-dirichlet {pretrain,fit,prune,finetune,run,count,synthetic}``.
+"""Command line: ``pyro-dirichlet {pretrain,fit,prune,finetune,run,count,synthetic,compare}``.
 
 All steps share one run directory (see :mod:`pyro_dirichlet.inference.pipeline`); each
 reads the previous step's output from it and skips work that is already there.
@@ -106,6 +106,29 @@ def cmd_synthetic(a: argparse.Namespace) -> dict:
             "timing": result["timing"], "results": f"{a.results}/synthetic.json"}
 
 
+def cmd_compare(a: argparse.Namespace) -> dict:
+    from pyro_dirichlet import TrainConfig
+    from pyro_dirichlet.inference.compare import CompareConfig, aggregate, run_compare
+
+    cfg = CompareConfig(
+        run_dir=a.run_dir, methods=tuple(a.methods.split(",")), budgets=_ints(a.budgets, "--budgets"),
+        seeds=_ints(a.seeds, "--seeds"), finetune_epochs=a.finetune_epochs, fit_epochs=a.fit_epochs,
+        mc_samples=a.samples, device=a.device, data_root=a.data_root, train_subset=a.train_subset,
+        test_subset=a.test_subset, progress=not a.no_progress, pretrain=TrainConfig(epochs=a.pretrain_epochs, lr=1e-3))
+    result = run_compare(cfg, a.results, "pyro-dirichlet " + " ".join(sys.argv[1:]))
+    table = aggregate(result["runs"])
+    return {"full_error_pct": result["full"]["error_finetuned_pct"],
+            "finetuned_error_pct": {f"{m}@{b}": round(v["finetuned"][0], 3) for (m, b), v in table.items()},
+            "results": f"{a.results}/lenet5_baselines.json"}
+
+
+def _ints(text: str, flag: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"{flag} {text!r} is not a comma-separated list of integers") from None
+
+
 def _size(text: str) -> tuple[int, int]:
     try:
         d_x, d_h = (int(v) for v in text.lower().split("x"))
@@ -170,6 +193,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_synthetic)
+    from pyro_dirichlet.inference.compare import BUDGETS, METHODS
+
+    text = "every criterion on one trained LeNet-5 at several MAC budgets (the compression curve)"
+    p = sub.add_parser("compare", help=text, description=text)
+    p.add_argument("--methods", default=",".join(METHODS), help="comma-separated (default: all)")
+    p.add_argument("--budgets", default=",".join(map(str, BUDGETS)), help="MAC budgets (default: %(default)s)")
+    p.add_argument("--seeds", default="0,1,2", help="(default: %(default)s)")
+    p.add_argument("--finetune-epochs", type=int, default=2, help="(default: %(default)s)")
+    p.add_argument("--fit-epochs", type=int, default=1, help="Dirichlet fit epochs per stage (default: %(default)s)")
+    p.add_argument("--samples", type=int, default=4, help="mc particles for dirichlet-mc (default: %(default)s)")
+    p.add_argument("--pretrain-epochs", type=int, default=12, help="(default: %(default)s)")
+    p.add_argument("--run-dir", default="runs/lenet5-compare", help="cache of every step (default: %(default)s)")
+    p.add_argument("--results", default="results", help="(default: %(default)s)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: %(default)s)")
+    p.add_argument("--data-root", default=None, help="data folder (default: $PYRO_DIRICHLET_DATA, else ./data)")
+    p.add_argument("--train-subset", type=int, default=None)
+    p.add_argument("--test-subset", type=int, default=None)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_compare)
     return parser
 
 

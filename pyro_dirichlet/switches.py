@@ -170,6 +170,12 @@ class SwitchedNetwork:
             if folded is None or not torch.allclose(folded, plain, rtol=1e-4, atol=tolerance):
                 self._consumers = {}
 
+    def switch_points(self, x: torch.Tensor) -> dict[str, nn.Module]:
+        """``{layer: module whose output the switch scales}`` (found with a forward pass on x)."""
+        if self._switch_points is None:
+            self._trace(x)
+        return dict(self._switch_points)
+
     def forward(self, x: torch.Tensor, switches: dict[str, torch.Tensor], fold_into_linear: bool | None = None
                 ) -> torch.Tensor:
         """Logits ``(P * B, C)`` of the network on x ``(B, ...)`` with the given switch values

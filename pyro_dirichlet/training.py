@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -60,8 +61,10 @@ def train(
     cfg: TrainConfig,
     checkpoint: str | Path | None = None,
     progress: bool = True,
+    regularizer: Callable[[nn.Module], torch.Tensor] | None = None,
 ) -> list[dict]:
-    """Train ``net`` in place on ``data`` (already on the net's device); returns per-epoch history."""
+    """Train ``net`` in place on ``data`` (already on the net's device); returns per-epoch history.
+    ``regularizer(net)`` (a scalar) is added to every batch's loss."""
     device = next(net.parameters()).device
     net.requires_grad_(True)
     opt = _optimizer(net, cfg)
@@ -91,6 +94,8 @@ def train(
         for x, y, _ in bar:
             with autocast(device):
                 loss = F.cross_entropy(net(x), y, label_smoothing=cfg.label_smoothing)
+                if regularizer is not None:
+                    loss = loss + regularizer(net)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

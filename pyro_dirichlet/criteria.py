@@ -1,0 +1,132 @@
+"""Baseline channel-importance criteria: one score per output channel of each prunable layer
+(higher = more important), consumed by the same ``keep_indices`` / ``trim`` as the
+Dirichlet posterior means.
+
+- ``l1``, ``l2``: norm of the channel's weights (conv: the output filter ``W[k]``;
+  linear: the unit's incoming weights ``W[k, :]``).
+- ``taylor`` (Molchanov et al. 2017): ``|mean_space(a * dL/da)|`` per example, averaged over
+  examples; a = the layer's output after its BatchNorm if any (the switch point), L the
+  summed cross-entropy so ``dL/da_n`` is example n's own gradient.
+- ``fisher`` (Theis et al. 2018): ``0.5 * (sum_space a * dL/da)^2`` per example, averaged.
+- ``group-lasso`` (Wen et al. 2016): see :func:`group_lasso_retrain`; scores are the
+  retrained channels' weight L2 norms, and the retrained network is the one pruned.
+- ``data-free`` (Srinivas & Babu 2015): unit j's saliency is
+  ``min_{i != j} <a_j^2> ||W_i - W_j||^2`` (W: incoming weights, flattened filters for conv;
+  ``<a_j^2>``: mean squared outgoing weight into the next conv/linear layer in execution
+  order, so sequential networks only). A unit close to another one is redundant.
+- ``random``: uniform scores from a seeded generator, the floor.
+"""
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .switches import SwitchedNetwork
+from .training import TrainConfig, train
+
+CRITERIA = ("l1", "l2", "taylor", "fisher", "group-lasso", "data-free", "random")
+
+
+def _channel_weights(module: nn.Module) -> torch.Tensor:
+    """``(K, fan_in)``: each output channel's weights, flattened."""
+    return module.weight.detach().flatten(1)
+
+
+def norm_scores(net: nn.Module, layers: Sequence[str], p: int) -> dict[str, torch.Tensor]:
+    return {name: _channel_weights(net.get_submodule(name)).norm(p=p, dim=1) for name in layers}
+
+
+def random_scores(net: nn.Module, layers: Sequence[str], seed: int) -> dict[str, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    return {name: torch.rand(_channel_weights(net.get_submodule(name)).shape[0], generator=gen) for name in layers}
+
+
+def gradient_scores(net: nn.Module, layers: Sequence[str], data, kind: str, num_batches: int = 10,
+                    batch_size: int = 100, seed: int = 0) -> dict[str, torch.Tensor]:
+    """``taylor`` or ``fisher`` scores from ``num_batches`` shuffled training batches
+    (``net`` is put in eval mode with frozen weights, as for :class:`SwitchedNetwork`)."""
+    if kind not in ("taylor", "fisher"):
+        raise ValueError(f"kind must be 'taylor' or 'fisher', got {kind!r}")
+    gen = torch.Generator().manual_seed(seed)
+    batches = data.batches(batch_size, shuffle=True, generator=gen)
+    modules = SwitchedNetwork(net, layers).switch_points(next(iter(data.batches(2)))[0])  # net: eval, frozen
+    totals = {name: 0.0 for name in layers}
+    seen = 0
+    for _, (x, y, _) in zip(range(num_batches), batches):
+        acts: dict[str, torch.Tensor] = {}
+        handles = [m.register_forward_hook(lambda mod, i, out, name=name: acts.__setitem__(name, out))
+                   for name, m in modules.items()]
+        try:
+            loss = F.cross_entropy(net(x.requires_grad_(True)), y, reduction="sum")
+        finally:
+            for h in handles:
+                h.remove()
+        grads = torch.autograd.grad(loss, [acts[name] for name in layers])
+        for name, g in zip(layers, grads):
+            a = acts[name].detach()
+            per_example = (a * g).flatten(2).sum(-1) if a.dim() > 2 else a * g  # (B, K), summed over space
+            if kind == "taylor":
+                space = a[0, 0].numel()
+                totals[name] = totals[name] + (per_example / space).abs().sum(0)
+            else:
+                totals[name] = totals[name] + 0.5 * per_example.pow(2).sum(0)
+        seen += len(y)
+    return {name: (t / seen).cpu() for name, t in totals.items()}
+
+
+def _execution_order(net: nn.Module, x: torch.Tensor) -> list[str]:
+    names = {m: n for n, m in net.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
+    order: list[str] = []
+    handles = [m.register_forward_hook(lambda mod, i, o: order.append(names[mod])) for m in names]
+    try:
+        with torch.no_grad():
+            net(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return order
+
+
+def data_free_scores(net: nn.Module, layers: Sequence[str], input_shape: Sequence[int]) -> dict[str, torch.Tensor]:
+    """Srinivas & Babu saliency (module docstring); needs each layer's successor conv/linear."""
+    device = next(net.parameters()).device
+    order = _execution_order(net, torch.zeros(1, *input_shape, device=device))
+    scores = {}
+    for name in layers:
+        position = order.index(name)
+        if position + 1 == len(order):
+            raise ValueError(f"data-free needs a conv/linear layer after {name!r} (its outgoing weights)")
+        w_in = _channel_weights(net.get_submodule(name))  # (K, fan_in)
+        K = w_in.shape[0]
+        w_out = net.get_submodule(order[position + 1]).weight.detach()
+        if w_out.flatten(1).shape[1] % K:
+            raise ValueError(f"{order[position + 1]!r} does not consume {name!r}'s {K} channels; data-free needs a "
+                             "sequential network")
+        out_sq = w_out.reshape(w_out.shape[0], K, -1).pow(2).mean(dim=(0, 2))  # <a_j^2>, (K,)
+        dist = torch.cdist(w_in, w_in).pow(2)
+        dist.fill_diagonal_(float("inf"))
+        scores[name] = (out_sq * dist.min(dim=0).values).cpu()  # min over i != j, for each j
+    return scores
+
+
+def group_norm_penalty(net: nn.Module, layers: Sequence[str]) -> torch.Tensor:
+    """``sum_l sqrt(fan_in_l) sum_k ||W_lk||_2`` (groups weighted by the square root of their size)."""
+    total = 0.0
+    for name in layers:
+        w = net.get_submodule(name).weight.flatten(1)
+        total = total + w.shape[1] ** 0.5 * w.norm(dim=1).sum()
+    return total
+
+
+def group_lasso_retrain(net: nn.Module, layers: Sequence[str], data, cfg: TrainConfig, strength: float,
+                        progress: bool = False) -> nn.Module:
+    """A copy of ``net`` retrained with per-batch loss ``mean CE + strength * group_norm_penalty``
+    (plus ``cfg.weight_decay``)."""
+    retrained = copy.deepcopy(net)
+    train(retrained, data, cfg, progress=progress,
+          regularizer=lambda model: strength * group_norm_penalty(model, layers))
+    return retrained

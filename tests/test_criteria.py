@@ -1,0 +1,106 @@
+import json
+
+import pytest
+import torch
+
+import pyro_dirichlet as pdl
+from pyro_dirichlet import criteria
+from pyro_dirichlet.data import ArrayDataset
+from pyro_dirichlet.inference.cli import main
+from pyro_dirichlet.inference.compare import budget_counts, uniform_counts
+from pyro_dirichlet.models import build_model
+
+LAYERS = ("conv1", "conv2", "fc1", "fc2")
+NEXT = {"conv1": "conv2", "conv2": "fc1", "fc1": "fc2", "fc2": "fc3"}
+DEAD = 2  # the channel made useless in every layer
+
+
+def tiny_data(n=64):
+    gen = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (n, 1, 12, 12), dtype=torch.uint8, generator=gen)
+    return ArrayDataset(images, torch.randint(0, 3, (n,), generator=gen), (0.5,), (0.25,))
+
+
+def silence(net, how):
+    """Zero channel DEAD's own weights ("weights") or its outgoing weights ("output")."""
+    with torch.no_grad():
+        for name in LAYERS:
+            if how == "weights":
+                net.get_submodule(name).weight[DEAD] = 0
+            else:
+                w = net.get_submodule(NEXT[name]).weight
+                K = net.get_submodule(name).weight.shape[0]
+                w.view(w.shape[0], K, -1)[:, DEAD] = 0
+    return net
+
+
+def scores_for(method, net):
+    data = tiny_data()
+    if method in ("l1", "l2"):
+        return criteria.norm_scores(silence(net, "weights"), LAYERS, p=int(method[1]))
+    if method in ("taylor", "fisher"):
+        return criteria.gradient_scores(silence(net, "output"), LAYERS, data, method, num_batches=3, batch_size=16)
+    if method == "data-free":
+        return criteria.data_free_scores(silence(net, "output"), LAYERS, net.input_shape)
+    if method == "group-lasso":
+        retrained = criteria.group_lasso_retrain(silence(net, "weights"), LAYERS, data,
+                                                 pdl.TrainConfig(epochs=2, batch_size=16), strength=0.05)
+        return criteria.norm_scores(retrained, LAYERS, p=2)
+    raise AssertionError(method)
+
+
+@pytest.mark.parametrize("method", ["l1", "l2", "taylor", "fisher", "data-free", "group-lasso"])
+def test_a_useless_channel_ranks_last(method, bn_net):
+    scores = scores_for(method, bn_net)
+    assert list(scores) == list(LAYERS)
+    for name, s in scores.items():
+        assert s.shape == (bn_net.get_submodule(name).weight.shape[0],) and torch.isfinite(s).all()
+        assert s[DEAD] == s.min() and s.max() > s[DEAD], (method, name, s)  # last (ties at 0: dead ReLUs)
+
+
+def test_random_scores_are_seeded(bn_net):
+    a, b = criteria.random_scores(bn_net, LAYERS, 0), criteria.random_scores(bn_net, LAYERS, 0)
+    c = criteria.random_scores(bn_net, LAYERS, 1)
+    assert all(torch.equal(a[n], b[n]) for n in LAYERS) and not torch.equal(a["fc1"], c["fc1"])
+
+
+def test_data_free_refuses_a_last_layer(bn_net):
+    with pytest.raises(ValueError, match="after 'fc3'"):
+        criteria.data_free_scores(bn_net, ["fc3"], bn_net.input_shape)
+
+
+def test_every_method_gets_identical_macs_at_a_budget():
+    net = build_model("lenet5")
+    assert pdl.format_architecture(budget_counts(net, 142_585)) == "5-8-45-15"
+    counts = uniform_counts(net, 300_000)
+    sizes = [net.get_submodule(n).weight.shape[0] for n in net.prunable_layers]
+    macs = set()
+    for seed in range(3):
+        scores = criteria.random_scores(net, net.prunable_layers, seed)
+        small = pdl.trim(net, pdl.keep_indices(scores, counts), net.input_shape)
+        macs.add(pdl.count_macs(small, net.input_shape))
+    assert len(macs) == 1 and macs.pop() <= 300_000
+    # the uniform fraction is the largest that fits: one more step of every layer would not
+    bigger = {n: min(k, c + 1) for (n, c), k in zip(counts.items(), sizes)}
+    assert pdl.count_macs(build_model("lenet5", list(bigger.values())), net.input_shape) > 300_000
+    with pytest.raises(ValueError, match="below the smallest network"):
+        uniform_counts(net, 100)
+
+
+def test_compare_command_on_real_mnist(mnist_root, tmp_path, capsys):
+    argv = ["compare", "--methods", "l1,random,dirichlet-mean", "--budgets", "200000", "--seeds", "0",
+            "--finetune-epochs", "1", "--pretrain-epochs", "1", "--train-subset", "1000", "--test-subset", "500",
+            "--run-dir", str(tmp_path / "run"), "--results", str(tmp_path / "results"), "--data-root", mnist_root,
+            "--device", "cpu", "--no-progress"]
+    assert main(argv) == 0
+    result = json.loads((tmp_path / "results" / "lenet5_baselines.json").read_text())
+    assert {r["method"] for r in result["runs"]} == {"l1", "random", "dirichlet-mean"}
+    assert len({r["macs"] for r in result["runs"]}) == 1
+    for r in result["runs"]:
+        assert set(r) >= {"method", "budget_macs", "architecture", "macs", "params", "seed", "error_pruned_pct",
+                          "error_finetuned_pct"}
+    assert [p["macs"] for p in result["paper_points"] if p["architecture"] == "5-8-45-15"] == [142_585]
+    assert (tmp_path / "results" / "lenet5_baselines.png").stat().st_size > 10_000
+    capsys.readouterr()
+    assert main(argv[:2] + ["l1,magic"]) == 2
+    assert "unknown method" in capsys.readouterr().err
