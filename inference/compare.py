@@ -10,7 +10,8 @@ after pruning and after the same fine-tuning (Adam, cosine, ``finetune_epochs``,
 
 Dirichlet methods fit the switches on the training set (``alpha0`` 0.5, as the pipeline):
 ``dirichlet-mean`` (mean, layer by layer), ``dirichlet-mc`` (mc with ``mc_samples``,
-layer by layer), ``dirichlet-joint`` (mean, all layers jointly). Seeds change the
+layer by layer), ``dirichlet-joint`` (mean, all layers jointly, for ``fit_epochs`` times
+the number of layers: the same number of SVI steps as layer by layer). Seeds change the
 fit/score randomness, the random scores and the fine-tuning shuffles.
 """
 from __future__ import annotations
@@ -127,8 +128,8 @@ def method_scores(cfg: CompareConfig, method: str, seed: int, net: nn.Module, tr
         scores = criteria.norm_scores(work, layers, p=2)
     else:
         estimator, mode = DIRICHLET[method]
-        fit_cfg = pdl.FitConfig(estimator=estimator, mode=mode, num_samples=cfg.mc_samples, epochs=cfg.fit_epochs,
-                                seed=seed)
+        epochs = cfg.fit_epochs * (len(layers) if mode == "joint" else 1)  # as many SVI steps as layerwise
+        fit_cfg = pdl.FitConfig(estimator=estimator, mode=mode, num_samples=cfg.mc_samples, epochs=epochs, seed=seed)
         switched = pdl.SwitchedNetwork(work, layers, cfg.alpha0)
         guide, _ = pdl.fit_switches(switched, train_data, fit_cfg, checkpoint=cache.with_suffix(".ckpt"),
                                     progress=False)
