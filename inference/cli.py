@@ -85,7 +85,7 @@ def cmd_count(a: argparse.Namespace) -> dict:
     net = build_model(a.model, _widths(a.widths))
     if a.arch is not None:
         sizes = {n: layer_width(net.get_submodule(n)) for n in net.prunable_layers}
-        net = build_model(a.model, list(parse_architecture(a.arch, sizes).values()))
+        net = build_model(a.model, list(parse_architecture(a.arch, sizes, getattr(net, "layer_groups", None)).values()))
     net = net.to(resolve_device(a.device))
     return {"macs": count_macs(net, net.input_shape), "params": count_params(net)}
 

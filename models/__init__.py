@@ -2,7 +2,8 @@
 
 ``build_model(name, widths=None)`` builds one by name; ``MODELS`` lists them. Every model
 has ``prunable_layers`` (module names, in forward order, one width each in ``widths``),
-``input_shape`` (C, H, W or D) and, built here, ``zoo_name``.
+``input_shape`` (C, H, W or D) and, built here, ``zoo_name``. Residual networks also have
+``layer_groups`` (the prunable layers of each stage).
 """
 from __future__ import annotations
 
@@ -12,8 +13,11 @@ import torch.nn as nn
 
 from .lenet5 import LeNet5
 from .mlp import MLP
+from .resnet import ResNet56, WideResNet28x10
+from .vgg import VGG16
 
-MODELS: dict[str, type[nn.Module]] = {"lenet5": LeNet5, "mlp": MLP}
+MODELS: dict[str, type[nn.Module]] = {"lenet5": LeNet5, "mlp": MLP, "vgg16": VGG16, "resnet56": ResNet56,
+                                      "wrn28_10": WideResNet28x10}
 
 
 def build_model(name: str, widths: Sequence[int] | None = None, **kwargs) -> nn.Module:
@@ -27,4 +31,4 @@ def build_model(name: str, widths: Sequence[int] | None = None, **kwargs) -> nn.
     return net
 
 
-__all__ = ["MODELS", "build_model", "LeNet5", "MLP"]
+__all__ = ["MODELS", "build_model", "LeNet5", "MLP", "ResNet56", "VGG16", "WideResNet28x10"]

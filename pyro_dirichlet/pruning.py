@@ -34,17 +34,25 @@ class CoupledLayersError(ValueError):
     """Pruning a layer would also remove output channels of other layers."""
 
 
-def parse_architecture(text: str, sizes: Mapping[str, int]) -> dict[str, int]:
-    """``"5-8-45-15"`` -> ``{layer: count}`` for the layers of ``sizes`` (in order), 1 <= count <= K."""
+def parse_architecture(
+    text: str, sizes: Mapping[str, int], groups: Sequence[Sequence[str]] | None = None
+) -> dict[str, int]:
+    """``"5-8-45-15"`` -> ``{layer: count}`` for the layers of ``sizes`` (in order), 1 <= count <= K.
+
+    With ``groups`` (e.g. a residual network's stages), one count per group is also
+    accepted and applies to every layer of that group.
+    """
     layers = list(sizes)
     try:
         counts = [int(part) for part in str(text).split("-")]
     except ValueError:
         raise ValueError(f"architecture {text!r} is not a dash-separated list of integers like '5-8-45-15'") from None
+    if groups is not None and len(counts) == len(groups) != len(layers):
+        counts = [count for count, group in zip(counts, groups) for _ in group]
     if len(counts) != len(layers):
-        raise ValueError(
-            f"architecture {text!r} has {len(counts)} counts but the network has {len(layers)} switched layers {layers}"
-        )
+        per_group = f" or one per group ({len(groups)})" if groups is not None else ""
+        raise ValueError(f"architecture {text!r} has {len(counts)} counts but the network has {len(layers)} switched "
+                         f"layers{per_group}: {layers}")
     for name, count in zip(layers, counts):
         if not 1 <= count <= sizes[name]:
             raise ValueError(f"architecture {text!r}: layer {name!r} keeps {count}, which is outside 1..{sizes[name]}")

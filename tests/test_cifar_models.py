@@ -1,0 +1,89 @@
+import json
+
+import pytest
+import torch
+
+import pyro_dirichlet as pdl
+from pyro_dirichlet.inference.cli import main
+from pyro_dirichlet.models import build_model
+
+
+def randomize_batchnorm(net):
+    gen = torch.Generator().manual_seed(0)
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.copy_(torch.rand(m.num_features, generator=gen) - 0.5)
+            m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+            m.weight.data.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+            m.bias.data.copy_(torch.rand(m.num_features, generator=gen) - 0.5)
+    return net.eval()
+
+
+TINY = {
+    "vgg16": dict(widths=[4, 4, 6, 6, 8, 8, 8, 8, 8, 8, 8, 8, 8, 10, 10]),
+    "resnet56": dict(widths=[4] * 9 + [6] * 9 + [8] * 9),
+    "wrn28_10": dict(widen_factor=1, widths=[4] * 4 + [6] * 4 + [8] * 4),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_trimmed_equals_masked(name):
+    torch.manual_seed(0)
+    net = randomize_batchnorm(build_model(name, **TINY[name]))
+    switched = pdl.SwitchedNetwork(net, net.prunable_layers)
+    gen = torch.Generator().manual_seed(1)
+    scores = {n: torch.rand(k, generator=gen) for n, k in switched.sizes.items()}
+    counts = {n: max(1, k // 2) for n, k in switched.sizes.items()}
+    keep = pdl.keep_indices(scores, counts)
+    masked = {}
+    for n, k in switched.sizes.items():
+        s = torch.zeros(k)
+        s[keep[n]] = 1.0 / k
+        masked[n] = s
+    x = torch.randn(3, *net.input_shape)
+    small = pdl.trim(net, keep, net.input_shape)
+    assert all(small.get_submodule(n).weight.shape[0] == c for n, c in counts.items())
+    assert pdl.count_macs(small, net.input_shape) < pdl.count_macs(net, net.input_shape)
+    assert torch.allclose(small(x), switched.forward(x, masked), atol=1e-4)
+    assert not torch.allclose(small(x), net(x), atol=1e-3)
+
+
+@pytest.mark.parametrize("name,macs,params", [
+    ("vgg16", 313_725_952, 15_249_354), ("resnet56", 125_485_696, 853_018), ("wrn28_10", 5_243_328_768, 36_479_194)])
+def test_full_network_counts(name, macs, params, capsys):
+    net = build_model(name)
+    assert (pdl.count_macs(net, net.input_shape), pdl.count_params(net)) == (macs, params)
+    assert main(["count", "--model", name, "--device", "cpu"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"macs": macs, "params": params}
+
+
+def test_residual_architecture_strings():
+    net = build_model("resnet56")
+    sizes = {n: net.get_submodule(n).weight.shape[0] for n in net.prunable_layers}
+    per_stage = pdl.parse_architecture("6-11-16", sizes, net.layer_groups)
+    assert list(per_stage.values()) == [6] * 9 + [11] * 9 + [16] * 9
+    text = pdl.format_architecture(per_stage)
+    assert pdl.parse_architecture(text, sizes, net.layer_groups) == per_stage  # 27 numbers round-trip
+    with pytest.raises(ValueError, match="one per group"):
+        pdl.parse_architecture("6-11", sizes, net.layer_groups)
+    wrn = build_model("wrn28_10")
+    wrn_sizes = {n: wrn.get_submodule(n).weight.shape[0] for n in wrn.prunable_layers}
+    assert len(pdl.parse_architecture("80-160-320", wrn_sizes, wrn.layer_groups)) == 12
+
+
+@pytest.mark.parametrize("name", ["resnet56", "wrn28_10"])
+def test_layers_feeding_a_residual_sum_are_refused(name):
+    net = build_model(name, **TINY[name])
+    width = net.get_submodule("stage1.0.conv2").weight.shape[0]
+    with pytest.raises(pdl.CoupledLayersError, match="stage1.0.conv2"):
+        pdl.trim(net, {"stage1.0.conv2": list(range(width // 2))}, net.input_shape)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_trim_on_cuda(name):
+    net = randomize_batchnorm(build_model(name, **TINY[name])).cuda()
+    keep = {n: [0] for n in net.prunable_layers}
+    small = pdl.trim(net, keep, net.input_shape)
+    x = torch.randn(2, *net.input_shape, device="cuda")
+    assert small(x).shape == (2, 10) and next(small.parameters()).is_cuda
