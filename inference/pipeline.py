@@ -45,7 +45,8 @@ class Target:
     def counts(self, net: nn.Module, scores: dict[str, torch.Tensor], model_kwargs: dict) -> dict[str, int]:
         """Keep counts for the zoo network ``net`` (``net.zoo_name``) with posterior-mean ``scores``."""
         if self.arch is not None:
-            return pdl.parse_architecture(self.arch, {name: len(s) for name, s in scores.items()})
+            sizes = {name: len(s) for name, s in scores.items()}
+            return pdl.parse_architecture(self.arch, sizes, getattr(net, "layer_groups", None))
         if self.budget_macs is not None:
             def macs_of(counts: dict[str, int]) -> int:  # build the zoo network at those widths: no trimming
                 kwargs = {**model_kwargs, "widths": list(counts.values())}
@@ -84,11 +85,17 @@ class PipelineConfig:
         return self.fit_dir / f"prune-{self.target.tag}"
 
 
+DATASETS = {"lenet5": pdl.load_mnist, "mlp": pdl.load_mnist, "vgg16": pdl.load_cifar10,
+            "resnet56": pdl.load_cifar10, "wrn28_10": pdl.load_cifar10}
+
+
 def load_data(cfg: PipelineConfig) -> tuple[pdl.ArrayDataset, pdl.ArrayDataset]:
-    """(train, test) MNIST on the configured device, subset if asked."""
+    """(train, test) of the model's data set (MNIST or CIFAR-10) on the configured device,
+    subset if asked."""
     device = pdl.resolve_device(cfg.device)
-    train = pdl.load_mnist(cfg.data_root, train=True, download=cfg.download).subset(cfg.train_subset)
-    test = pdl.load_mnist(cfg.data_root, train=False, download=cfg.download).subset(cfg.test_subset)
+    load = DATASETS[cfg.model]
+    train = load(cfg.data_root, train=True, download=cfg.download).subset(cfg.train_subset)
+    test = load(cfg.data_root, train=False, download=cfg.download).subset(cfg.test_subset)
     return train.to(device), test.to(device)
 
 

@@ -10,11 +10,11 @@ Public API (one screen):
 - pruning: ``parse_architecture``, ``counts_for_budget``, ``counts_for_mass``, ``keep_indices``,
   ``trim``, ``save_pruned``, ``load_pruned``.
 - counting: ``count_macs``, ``count_params``; training: ``TrainConfig``, ``train``, ``evaluate``;
-  data: ``load_mnist``, ``data_root`` (``$PYRO_DIRICHLET_DATA``), ``FeatureDataset``; ``simulate``
+  data: ``load_mnist``, ``load_cifar10``, ``data_root`` (``$PYRO_DIRICHLET_DATA``), ``FeatureDataset``; ``simulate``
   (the synthetic study's ground truth).
 """
 from .counting import count_macs, count_params
-from .data import DATA_ENV, ArrayDataset, DataNotFoundError, FeatureDataset, data_root, load_mnist
+from .data import DATA_ENV, ArrayDataset, DataNotFoundError, FeatureDataset, data_root, load_cifar10, load_mnist
 from .devices import resolve_device
 from .fit import FitConfig, fit_switches
 from .io import CheckpointError
@@ -38,7 +38,7 @@ __all__ = [
     "ArrayDataset", "CheckpointError", "CoupledLayersError", "DATA_ENV", "DataNotFoundError", "FeatureDataset", "FitConfig",
     "MeanDirichlet", "SwitchGuide", "SwitchedNetwork", "TrainConfig", "count_macs", "count_params",
     "counts_for_budget", "counts_for_mass", "data_root", "dirichlet_switch", "evaluate", "fit_switches",
-    "format_architecture", "keep_indices", "load_idata", "load_mnist", "load_pruned", "parse_architecture",
+    "format_architecture", "keep_indices", "load_idata", "load_cifar10", "load_mnist", "load_pruned", "parse_architecture",
     "posterior_idata", "posterior_means", "resolve_device", "save_idata", "save_pruned", "scale_channels",
     "simulate", "summarize", "SyntheticProblem", "train", "trim",
 ]

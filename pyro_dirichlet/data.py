@@ -3,9 +3,14 @@
 The data root is one setting: the ``root`` argument (``--data-root`` on the command line),
 else the environment variable ``PYRO_DIRICHLET_DATA``, else ``./data``. MNIST is read by
 torchvision from ``<root>/MNIST/raw`` and downloaded there if missing and allowed.
+CIFAR-10 is read from the JPEG copy ``<root>/cifar10-jpg/{train,test}/<class>/*.jpg`` when
+present (decoded once, then cached as uint8 tensors in ``$PYRO_DIRICHLET_CACHE``, default
+``~/.cache/pyro-dirichlet``), else by torchvision from ``<root>/cifar-10-batches-py``
+(downloaded if missing and allowed).
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,7 +19,10 @@ from pathlib import Path
 import torch
 
 DATA_ENV = "PYRO_DIRICHLET_DATA"
+CACHE_ENV = "PYRO_DIRICHLET_CACHE"
 MNIST_MEAN, MNIST_STD = (0.1307,), (0.3081,)
+CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 
 class DataNotFoundError(FileNotFoundError):
@@ -122,6 +130,50 @@ def load_mnist(root: str | os.PathLike | None = None, train: bool = True, downlo
             raise DataNotFoundError(_missing_message("MNIST", folder / "MNIST" / "raw", tried_download=True, why=e)) from e
     images = ds.data.unsqueeze(1).contiguous()
     return ArrayDataset(images, ds.targets.long(), MNIST_MEAN, MNIST_STD, f"mnist-{'train' if train else 'test'}")
+
+
+def load_cifar10(root: str | os.PathLike | None = None, train: bool = True, download: bool = True) -> ArrayDataset:
+    """CIFAR-10 (50,000 train / 10,000 test, 3x32x32), JPEG copy first (module docstring)."""
+    folder = data_root(root)
+    split = "train" if train else "test"
+    jpeg_dir = folder / "cifar10-jpg" / split
+    if jpeg_dir.is_dir():
+        images, labels = _cached_jpeg_folder(jpeg_dir)
+        name = f"cifar10-jpg-{split}"
+    else:
+        from torchvision.datasets import CIFAR10
+
+        try:
+            ds = CIFAR10(str(folder), train=train, download=download)
+        except Exception as e:
+            raise DataNotFoundError(_missing_message("CIFAR-10", jpeg_dir, tried_download=download, why=e)) from e
+        images, labels = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous(), torch.tensor(ds.targets)
+        name = f"cifar10-{split}"
+    return ArrayDataset(images, labels.long(), CIFAR10_MEAN, CIFAR10_STD, name)
+
+
+def _cached_jpeg_folder(folder: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """Decode ``<folder>/<class>/*.jpg`` (classes in CIFAR-10 order) to ``(N, 3, 32, 32)`` uint8
+    once; later calls read the cache file, keyed by the folder's path and file count."""
+    from torchvision.io import ImageReadMode, decode_jpeg, read_file
+
+    from .io import load_torch, save_torch
+
+    files = [(label, path) for label, cls in enumerate(CIFAR10_CLASSES) for path in sorted((folder / cls).glob("*.jpg"))]
+    if not files:
+        raise DataNotFoundError(f"no JPEG files under {folder.resolve()}/<class>/; expected the CIFAR-10 JPEG copy "
+                                f"with class folders {list(CIFAR10_CLASSES)}")
+    cache_dir = Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "pyro-dirichlet")).expanduser()
+    key = f"{folder.resolve()}|{len(files)}"
+    cache = cache_dir / f"cifar10-jpg-{folder.name}-{hashlib.sha1(key.encode()).hexdigest()[:12]}.pt"
+    if cache.exists():
+        state = load_torch(cache)
+        if state.get("key") == key:
+            return state["images"], state["labels"]
+    images = torch.stack([decode_jpeg(read_file(str(path)), mode=ImageReadMode.RGB) for _, path in files])
+    labels = torch.tensor([label for label, _ in files])
+    save_torch({"key": key, "images": images, "labels": labels}, cache)
+    return images, labels
 
 
 def _missing_message(name: str, looked: Path, tried_download: bool, why: Exception | None = None) -> str:

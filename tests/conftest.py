@@ -46,3 +46,11 @@ def mnist_root():
     if not (root / "MNIST" / "raw" / "train-images-idx3-ubyte").exists():
         pytest.skip(f"real MNIST not found under {root}; set {DATA_ENV}")
     return str(root)
+
+
+@pytest.fixture(scope="session")
+def cifar_root():
+    root = data_root()
+    if not (root / "cifar10-jpg" / "test").is_dir():
+        pytest.skip(f"CIFAR-10 JPEG copy not found under {root}; set {DATA_ENV}")
+    return str(root)

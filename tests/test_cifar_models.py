@@ -87,3 +87,27 @@ def test_trim_on_cuda(name):
     small = pdl.trim(net, keep, net.input_shape)
     x = torch.randn(2, *net.input_shape, device="cuda")
     assert small(x).shape == (2, 10) and next(small.parameters()).is_cuda
+
+
+def test_cifar10_jpeg_copy_loads_in_label_order(cifar_root, tmp_path, monkeypatch):
+    monkeypatch.setenv(pdl.data.CACHE_ENV, str(tmp_path / "cache"))
+    test = pdl.load_cifar10(cifar_root, train=False)
+    assert test.images.shape == (10_000, 3, 32, 32) and test.images.dtype == torch.uint8
+    assert test.labels.bincount().tolist() == [1000] * 10
+    assert len(list((tmp_path / "cache").glob("*.pt"))) == 1  # decoded once, then cached
+    again = pdl.load_cifar10(cifar_root, train=False)
+    assert torch.equal(again.images, test.images)
+    x, y, _ = next(test.batches(2000, shuffle=True, generator=torch.Generator().manual_seed(0)))
+    assert abs(x.mean().item()) < 0.2 and 0.8 < x.std().item() < 1.2  # standard CIFAR-10 normalisation
+
+
+def test_real_cifar10_images_through_the_pipeline(cifar_root, tmp_path, capsys):
+    argv = ["run", "--model", "resnet56", "--arch", "4-8-12", "--run-dir", str(tmp_path / "run"),
+            "--data-root", cifar_root, "--train-subset", "200", "--test-subset", "100", "--pretrain-epochs", "1",
+            "--fit-epochs", "1", "--finetune-epochs", "1", "--device", "cpu", "--no-progress"]
+    assert main(argv) == 0
+    result = json.loads(capsys.readouterr().out)["run"]
+    assert result["architecture"] == "-".join(["4"] * 9 + ["8"] * 9 + ["12"] * 9)
+    assert result["macs"] < 125_485_696 / 3 and 0 <= result["error_pct"] <= 100
+    small, spec = pdl.load_pruned(tmp_path / "run" / "fit-mean-joint" / "prune-arch-4-8-12" / "finetuned")
+    assert small.get_submodule("stage3.8.conv1").weight.shape[0] == 12 and spec["architecture"] == result["architecture"]
