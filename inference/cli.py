@@ -32,6 +32,12 @@ def _common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--finetune-lr", type=float, default=1e-3)
     g.add_argument("--optimizer", default="adam", choices=["adam", "sgd"])
     g.add_argument("--batch-size", type=int, default=128)
+    g.add_argument("--schedule", default="cosine", choices=["cosine", "onecycle", "constant"])
+    g.add_argument("--weight-decay", type=float, default=0.0)
+    g.add_argument("--label-smoothing", type=float, default=0.0)
+    g.add_argument("--augment", action="store_true", help="random crop (pad 4) + flip on the device (CIFAR-10)")
+    g.add_argument("--channels-last", action="store_true", help="channels_last memory format (fast on GPUs)")
+    g.add_argument("--compile", action="store_true", help="torch.compile the network for training")
     g = p.add_argument_group("switch fitting")
     g.add_argument("--estimator", default="mean", choices=["mean", "mc"])
     g.add_argument("--samples", type=int, default=16, help="Monte-Carlo particles per step for mc")
@@ -53,7 +59,9 @@ def config_from_args(a: argparse.Namespace) -> pipeline.PipelineConfig:
     if a.arch is None and a.budget_macs is None and a.mass is None:
         a.arch = "5-8-45-15" if a.model == "lenet5" and a.widths is None else None
     def train_cfg(epochs, lr):
-        return TrainConfig(epochs=epochs, lr=lr, optimizer=a.optimizer, batch_size=a.batch_size, seed=a.seed)
+        return TrainConfig(epochs=epochs, lr=lr, optimizer=a.optimizer, batch_size=a.batch_size, seed=a.seed,
+                           schedule=a.schedule, weight_decay=a.weight_decay, label_smoothing=a.label_smoothing,
+                           augment=a.augment, channels_last=a.channels_last, compile=a.compile)
 
     return pipeline.PipelineConfig(
         run_dir=a.run_dir, model=a.model, widths=_widths(a.widths), data_root=a.data_root, download=not a.no_download,
