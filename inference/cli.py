@@ -10,6 +10,7 @@ import json
 import sys
 import warnings
 
+from pyro_dirichlet import distributed
 from pyro_dirichlet.inference import pipeline
 
 
@@ -227,11 +228,15 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=FutureWarning, module="arviz")
     args = build_parser().parse_args(argv)
     try:
+        device = distributed.init()  # under torchrun: this rank's device
+        if device is not None and getattr(args, "device", "auto") in ("auto", "cuda"):
+            args.device = str(device)
         result = args.func(args)
     except (ValueError, FileNotFoundError, RuntimeError) as e:
         print(f"pyro-dirichlet {args.command}: error: {e}", file=sys.stderr)
         return 2
-    print(json.dumps(result, default=str))
+    if distributed.is_main():
+        print(json.dumps(result, default=str))
     return 0
 
 

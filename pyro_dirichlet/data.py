@@ -69,10 +69,12 @@ class ArrayDataset:
         return (images.float() / 255 - mean) / std
 
     def batches(
-        self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None, drop_last: bool = False
+        self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None, drop_last: bool = False,
+        shard: tuple[int, int] | None = None,
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """Yield ``(x float (B, C, H, W), y (B,), idx (B,))`` on the data's device."""
-        for idx in batch_indices(len(self), batch_size, shuffle, generator, drop_last, self.device):
+        """Yield ``(x float (B, C, H, W), y (B,), idx (B,))`` on the data's device (``shard``: see
+        :func:`batch_indices`)."""
+        for idx in batch_indices(len(self), batch_size, shuffle, generator, drop_last, self.device, shard):
             yield self.normalize(self.images[idx]), self.labels[idx], idx
 
 
@@ -96,18 +98,32 @@ class FeatureDataset:
         return FeatureDataset(self.features.to(device), self.labels.to(device), self.name)
 
     def batches(
-        self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None, drop_last: bool = False
+        self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None, drop_last: bool = False,
+        shard: tuple[int, int] | None = None,
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """Yield ``(x (B, D), y (B,), idx (B,))`` on the data's device."""
-        for idx in batch_indices(len(self), batch_size, shuffle, generator, drop_last, self.device):
+        """Yield ``(x (B, D), y (B,), idx (B,))`` on the data's device (``shard``: see :func:`batch_indices`)."""
+        for idx in batch_indices(len(self), batch_size, shuffle, generator, drop_last, self.device, shard):
             yield self.features[idx], self.labels[idx], idx
 
 
 def batch_indices(
-    n: int, batch_size: int, shuffle: bool, generator: torch.Generator | None, drop_last: bool, device: torch.device
+    n: int, batch_size: int, shuffle: bool, generator: torch.Generator | None, drop_last: bool, device: torch.device,
+    shard: tuple[int, int] | None = None,
 ) -> Iterator[torch.Tensor]:
-    """Index tensors of consecutive batches of ``range(n)`` (shuffled with ``generator`` on CPU)."""
-    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    """Index tensors of consecutive batches of ``range(n)`` (shuffled with ``generator`` on CPU).
+
+    ``shard=(rank, world_size)``: only this rank's part, from ``DistributedSampler`` seeded
+    by the generator's seed (every rank draws the same order and takes every
+    ``world_size``-th index; the order is padded to a multiple of ``world_size``)."""
+    if shard is not None:
+        from torch.utils.data import DistributedSampler
+
+        seed = generator.initial_seed() if generator is not None else 0
+        sampler = DistributedSampler(range(n), num_replicas=shard[1], rank=shard[0], shuffle=shuffle, seed=seed)
+        order = torch.tensor(list(sampler))
+        n = len(order)
+    else:
+        order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
     order = order.to(device)
     stop = n - n % batch_size if drop_last else n
     for start in range(0, stop, batch_size):

@@ -13,8 +13,9 @@ ELBO (per data set, minibatch likelihood scaled by N/B by the data plate)::
 scale > 0), then stays at 1; ``anneal_epochs=0`` disables annealing.
 ``mode="joint"`` fits all layers at once; ``"layerwise"`` fits one layer at a time, in
 order, with the other layers' switches absent (the trained network's function). With
-``checkpoint`` set, the state is written atomically after every epoch, and a fit that finds
-a checkpoint of the same configuration resumes from it. Every epoch seeds its own shuffling
+``checkpoint`` set, the state is written atomically after every epoch (by rank 0 under
+``torchrun``, where the ranks average their gradients: :mod:`.distributed`), and a fit that
+finds a checkpoint of the same configuration resumes from it. Every epoch seeds its own shuffling
 and sampling from ``(seed, stage, epoch)``, so a resumed fit equals an uninterrupted one.
 """
 from __future__ import annotations
@@ -28,6 +29,7 @@ import torch
 from pyro.infer import SVI, Trace_ELBO, TraceMeanField_ELBO
 from tqdm.auto import tqdm
 
+from . import distributed
 from .data import ArrayDataset
 from .io import CheckpointError, load_torch, save_torch
 from .switches import ESTIMATORS, SwitchedNetwork, SwitchGuide
@@ -93,7 +95,9 @@ def fit_switches(
         guide.load_state_dict(state["guide"])
         optim.set_state(state["optim"])
         history, done = state["history"], tuple(state["done"])
-    steps_per_epoch = -(-len(data) // cfg.batch_size)
+    part = distributed.shard()  # (rank, world) under torchrun: this rank's share of each epoch
+    hooks = [p.register_hook(distributed.average_gradients_hook) for p in guide.log_phi] if part else []
+    steps_per_epoch = -(-(-(-len(data) // (part[1] if part else 1))) // cfg.batch_size)
     anneal_steps = cfg.anneal_epochs * steps_per_epoch
     for stage, layers in enumerate(stages):
         guide.train_only(layers)
@@ -105,19 +109,23 @@ def fit_switches(
             gen = torch.Generator().manual_seed(epoch_seed + 1)
             t0, loss_sum, steps = time.perf_counter(), 0.0, 0
             desc = f"fit {cfg.estimator} {'+'.join(layers) if len(stages) > 1 else 'joint'} {epoch + 1}/{cfg.epochs}"
-            bar = tqdm(data.batches(cfg.batch_size, shuffle=True, generator=gen), total=steps_per_epoch,
-                       desc=desc, disable=not progress, leave=False)
+            bar = tqdm(data.batches(cfg.batch_size, shuffle=True, generator=gen, shard=part), total=steps_per_epoch,
+                       desc=desc, disable=not (progress and distributed.is_main()), leave=False)
             for x, y, idx in bar:
                 step = epoch * steps_per_epoch + steps
                 beta = min(1.0, (step + 1) / anneal_steps) if anneal_steps > 0 else 1.0
                 loss_sum += svi.step(x, y, idx=idx, num_data=len(data), layers=layers, beta=beta)
                 steps += 1
-            history.append({"stage": stage, "epoch": epoch + 1, "loss": loss_sum / steps,
+            history.append({"stage": stage, "epoch": epoch + 1,
+                            "loss": distributed.mean_over_ranks(loss_sum / steps, device),
                             "seconds": time.perf_counter() - t0})
-            if progress:
+            if progress and distributed.is_main():
                 tqdm.write(f"{desc}: -ELBO {history[-1]['loss']:.1f} ({history[-1]['seconds']:.1f} s)")
-            if checkpoint is not None:
+            if checkpoint is not None and distributed.is_main():
                 save_torch({"identity": identity, "guide": guide.state_dict(), "optim": optim.get_state(),
                             "history": history, "done": (stage, epoch + 1)}, checkpoint)
+            distributed.barrier()
+    for hook in hooks:
+        hook.remove()
     guide.train_only([])
     return guide, history

@@ -4,9 +4,10 @@ Adam or SGD (momentum, Nesterov), cosine, one-cycle or constant learning rate (p
 cross-entropy with optional label smoothing, a seed that fixes initialisation-independent
 randomness (shuffling, augmentation), bf16 autocast on CUDA. Fast-path options:
 ``augment`` (random crop with zero padding 4 and horizontal flip, done on the batch's
-device), ``channels_last`` memory format, and ``compile`` (``torch.compile``). With
-``checkpoint`` set, the state is written atomically after every epoch and an interrupted
-run resumes from it.
+device), ``channels_last`` memory format, and ``compile`` (``torch.compile``). Under ``torchrun`` the network is wrapped in
+``DistributedDataParallel`` and each rank trains on its shard (:mod:`.distributed`). With
+``checkpoint`` set, the state is written atomically after every epoch (by rank 0) and an
+interrupted run resumes from it.
 
 One-cycle: the factor rises linearly from 0.1 to 1 over the first 15% of the steps, then
 follows a cosine to 0.
@@ -24,6 +25,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from . import distributed
 from .data import ArrayDataset
 from .io import CheckpointError, load_torch, save_torch
 
@@ -106,7 +108,8 @@ def train(
     device = next(net.parameters()).device
     net.requires_grad_(True)
     opt = _optimizer(net, cfg)
-    steps_per_epoch = math.ceil(len(data) / cfg.batch_size)
+    part = distributed.shard()  # (rank, world) under torchrun
+    steps_per_epoch = math.ceil(math.ceil(len(data) / (part[1] if part else 1)) / cfg.batch_size)
     total = max(1, cfg.epochs * steps_per_epoch)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(cfg.schedule, step, total))
     history: list[dict] = []
@@ -124,14 +127,18 @@ def train(
         start_epoch, history = state["epoch"], state["history"]
     if cfg.channels_last:
         net.to(memory_format=torch.channels_last)
-    forward = torch.compile(net) if cfg.compile else net
+    forward = net
+    if part:
+        forward = nn.parallel.DistributedDataParallel(net, device_ids=[device] if device.type == "cuda" else None)
+    if cfg.compile:
+        forward = torch.compile(forward)
     for epoch in range(start_epoch, cfg.epochs):
         net.train()
         gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
         augment_gen = torch.Generator(device=device).manual_seed(cfg.seed * 100_003 + epoch)
         t0, loss_sum, seen = time.perf_counter(), 0.0, 0
-        bar = tqdm(data.batches(cfg.batch_size, shuffle=True, generator=gen), total=steps_per_epoch,
-                   desc=f"train {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
+        bar = tqdm(data.batches(cfg.batch_size, shuffle=True, generator=gen, shard=part), total=steps_per_epoch,
+                   desc=f"train {epoch + 1}/{cfg.epochs}", disable=not (progress and distributed.is_main()), leave=False)
         for x, y, _ in bar:
             if cfg.augment:
                 x = crop_flip(x, augment_gen)
@@ -147,12 +154,14 @@ def train(
             sched.step()
             loss_sum += loss.item() * len(y)
             seen += len(y)
-        history.append({"epoch": epoch + 1, "loss": loss_sum / max(seen, 1), "seconds": time.perf_counter() - t0})
-        if progress:
+        history.append({"epoch": epoch + 1, "loss": distributed.mean_over_ranks(loss_sum / max(seen, 1), device),
+                        "seconds": time.perf_counter() - t0})
+        if progress and distributed.is_main():
             tqdm.write(f"epoch {epoch + 1}/{cfg.epochs}: loss {history[-1]['loss']:.4f} ({history[-1]['seconds']:.1f} s)")
-        if checkpoint is not None:
+        if checkpoint is not None and distributed.is_main():
             save_torch({"config": asdict(cfg), "net": net.state_dict(), "opt": opt.state_dict(),
                         "sched": sched.state_dict(), "epoch": epoch + 1, "history": history}, checkpoint)
+        distributed.barrier()
     net.eval()
     return history
 

@@ -1,0 +1,39 @@
+"""Run by tests/test_distributed.py under ``torchrun --nproc_per_node 2`` (gloo on CPU).
+
+Each rank writes ``<out>/rank<r>.pt``: its first minibatch's indices and loss at the
+initial guide, the fitted switch concentrations, and the state of a network trained with DDP.
+"""
+import sys
+
+import torch
+from pyro.infer import TraceMeanField_ELBO
+
+import pyro_dirichlet as pdl
+from pyro_dirichlet import distributed
+from pyro_dirichlet.models import build_model
+from pyro_dirichlet.simulate import simulate
+
+BATCH = 20  # per rank
+
+
+def main(out: str) -> None:
+    distributed.init()
+    problem = simulate(40, 8, num_data=400, seed=0)
+    switched = pdl.SwitchedNetwork(problem.net, ["hidden0"], 0.1, likelihood="bernoulli")
+    data = problem.data
+    gen = torch.Generator().manual_seed(1)  # fit_switches' shuffling generator for seed 0, stage 0, epoch 0
+    x, y, idx = next(data.batches(BATCH, shuffle=True, generator=gen, shard=distributed.shard()))
+    first_loss = TraceMeanField_ELBO(max_plate_nesting=1).loss(
+        switched.model, pdl.SwitchGuide(switched.sizes, "mean"), x, y, idx=idx, num_data=len(data))
+    cfg = pdl.FitConfig(estimator="mean", epochs=3, batch_size=BATCH, anneal_epochs=0)
+    guide, history = pdl.fit_switches(switched, data, cfg, progress=False)
+    torch.manual_seed(0)
+    net = build_model("mlp", [6], in_features=40, num_classes=2)
+    labelled = pdl.FeatureDataset(data.features, data.labels.long())
+    pdl.train(net, labelled, pdl.TrainConfig(epochs=2, batch_size=BATCH), progress=False)
+    torch.save({"first_idx": idx, "first_loss": first_loss, "phi": guide.phi("hidden0").detach(),
+                "history": history, "net": net.state_dict()}, f"{out}/rank{distributed.rank()}.pt")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
