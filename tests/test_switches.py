@@ -1,4 +1,3 @@
-import pyro
 import pyro.distributions as dist
 import pytest
 import torch
