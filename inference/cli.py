@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import warnings
 
@@ -87,14 +88,14 @@ def _widths(text: str | None) -> tuple[int, ...] | None:
 def cmd_count(a: argparse.Namespace) -> dict:
     from pyro_dirichlet import count_macs, count_params, parse_architecture
     from pyro_dirichlet.models import build_model
-    from pyro_dirichlet.switches import layer_width
+    from pyro_dirichlet.switches import layer_sizes
 
     from pyro_dirichlet import resolve_device
 
     net = build_model(a.model, _widths(a.widths))
     if a.arch is not None:
-        sizes = {n: layer_width(net.get_submodule(n)) for n in net.prunable_layers}
-        net = build_model(a.model, list(parse_architecture(a.arch, sizes, getattr(net, "layer_groups", None)).values()))
+        counts = parse_architecture(a.arch, layer_sizes(net), getattr(net, "layer_groups", None))
+        net = build_model(a.model, list(counts.values()))
     net = net.to(resolve_device(a.device))
     return {"macs": count_macs(net, net.input_shape), "params": count_params(net)}
 
@@ -108,8 +109,7 @@ def cmd_synthetic(a: argparse.Namespace) -> dict:
                       timing=not a.no_timing)
     if cfg.epochs < 1 or cfg.mc_samples < 1 or cfg.timing_epochs < 1 or cfg.naive_epochs < 0:
         raise ValueError("need --epochs, --samples, --timing-epochs >= 1 and --naive-epochs >= 0")
-    command = "pyro-dirichlet " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["synthetic"] else "pyro-dirichlet synthetic"
-    result = run_study(cfg, a.results, command, progress=not a.no_progress)
+    result = run_study(cfg, a.results, a.command_line, progress=not a.no_progress)
     return {"sizes": [{k: row[k] for k in ("d_x", "d_h")} | {e: {m: round(row[e][m], 6) for m in ("corr", "rmse", "mean_sd")}
                                                          for e in ("mc", "mean")} for row in result["sizes"]],
             "timing": result["timing"], "results": f"{a.results}/synthetic.json"}
@@ -124,7 +124,7 @@ def cmd_compare(a: argparse.Namespace) -> dict:
         seeds=_ints(a.seeds, "--seeds"), finetune_epochs=a.finetune_epochs, fit_epochs=a.fit_epochs,
         mc_samples=a.samples, device=a.device, data_root=a.data_root, train_subset=a.train_subset,
         test_subset=a.test_subset, progress=not a.no_progress, pretrain=TrainConfig(epochs=a.pretrain_epochs, lr=1e-3))
-    result = run_compare(cfg, a.results, "pyro-dirichlet " + " ".join(sys.argv[1:]))
+    result = run_compare(cfg, a.results, a.command_line)
     table = aggregate(result["runs"])
     return {"full_error_pct": result["full"]["error_finetuned_pct"],
             "finetuned_error_pct": {f"{m}@{b}": round(v["finetuned"][0], 3) for (m, b), v in table.items()},
@@ -226,7 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=FutureWarning, module="arviz")
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    args.command_line = "pyro-dirichlet " + shlex.join(argv)
     try:
         device = distributed.init()  # under torchrun: this rank's device
         if device is not None and getattr(args, "device", "auto") in ("auto", "cuda"):

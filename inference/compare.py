@@ -30,6 +30,7 @@ import pyro_dirichlet as pdl
 from pyro_dirichlet import criteria
 from pyro_dirichlet.io import load_json, load_torch, save_json, save_text, save_torch
 from pyro_dirichlet.models import build_model
+from pyro_dirichlet.switches import layer_sizes
 
 from . import pipeline
 
@@ -82,7 +83,7 @@ class CompareConfig:
 
 def uniform_counts(net: nn.Module, budget: int) -> dict[str, int]:
     """The largest uniform keep fraction whose zoo network fits ``budget`` MACs."""
-    sizes = {name: net.get_submodule(name).weight.shape[0] for name in net.prunable_layers}
+    sizes = layer_sizes(net)
 
     def counts(f: float) -> dict[str, int]:
         return {name: max(1, round(f * k)) for name, k in sizes.items()}
@@ -100,7 +101,7 @@ def uniform_counts(net: nn.Module, budget: int) -> dict[str, int]:
 
 
 def budget_counts(net: nn.Module, budget: int) -> dict[str, int]:
-    sizes = {name: net.get_submodule(name).weight.shape[0] for name in net.prunable_layers}
+    sizes = layer_sizes(net)
     if budget in PAPER_ARCH and net.zoo_name == "lenet5" and tuple(sizes.values()) == (20, 50, 800, 500):
         return pdl.parse_architecture(PAPER_ARCH[budget], sizes)
     return uniform_counts(net, budget)
@@ -112,10 +113,11 @@ def method_scores(cfg: CompareConfig, method: str, seed: int, net: nn.Module, tr
     cache = Path(cfg.run_dir) / "scores" / f"{method}-s{seed}.pt"
     if cache.exists():
         state = load_torch(cache)
-        pruned_from = copy.deepcopy(net)
-        if state["net"] is not None:
-            pruned_from.load_state_dict(state["net"])
-        return state["scores"], pruned_from
+        if state["net"] is None:
+            return state["scores"], net  # trim works on a copy
+        retrained = copy.deepcopy(net)
+        retrained.load_state_dict(state["net"])
+        return state["scores"], retrained
     work = copy.deepcopy(net)
     t0 = time.perf_counter()
     if method in ("l1", "l2"):
@@ -165,8 +167,7 @@ def run_compare(cfg: CompareConfig, results_dir: str | Path = "results", command
                                    pretrain=cfg.pretrain, progress=cfg.progress)
     train_data, test_data = pipeline.load_data(base)
     net = pipeline.pretrain(base, train_data, test_data)
-    full = {"method": "full", "budget_macs": None, "architecture": pdl.format_architecture(
-        {n: net.get_submodule(n).weight.shape[0] for n in net.prunable_layers}),
+    full = {"method": "full", "budget_macs": None, "architecture": pdl.format_architecture(layer_sizes(net)),
         "macs": pdl.count_macs(net, net.input_shape), "params": pdl.count_params(net),
         "error_pruned_pct": pdl.evaluate(net, test_data)}
     full["error_finetuned_pct"] = full["error_pruned_pct"]

@@ -117,7 +117,7 @@ def pretrain(cfg: PipelineConfig, train: pdl.ArrayDataset, test: pdl.ArrayDatase
     torch.manual_seed(cfg.pretrain.seed)
     net = build_model(cfg.model, **_model_kwargs(cfg)).to(train.device)
     pdl.train(net, train, cfg.pretrain, checkpoint=folder / "train.ckpt", progress=cfg.progress)
-    widths = {name: pdl.switches.layer_width(net.get_submodule(name)) for name in net.prunable_layers}
+    widths = pdl.switches.layer_sizes(net)
     spec = {"model": cfg.model, "model_kwargs": _model_kwargs(cfg), "input_shape": list(net.input_shape),
             "kept": {name: list(range(k)) for name, k in widths.items()}, "architecture": pdl.format_architecture(widths),
             **_measure(net, test), "train": asdict(cfg.pretrain)}

@@ -23,6 +23,7 @@ import torch
 from torch.distributions import Bernoulli, Dirichlet, kl_divergence
 
 from pyro_dirichlet.data import FeatureDataset
+from pyro_dirichlet.fit import epoch_seed
 
 
 def plain_loss(net, log_phi: torch.Tensor, x, y, num_data: int, estimator: str, num_samples: int, alpha0: float):
@@ -53,9 +54,9 @@ def plain_fit(
     optim = torch.optim.Adam([log_phi], lr=lr)
     history = []
     for epoch in range(epochs):
-        epoch_seed = (seed * 1_000_003) * 1_000_003 + epoch  # as fit_switches, stage 0
-        torch.manual_seed(epoch_seed)
-        gen = torch.Generator().manual_seed(epoch_seed + 1)
+        seed_e = epoch_seed(seed, 0, epoch)  # as fit_switches (one stage)
+        torch.manual_seed(seed_e)
+        gen = torch.Generator().manual_seed(seed_e + 1)
         t0, loss_sum, steps = time.perf_counter(), 0.0, 0
         for x, y, _ in data.batches(batch_size, shuffle=True, generator=gen):
             optim.zero_grad()

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import torch
 
+from .io import load_torch, save_torch
+
 DATA_ENV = "PYRO_DIRICHLET_DATA"
 CACHE_ENV = "PYRO_DIRICHLET_CACHE"
 MNIST_MEAN, MNIST_STD = (0.1307,), (0.3081,)
@@ -34,22 +36,40 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
     return Path(root if root is not None else os.environ.get(DATA_ENV, "data")).expanduser()
 
 
-@dataclass
-class ArrayDataset:
-    """images: ``(N, C, H, W)`` uint8; labels: ``(N,)`` int64; per-channel mean/std in [0, 1] units."""
+class _Batched:
+    """Length, device and minibatches of a data set with ``labels`` ``(N,)`` and ``inputs(idx)``."""
 
-    images: torch.Tensor
     labels: torch.Tensor
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    name: str = ""
 
     def __len__(self) -> int:
         return self.labels.shape[0]
 
     @property
     def device(self) -> torch.device:
-        return self.images.device
+        return self.labels.device
+
+    def inputs(self, idx: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def batches(
+        self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None, drop_last: bool = False,
+        shard: tuple[int, int] | None = None,
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Yield ``(x (B, ...), y (B,), idx (B,))`` on the data's device (``shard``: see :func:`batch_indices`)."""
+        for idx in batch_indices(len(self), batch_size, shuffle, generator, drop_last, self.device, shard):
+            yield self.inputs(idx), self.labels[idx], idx
+
+
+@dataclass
+class ArrayDataset(_Batched):
+    """images: ``(N, C, H, W)`` uint8; labels: ``(N,)`` int64; per-channel mean/std in [0, 1] units.
+    ``inputs`` are normalised float32 ``(x / 255 - mean) / std``."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    name: str = ""
 
     def to(self, device: torch.device | str) -> "ArrayDataset":
         return ArrayDataset(self.images.to(device), self.labels.to(device), self.mean, self.std, self.name)
@@ -68,18 +88,12 @@ class ArrayDataset:
         std = torch.tensor(self.std, device=images.device).view(shape)
         return (images.float() / 255 - mean) / std
 
-    def batches(
-        self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None, drop_last: bool = False,
-        shard: tuple[int, int] | None = None,
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """Yield ``(x float (B, C, H, W), y (B,), idx (B,))`` on the data's device (``shard``: see
-        :func:`batch_indices`)."""
-        for idx in batch_indices(len(self), batch_size, shuffle, generator, drop_last, self.device, shard):
-            yield self.normalize(self.images[idx]), self.labels[idx], idx
+    def inputs(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.normalize(self.images[idx])
 
 
 @dataclass
-class FeatureDataset:
+class FeatureDataset(_Batched):
     """features: ``(N, D)`` float; labels: ``(N,)`` (int64 classes or float 0/1). Same
     interface as :class:`ArrayDataset` for fitting switches on simulated or tabular data."""
 
@@ -87,23 +101,11 @@ class FeatureDataset:
     labels: torch.Tensor
     name: str = ""
 
-    def __len__(self) -> int:
-        return self.labels.shape[0]
-
-    @property
-    def device(self) -> torch.device:
-        return self.features.device
-
     def to(self, device: torch.device | str) -> "FeatureDataset":
         return FeatureDataset(self.features.to(device), self.labels.to(device), self.name)
 
-    def batches(
-        self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None, drop_last: bool = False,
-        shard: tuple[int, int] | None = None,
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """Yield ``(x (B, D), y (B,), idx (B,))`` on the data's device (``shard``: see :func:`batch_indices`)."""
-        for idx in batch_indices(len(self), batch_size, shuffle, generator, drop_last, self.device, shard):
-            yield self.features[idx], self.labels[idx], idx
+    def inputs(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.features[idx]
 
 
 def batch_indices(
@@ -172,8 +174,6 @@ def _cached_jpeg_folder(folder: Path) -> tuple[torch.Tensor, torch.Tensor]:
     """Decode ``<folder>/<class>/*.jpg`` (classes in CIFAR-10 order) to ``(N, 3, 32, 32)`` uint8
     once; later calls read the cache file, keyed by the folder's path and file count."""
     from torchvision.io import ImageReadMode, decode_jpeg, read_file
-
-    from .io import load_torch, save_torch
 
     files = [(label, path) for label, cls in enumerate(CIFAR10_CLASSES) for path in sorted((folder / cls).glob("*.jpg"))]
     if not files:

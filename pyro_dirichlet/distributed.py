@@ -12,6 +12,7 @@
 """
 from __future__ import annotations
 
+import math
 import os
 
 import torch
@@ -48,6 +49,11 @@ def is_main() -> bool:
 def shard() -> tuple[int, int] | None:
     """``(rank, world_size)`` when running distributed, else None."""
     return (rank(), world_size()) if world_size() > 1 else None
+
+
+def shard_length(n: int) -> int:
+    """Examples per rank in an epoch of n (``DistributedSampler`` pads to a multiple of the world size)."""
+    return math.ceil(n / world_size())
 
 
 def average_gradients_hook(grad: torch.Tensor) -> torch.Tensor:

@@ -20,6 +20,7 @@ and sampling from ``(seed, stage, epoch)``, so a resumed fit equals an uninterru
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -56,6 +57,11 @@ class FitConfig:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
         if self.num_samples < 1 or self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.anneal_epochs < 0:
             raise ValueError(f"need num_samples, epochs, batch_size >= 1, lr > 0, anneal_epochs >= 0; got {self}")
+
+
+def epoch_seed(seed: int, stage: int, epoch: int) -> int:
+    """The seed of one epoch's sampling; its shuffling generator is seeded with this + 1."""
+    return (seed * 1_000_003 + stage) * 1_000_003 + epoch
 
 
 def make_elbo(cfg: FitConfig):
@@ -97,16 +103,16 @@ def fit_switches(
         history, done = state["history"], tuple(state["done"])
     part = distributed.shard()  # (rank, world) under torchrun: this rank's share of each epoch
     hooks = [p.register_hook(distributed.average_gradients_hook) for p in guide.log_phi] if part else []
-    steps_per_epoch = -(-(-(-len(data) // (part[1] if part else 1))) // cfg.batch_size)
+    steps_per_epoch = math.ceil(distributed.shard_length(len(data)) / cfg.batch_size)
     anneal_steps = cfg.anneal_epochs * steps_per_epoch
     for stage, layers in enumerate(stages):
         guide.train_only(layers)
         for epoch in range(cfg.epochs):
             if (stage, epoch) < done:
                 continue
-            epoch_seed = (cfg.seed * 1_000_003 + stage) * 1_000_003 + epoch
-            torch.manual_seed(epoch_seed)
-            gen = torch.Generator().manual_seed(epoch_seed + 1)
+            seed = epoch_seed(cfg.seed, stage, epoch)
+            torch.manual_seed(seed)
+            gen = torch.Generator().manual_seed(seed + 1)
             t0, loss_sum, steps = time.perf_counter(), 0.0, 0
             desc = f"fit {cfg.estimator} {'+'.join(layers) if len(stages) > 1 else 'joint'} {epoch + 1}/{cfg.epochs}"
             bar = tqdm(data.batches(cfg.batch_size, shuffle=True, generator=gen, shard=part), total=steps_per_epoch,

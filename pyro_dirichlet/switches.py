@@ -94,6 +94,11 @@ def layer_width(module: nn.Module) -> int:
     raise TypeError(f"switches attach to nn.Conv2d or nn.Linear layers, not {type(module).__name__}")
 
 
+def layer_sizes(net: nn.Module, layers: Sequence[str] | None = None) -> dict[str, int]:
+    """``{layer: width}`` for ``layers`` (default: the zoo's ``net.prunable_layers``)."""
+    return {name: layer_width(net.get_submodule(name)) for name in (layers or net.prunable_layers)}
+
+
 class SwitchedNetwork:
     """A frozen trained network with Dirichlet switches on named layers, as a Pyro model.
 

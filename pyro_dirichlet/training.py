@@ -109,7 +109,7 @@ def train(
     net.requires_grad_(True)
     opt = _optimizer(net, cfg)
     part = distributed.shard()  # (rank, world) under torchrun
-    steps_per_epoch = math.ceil(math.ceil(len(data) / (part[1] if part else 1)) / cfg.batch_size)
+    steps_per_epoch = math.ceil(distributed.shard_length(len(data)) / cfg.batch_size)
     total = max(1, cfg.epochs * steps_per_epoch)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(cfg.schedule, step, total))
     history: list[dict] = []

@@ -10,6 +10,7 @@ from pyro.infer import TraceMeanField_ELBO
 
 import pyro_dirichlet as pdl
 from pyro_dirichlet import distributed
+from pyro_dirichlet.fit import epoch_seed
 from pyro_dirichlet.models import build_model
 from pyro_dirichlet.simulate import simulate
 
@@ -21,7 +22,7 @@ def main(out: str) -> None:
     problem = simulate(40, 8, num_data=400, seed=0)
     switched = pdl.SwitchedNetwork(problem.net, ["hidden0"], 0.1, likelihood="bernoulli")
     data = problem.data
-    gen = torch.Generator().manual_seed(1)  # fit_switches' shuffling generator for seed 0, stage 0, epoch 0
+    gen = torch.Generator().manual_seed(epoch_seed(0, 0, 0) + 1)  # fit_switches' first shuffling generator
     x, y, idx = next(data.batches(BATCH, shuffle=True, generator=gen, shard=distributed.shard()))
     first_loss = TraceMeanField_ELBO(max_plate_nesting=1).loss(
         switched.model, pdl.SwitchGuide(switched.sizes, "mean"), x, y, idx=idx, num_data=len(data))
