@@ -1,7 +1,7 @@
 """Command line: ``pyro-dirichlet {pretrain,fit,prune,finetune,run,count,synthetic,compare}``.
 
 All steps share one run directory (see :mod:`pyro_dirichlet.inference.pipeline`); each
-reads the previous step's output from it and skips work that is already there.
+reads the previous step's output from it and reuses work done with the same settings.
 """
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from pyro_dirichlet.inference import pipeline
 
 def _common(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("run")
-    g.add_argument("--run-dir", default="runs/lenet5-mnist", help="folder for all outputs (default: %(default)s)")
+    g.add_argument("--run-dir", default=None, help="folder for all outputs (default: runs/<model>-<data set>)")
     g.add_argument("--model", default="lenet5", help="network from the zoo (default: %(default)s)")
-    g.add_argument("--widths", default=None, help="full widths of the prunable layers, e.g. 20-50-800-500")
+    g.add_argument("--widths", default=None, help="full widths of the switch sites, e.g. 20-50-800-500")
     g.add_argument("--device", default="auto", help="auto | cpu | cuda (default: %(default)s)")
     g.add_argument("--data-root", default=None, help="data folder (default: $PYRO_DIRICHLET_DATA, else ./data)")
     g.add_argument("--no-download", action="store_true", help="never download missing data")
@@ -50,7 +50,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--alpha0", type=float, default=0.5, help="Dirichlet prior concentration")
     g.add_argument("--anneal-epochs", type=float, default=1.0, help="KL weight rises to 1 over this many epochs")
     g = p.add_argument_group("pruning target (one of)")
-    g.add_argument("--arch", default=None, help="keep counts per layer, e.g. 5-8-45-15")
+    g.add_argument("--arch", default=None, help="keep counts per switch site, e.g. 5-8-45-15 (lenet5's default)")
     g.add_argument("--budget-macs", type=int, default=None, help="choose counts to fit this many MACs")
     g.add_argument("--mass", type=float, default=None, help="keep the top channels holding this posterior mass")
 
@@ -86,18 +86,16 @@ def _widths(text: str | None) -> tuple[int, ...] | None:
 
 
 def cmd_count(a: argparse.Namespace) -> dict:
-    from pyro_dirichlet import count_macs, count_params, parse_architecture
+    from pyro_dirichlet import count_ops, count_params, input_links, parse_architecture, resolve_device, site_sizes
     from pyro_dirichlet.models import build_model
-    from pyro_dirichlet.switches import layer_sizes
-
-    from pyro_dirichlet import resolve_device
 
     net = build_model(a.model, _widths(a.widths))
     if a.arch is not None:
-        counts = parse_architecture(a.arch, layer_sizes(net), getattr(net, "layer_groups", None))
+        links = input_links(net, net.prunable_layers, net.input_shape)
+        counts = parse_architecture(a.arch, site_sizes(net), getattr(net, "layer_groups", None), links)
         net = build_model(a.model, list(counts.values()))
     net = net.to(resolve_device(a.device))
-    return {"macs": count_macs(net, net.input_shape), "params": count_params(net)}
+    return {**count_ops(net, net.input_shape), "params": count_params(net)}
 
 
 def cmd_synthetic(a: argparse.Namespace) -> dict:
@@ -154,14 +152,14 @@ def _step(name: str):
         train, test = pipeline.load_data(cfg)
         net = pipeline.pretrain(cfg, train, test)
         if name == "pretrain":
-            return pipeline.load_json(f"{cfg.run_dir}/pretrained/spec.json") | {"kept": "all"}
+            return pipeline.load_json(cfg.pretrained_dir / "spec.json") | {"kept": "all"}
         idata = pipeline.fit(cfg, net, train)
         if name == "fit":
             return pipeline.load_json(cfg.fit_dir / "fit.json")
         pruned = pipeline.prune(cfg, net, idata, test)
         if name == "prune":
             spec = pipeline.load_json(cfg.prune_dir / "spec.json")
-            return {k: spec[k] for k in ("architecture", "error_pct", "macs", "params")}
+            return {k: spec[k] for k in ("architecture", "error_pct", "macs", "paper_flops", "params")}
         return pipeline.finetune(cfg, pruned, train, test)
 
     return command
@@ -181,10 +179,10 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text, description=text)
         _common(p)
         p.set_defaults(func=_step(name))
-    p = sub.add_parser("count", help="print {macs, params} of a zoo network as one JSON line")
+    p = sub.add_parser("count", help="print {macs, paper_flops, params} of a zoo network as one JSON line")
     p.add_argument("--model", default="lenet5")
     p.add_argument("--widths", default=None, help="full widths, e.g. 20-50-800-500")
-    p.add_argument("--arch", default=None, help="pruned widths, e.g. 5-8-45-15")
+    p.add_argument("--arch", default=None, help="pruned widths, e.g. 5-8-45-15 (lenet5: conv1, conv2, fc1 inputs, fc1)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: %(default)s)")
     p.set_defaults(func=cmd_count)
     text = "the synthetic posterior study (mc against mean) and its speed benchmark"

@@ -1,10 +1,12 @@
 """Every criterion in one harness: the LeNet-5 compression curve (``pyro-dirichlet compare``).
 
-One trained LeNet-5 (cached in ``<run_dir>/pretrained``). For each seed and method the
-channel scores are computed once (cached in ``<run_dir>/scores``). At each MAC budget every
-method keeps the **same per-layer counts**: the paper's 5-8-45-15 at 142,585 MACs, and
-elsewhere the largest uniform keep fraction ``f`` (``max(1, round(f * K_l))`` in every
-layer) that fits the budget. Only *which* channels are kept comes from each method's
+One trained LeNet-5-Caffe (the pipeline's ``pretrained-<h>`` folder under ``run_dir``). For
+each seed and method the channel scores are computed once, and each (method, budget, seed)
+run once; both are cached in ``<pretrained>/compare-<h>/{scores,runs}``, keyed by the
+settings that change them (fine-tuning, scoring and fit settings). At each MAC budget
+every method keeps the **same per-site counts**: the paper's 5-8-45-15 at 136,825 MACs,
+and elsewhere the largest uniform keep fraction ``f`` (``max(1, round(f * K_l))`` in every
+site, fc1's input features clamped to 1..16 per kept conv2 filter) that fits the budget. Only *which* channels are kept comes from each method's
 scores, so the comparison measures the rankings. Each pruned network is evaluated right
 after pruning and after the same fine-tuning (Adam, cosine, ``finetune_epochs``, seed).
 
@@ -28,23 +30,23 @@ from tqdm.auto import tqdm
 
 import pyro_dirichlet as pdl
 from pyro_dirichlet import criteria
-from pyro_dirichlet.io import load_json, load_torch, save_json, save_text, save_torch
+from pyro_dirichlet.io import keyed_folder, load_json, load_torch, save_json, save_text, save_torch
 from pyro_dirichlet.models import build_model
-from pyro_dirichlet.switches import layer_sizes
+from pyro_dirichlet.sites import site_sizes
 
 from . import pipeline
 
 DIRICHLET = {"dirichlet-mean": ("mean", "layerwise"), "dirichlet-mc": ("mc", "layerwise"),
              "dirichlet-joint": ("mean", "joint")}
 METHODS = (*criteria.CRITERIA, *DIRICHLET)
-BUDGETS = (1_000_000, 500_000, 300_000, 200_000, 142_585, 100_000)
-PAPER_ARCH = {142_585: "5-8-45-15"}
+BUDGETS = (1_000_000, 500_000, 300_000, 200_000, 136_825, 100_000)
+PAPER_ARCH = {136_825: "5-8-45-15"}
 
-# Supplement Table 1 (LeNet-5 on MNIST): method, architecture, error %, stated FLOPs.
+# Supplement Table 1 (LeNet-5-Caffe on MNIST): method, architecture, error %, stated FLOPs.
 # Checked rows (GD, SBP, BC-GNJ, BC-GHS): architecture, error and FLOPs as stated in the
-# LeNet-5 table of Tang et al., "FLOPs as a direct optimization objective" (their FLOPs use
-# another counting convention than our MACs). RDP, FDOO, GL: architecture and error as
-# recalled from the supplement, not checked here (stated FLOPs unknown: None).
+# LeNet-5 table of Tang et al., "FLOPs as a direct optimization objective"; their FLOPs are
+# the MACs plus one add per output bias element (``paper_flops``). RDP, FDOO, GL: architecture
+# and error as recalled from the supplement, not checked here (stated FLOPs unknown: None).
 PAPER_POINTS = [
     ("BC-GNJ", "8-13-88-13", 1.0, 290_000), ("BC-GHS", "5-10-76-16", 1.0, 158_000),
     ("RDP", "4-7-110-16", 1.0, None), ("FDOO", "2-7-112-478", 1.1, None), ("GL", "3-12-192-500", 1.0, None),
@@ -55,7 +57,7 @@ PAPER_POINTS = [
 
 @dataclass
 class CompareConfig:
-    run_dir: str = "runs/lenet5-compare"
+    run_dir: str = "runs/lenet5-compare"  # holds the pipeline's pretrained-<h> folder
     methods: tuple[str, ...] = METHODS
     budgets: tuple[int, ...] = BUDGETS
     seeds: tuple[int, ...] = (0, 1, 2)
@@ -81,12 +83,12 @@ class CompareConfig:
             raise ValueError("need at least one seed, finetune_epochs >= 0 and positive budgets")
 
 
-def uniform_counts(net: nn.Module, budget: int) -> dict[str, int]:
+def uniform_counts(net: nn.Module, budget: int, links: pdl.pruning.Links) -> dict[str, int]:
     """The largest uniform keep fraction whose zoo network fits ``budget`` MACs."""
-    sizes = layer_sizes(net)
+    sizes = site_sizes(net)
 
     def counts(f: float) -> dict[str, int]:
-        return {name: max(1, round(f * k)) for name, k in sizes.items()}
+        return pdl.feasible_counts({name: max(1, round(f * k)) for name, k in sizes.items()}, links)
 
     def macs(f: float) -> int:
         return pdl.count_macs(build_model(net.zoo_name, list(counts(f).values())), net.input_shape)
@@ -100,17 +102,18 @@ def uniform_counts(net: nn.Module, budget: int) -> dict[str, int]:
     return counts(lo)
 
 
-def budget_counts(net: nn.Module, budget: int) -> dict[str, int]:
-    sizes = layer_sizes(net)
+def budget_counts(net: nn.Module, budget: int, links: pdl.pruning.Links) -> dict[str, int]:
+    sizes = site_sizes(net)
     if budget in PAPER_ARCH and net.zoo_name == "lenet5" and tuple(sizes.values()) == (20, 50, 800, 500):
-        return pdl.parse_architecture(PAPER_ARCH[budget], sizes)
-    return uniform_counts(net, budget)
+        return pdl.parse_architecture(PAPER_ARCH[budget], sizes, links=links)
+    return uniform_counts(net, budget, links)
 
 
-def method_scores(cfg: CompareConfig, method: str, seed: int, net: nn.Module, train_data) -> tuple[dict, nn.Module]:
-    """``(scores, network to prune)`` for one method and seed, cached under ``<run_dir>/scores``."""
+def method_scores(cfg: CompareConfig, method: str, seed: int, net: nn.Module, train_data, folder: Path
+                  ) -> tuple[dict, nn.Module]:
+    """``(scores, network to prune)`` for one method and seed, cached under ``<folder>/scores``."""
     layers = list(net.prunable_layers)
-    cache = Path(cfg.run_dir) / "scores" / f"{method}-s{seed}.pt"
+    cache = folder / "scores" / f"{method}-s{seed}.pt"
     if cache.exists():
         state = load_torch(cache)
         if state["net"] is None:
@@ -148,9 +151,9 @@ def method_scores(cfg: CompareConfig, method: str, seed: int, net: nn.Module, tr
     return scores, work
 
 
-def prune_and_finetune(cfg: CompareConfig, net: nn.Module, scores: dict, counts: dict, seed: int, train_data,
-                       test_data) -> dict:
-    keep = pdl.keep_indices(scores, counts)
+def prune_and_finetune(cfg: CompareConfig, net: nn.Module, scores: dict, counts: dict, links: pdl.pruning.Links,
+                       seed: int, train_data, test_data) -> dict:
+    keep = pdl.keep_indices(scores, counts, links)
     small = pdl.trim(net, keep, net.input_shape)
     pruned_error = pdl.evaluate(small, test_data)
     pdl.train(small, train_data, pdl.TrainConfig(epochs=cfg.finetune_epochs, lr=1e-3, seed=seed), progress=False)
@@ -160,18 +163,22 @@ def prune_and_finetune(cfg: CompareConfig, net: nn.Module, scores: dict, counts:
 
 
 def run_compare(cfg: CompareConfig, results_dir: str | Path = "results", command: str = "") -> dict:
-    """All runs (each cached as JSON under ``<run_dir>/runs``, so a re-run resumes), then
-    ``lenet5_baselines.json``, ``.md`` and ``.png`` in ``results_dir``."""
+    """All runs (each cached as JSON under ``<pretrained>/compare-<h>/runs``, so a re-run
+    resumes), then ``lenet5_baselines.json``, ``.md`` and ``.png`` in ``results_dir``."""
     base = pipeline.PipelineConfig(run_dir=cfg.run_dir, device=cfg.device, data_root=cfg.data_root,
                                    train_subset=cfg.train_subset, test_subset=cfg.test_subset,
                                    pretrain=cfg.pretrain, progress=cfg.progress)
     train_data, test_data = pipeline.load_data(base)
     net = pipeline.pretrain(base, train_data, test_data)
-    full = {"method": "full", "budget_macs": None, "architecture": pdl.format_architecture(layer_sizes(net)),
-        "macs": pdl.count_macs(net, net.input_shape), "params": pdl.count_params(net),
-        "error_pruned_pct": pdl.evaluate(net, test_data)}
+    settings = {k: v for k, v in asdict(cfg).items()
+                if k not in ("run_dir", "methods", "budgets", "seeds", "device", "data_root", "progress")}
+    folder = keyed_folder(base.pretrained_dir, "compare", settings)
+    full = {"method": "full", "budget_macs": None, "architecture": pdl.format_architecture(site_sizes(net)),
+            **pdl.count_ops(net, net.input_shape), "params": pdl.count_params(net),
+            "error_pruned_pct": pdl.evaluate(net, test_data)}
     full["error_finetuned_pct"] = full["error_pruned_pct"]
-    counts = {budget: budget_counts(net, budget) for budget in cfg.budgets}
+    links = pdl.input_links(net, net.prunable_layers, net.input_shape)
+    counts = {budget: budget_counts(net, budget, links) for budget in cfg.budgets}
     runs = []
     total = len(cfg.seeds) * len(cfg.methods) * len(cfg.budgets)
     with tqdm(total=total, desc="compare", disable=not cfg.progress) as bar:
@@ -180,18 +187,18 @@ def run_compare(cfg: CompareConfig, results_dir: str | Path = "results", command
                 scores, prune_from = None, None
                 for budget in cfg.budgets:
                     bar.set_postfix_str(f"seed {seed} {method} {budget}")
-                    record = Path(cfg.run_dir) / "runs" / f"{method}-{budget}-s{seed}.json"
+                    record = folder / "runs" / f"{method}-{budget}-s{seed}.json"
                     if not record.exists():
                         if scores is None:
-                            scores, prune_from = method_scores(cfg, method, seed, net, train_data)
-                        result = prune_and_finetune(cfg, prune_from, scores, counts[budget], seed, train_data,
+                            scores, prune_from = method_scores(cfg, method, seed, net, train_data, folder)
+                        result = prune_and_finetune(cfg, prune_from, scores, counts[budget], links, seed, train_data,
                                                     test_data)
                         save_json({"method": method, "budget_macs": budget, "seed": seed} | result, record)
                     runs.append(load_json(record))
                     bar.update()
     device = pdl.resolve_device(cfg.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
-    result = {"device": name, "command": command, "config": asdict(cfg), "full": full, "runs": runs,
+    result = {"device": name, "command": command, "config": asdict(cfg), "folder": str(folder), "full": full, "runs": runs,
               "paper_points": paper_points()}
     results_dir = Path(results_dir)
     save_json(result, results_dir / "lenet5_baselines.json")
@@ -201,12 +208,12 @@ def run_compare(cfg: CompareConfig, results_dir: str | Path = "results", command
 
 
 def paper_points() -> list[dict]:
-    """The supplement's Table 1 points, with MACs and params from this project's counter."""
+    """The supplement's Table 1 points, with MACs, paper FLOPs and params from this project's counter."""
     points = []
     for method, arch, error, stated_flops in PAPER_POINTS:
         small = build_model("lenet5", [int(w) for w in arch.split("-")])
         points.append({"method": method, "architecture": arch, "error_pct": error, "stated_flops": stated_flops,
-                       "macs": pdl.count_macs(small, small.input_shape), "params": pdl.count_params(small)})
+                       **pdl.count_ops(small, small.input_shape), "params": pdl.count_params(small)})
     return points
 
 
@@ -230,7 +237,7 @@ def markdown(result: dict) -> str:
     budgets = sorted({b for _, b in table}, reverse=True)
     methods = list(dict.fromkeys(m for m, _ in table))
     full = result["full"]
-    lines = [f"Command: `{result['command']}` (device: {result['device']}). Full LeNet-5 {full['architecture']}: "
+    lines = [f"Command: `{result['command']}` (device: {result['device']}). Full LeNet-5-Caffe {full['architecture']}: "
              f"{full['error_finetuned_pct']:.2f}% error, {full['macs']:,} MACs.", ""]
     for kind, title in (("finetuned", "after fine-tuning"), ("pruned", "right after pruning (no fine-tuning)")):
         lines += [f"Test error (%) {title}, mean ± sd over seeds:", "",
@@ -240,12 +247,13 @@ def markdown(result: dict) -> str:
             cells = [f"{table[(m, b)][kind][0]:.2f} ± {table[(m, b)][kind][1]:.2f}" for b in budgets]
             lines.append(f"| {m} | " + " | ".join(cells) + " |")
         lines.append("")
-    lines += ["Supplement Table 1 points, recounted by this project's counter (stated FLOPs: see PAPER_POINTS):", "",
-              "| method | architecture | error (%) | stated FLOPs | MACs (ours) | params (ours) |",
-              "|---|---|---|---|---|---|"]
+    lines += ["Supplement Table 1 points on LeNet-5-Caffe, recounted by this project's counter (paper FLOPs = MACs + "
+              "one add per output bias element; stated FLOPs: see PAPER_POINTS):", "",
+              "| method | architecture | error (%) | stated FLOPs | MACs (ours) | paper FLOPs (ours) | params (ours) |",
+              "|---|---|---|---|---|---|---|"]
     lines += [f"| {p['method']} | {p['architecture']} | {p['error_pct']} | "
-              f"{'—' if p['stated_flops'] is None else format(p['stated_flops'], ',')} | {p['macs']:,} | {p['params']:,} |"
-              for p in result["paper_points"]]
+              f"{'—' if p['stated_flops'] is None else format(p['stated_flops'], ',')} | {p['macs']:,} | "
+              f"{p['paper_flops']:,} | {p['params']:,} |" for p in result["paper_points"]]
     return "\n".join(lines) + "\n"
 
 
@@ -274,7 +282,7 @@ def plot(result: dict, path: Path) -> Path:
     ax.set_xscale("log")
     ax.set_xlabel("MACs (log)")
     ax.set_ylabel("test error after fine-tuning (%)")
-    ax.set_title("LeNet-5 on MNIST: same counts per budget, each method's own ranking\n(stars: supplement Table 1)")
+    ax.set_title("LeNet-5-Caffe on MNIST: same counts per budget, each method's own ranking\n(stars: supplement Table 1)")
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,14 +1,19 @@
 """The end-to-end pipeline in one run directory: pretrain -> fit -> prune -> finetune.
 
-Layout (every step skips work whose output already exists, and long steps resume from
-their checkpoint)::
+Each step writes into a folder named by a hash of its own settings, inside the folder of
+the step it read from, with those settings in ``config.json`` beside its results
+(:func:`pyro_dirichlet.io.keyed_folder`). A rerun with the same settings reuses every
+step; a changed setting recomputes that step and those after it, in new folders::
 
-    <run_dir>/pretrained/{model.pt, spec.json, train.ckpt}
-    <run_dir>/fit-<estimator>-<mode>/{switches.ckpt, posterior.nc, summary.csv, fit.json}
-    <run_dir>/fit-<estimator>-<mode>/prune-<target>/{model.pt, spec.json}
-    <run_dir>/fit-<estimator>-<mode>/prune-<target>/finetuned/{model.pt, spec.json, train.ckpt, result.json}
+    <run_dir>/pretrained-<h>/{config.json, model.pt, spec.json, train.ckpt}
+        config: model, widths, data set, train/test subset sizes, training settings (seed included)
+    <run_dir>/pretrained-<h>/fit-<estimator>-<mode>-<h>/{config.json, switches.ckpt, posterior.nc, summary.csv, fit.json}
+        config: switch sites, alpha0, fit settings (seed included)
+    .../fit-.../prune-<target>/{model.pt, spec.json}
+    .../fit-.../prune-<target>/finetuned-<h>/{config.json, model.pt, spec.json, train.ckpt, result.json}
 
-``target`` is ``arch-5-8-45-15``, ``macs-142585`` or ``mass-0.9``.
+``target`` is ``arch-5-8-45-15``, ``macs-136825`` or ``mass-0.9``. The default run
+directory is ``runs/<model>-<data set>``. The device is not part of the key.
 """
 from __future__ import annotations
 
@@ -20,7 +25,7 @@ import torch
 import torch.nn as nn
 
 import pyro_dirichlet as pdl
-from pyro_dirichlet.io import load_json, save_json, save_text
+from pyro_dirichlet.io import keyed_folder, load_json, save_json, save_text
 from pyro_dirichlet.models import build_model
 
 
@@ -42,23 +47,24 @@ class Target:
             return f"arch-{self.arch}"
         return f"macs-{self.budget_macs}" if self.budget_macs is not None else f"mass-{self.mass}"
 
-    def counts(self, net: nn.Module, scores: dict[str, torch.Tensor], model_kwargs: dict) -> dict[str, int]:
+    def counts(self, net: nn.Module, scores: dict[str, torch.Tensor], model_kwargs: dict, links: pdl.pruning.Links
+               ) -> dict[str, int]:
         """Keep counts for the zoo network ``net`` (``net.zoo_name``) with posterior-mean ``scores``."""
         if self.arch is not None:
             sizes = {name: len(s) for name, s in scores.items()}
-            return pdl.parse_architecture(self.arch, sizes, getattr(net, "layer_groups", None))
+            return pdl.parse_architecture(self.arch, sizes, getattr(net, "layer_groups", None), links)
         if self.budget_macs is not None:
             def macs_of(counts: dict[str, int]) -> int:  # build the zoo network at those widths: no trimming
                 kwargs = {**model_kwargs, "widths": list(counts.values())}
                 return pdl.count_macs(build_model(net.zoo_name, **kwargs), net.input_shape)
 
-            return pdl.counts_for_budget(net, scores, self.budget_macs, net.input_shape, macs_of)
-        return pdl.counts_for_mass(scores, self.mass)
+            return pdl.counts_for_budget(net, scores, self.budget_macs, net.input_shape, macs_of, links)
+        return pdl.feasible_counts(pdl.counts_for_mass(scores, self.mass), links)
 
 
 @dataclass
 class PipelineConfig:
-    run_dir: str = "runs/lenet5-mnist"
+    run_dir: str | None = None  # default: runs/<model>-<data set>
     model: str = "lenet5"
     widths: tuple[int, ...] | None = None
     data_root: str | None = None
@@ -75,25 +81,46 @@ class PipelineConfig:
 
     def __post_init__(self):
         pdl.switches.check_alpha0(self.alpha0)
+        if self.model not in DATASETS:
+            raise ValueError(f"unknown model {self.model!r}; choose one of {sorted(DATASETS)}")
+
+    @property
+    def root(self) -> Path:
+        return Path(self.run_dir or f"runs/{self.model}-{DATASETS[self.model][0]}")
+
+    @property
+    def pretrained_dir(self) -> Path:
+        settings = {"model": self.model, "widths": list(self.widths) if self.widths else None,
+                    "data": {"dataset": DATASETS[self.model][0], "train_subset": self.train_subset,
+                             "test_subset": self.test_subset},
+                    "train": asdict(self.pretrain)}
+        return keyed_folder(self.root, "pretrained", settings)
 
     @property
     def fit_dir(self) -> Path:
-        return Path(self.run_dir) / f"fit-{self.fit.estimator}-{self.fit.mode}"
+        settings = {"alpha0": self.alpha0, "fit": asdict(self.fit)}
+        return keyed_folder(self.pretrained_dir, f"fit-{self.fit.estimator}-{self.fit.mode}", settings)
 
     @property
     def prune_dir(self) -> Path:
         return self.fit_dir / f"prune-{self.target.tag}"
 
+    @property
+    def finetune_dir(self) -> Path:
+        return keyed_folder(self.prune_dir, "finetuned", asdict(self.finetune))
 
-DATASETS = {"lenet5": pdl.load_mnist, "mlp": pdl.load_mnist, "vgg16": pdl.load_cifar10,
-            "resnet56": pdl.load_cifar10, "wrn28_10": pdl.load_cifar10}
+
+# model -> (data set name, loader)
+DATASETS = {"lenet5": ("mnist", pdl.load_mnist), "lenet5_3fc": ("mnist", pdl.load_mnist), "mlp": ("mnist", pdl.load_mnist),
+            "vgg16": ("cifar10", pdl.load_cifar10), "resnet56": ("cifar10", pdl.load_cifar10),
+            "wrn28_10": ("cifar10", pdl.load_cifar10)}
 
 
 def load_data(cfg: PipelineConfig) -> tuple[pdl.ArrayDataset, pdl.ArrayDataset]:
     """(train, test) of the model's data set (MNIST or CIFAR-10) on the configured device,
     subset if asked."""
     device = pdl.resolve_device(cfg.device)
-    load = DATASETS[cfg.model]
+    load = DATASETS[cfg.model][1]
     train = load(cfg.data_root, train=True, download=cfg.download).subset(cfg.train_subset)
     test = load(cfg.data_root, train=False, download=cfg.download).subset(cfg.test_subset)
     return train.to(device), test.to(device)
@@ -104,20 +131,19 @@ def _model_kwargs(cfg: PipelineConfig) -> dict:
 
 
 def _measure(net: nn.Module, test: pdl.ArrayDataset) -> dict:
-    return {"error_pct": pdl.evaluate(net, test), "macs": pdl.count_macs(net, net.input_shape),
-            "params": pdl.count_params(net)}
+    return {"error_pct": pdl.evaluate(net, test), **pdl.count_ops(net, net.input_shape), "params": pdl.count_params(net)}
 
 
 def pretrain(cfg: PipelineConfig, train: pdl.ArrayDataset, test: pdl.ArrayDataset) -> nn.Module:
-    """Train the full network (or load it from ``<run_dir>/pretrained``)."""
-    folder = Path(cfg.run_dir) / "pretrained"
+    """Train the full network (or load it from ``cfg.pretrained_dir``)."""
+    folder = cfg.pretrained_dir
     if (folder / "spec.json").exists():
         net, _ = pdl.load_pruned(folder, device=train.device)
         return net
     torch.manual_seed(cfg.pretrain.seed)
     net = build_model(cfg.model, **_model_kwargs(cfg)).to(train.device)
     pdl.train(net, train, cfg.pretrain, checkpoint=folder / "train.ckpt", progress=cfg.progress)
-    widths = pdl.switches.layer_sizes(net)
+    widths = pdl.site_sizes(net)
     spec = {"model": cfg.model, "model_kwargs": _model_kwargs(cfg), "input_shape": list(net.input_shape),
             "kept": {name: list(range(k)) for name, k in widths.items()}, "architecture": pdl.format_architecture(widths),
             **_measure(net, test), "train": asdict(cfg.pretrain)}
@@ -146,8 +172,9 @@ def prune(cfg: PipelineConfig, net: nn.Module, idata, test: pdl.ArrayDataset) ->
     if (folder / "spec.json").exists():
         return pdl.load_pruned(folder, device=test.device)[0]
     scores = pdl.posterior_means(idata)
-    counts = cfg.target.counts(net, scores, _model_kwargs(cfg))
-    keep = pdl.keep_indices(scores, counts)
+    links = pdl.input_links(net, list(scores), net.input_shape)
+    counts = cfg.target.counts(net, scores, _model_kwargs(cfg), links)
+    keep = pdl.keep_indices(scores, counts, links)
     pruned = pdl.trim(net, keep, net.input_shape)
     spec = {"model": cfg.model, "model_kwargs": _model_kwargs(cfg), "input_shape": list(net.input_shape),
             "kept": keep, "architecture": pdl.format_architecture(counts), "target": asdict(cfg.target),
@@ -158,7 +185,7 @@ def prune(cfg: PipelineConfig, net: nn.Module, idata, test: pdl.ArrayDataset) ->
 
 def finetune(cfg: PipelineConfig, pruned: nn.Module, train: pdl.ArrayDataset, test: pdl.ArrayDataset) -> dict:
     """Fine-tune the pruned network; returns and writes ``result.json``."""
-    folder = cfg.prune_dir / "finetuned"
+    folder = cfg.finetune_dir
     if (folder / "result.json").exists():
         return load_json(folder / "result.json")
     before = load_json(cfg.prune_dir / "spec.json")
@@ -173,17 +200,18 @@ def finetune(cfg: PipelineConfig, pruned: nn.Module, train: pdl.ArrayDataset, te
 
 
 def baseline(cfg: PipelineConfig) -> dict:
-    """``{"error_pct", "macs", "params"}`` of the pretrained full network."""
-    spec = load_json(Path(cfg.run_dir) / "pretrained" / "spec.json")
-    return {k: spec[k] for k in ("error_pct", "macs", "params")}
+    """``{"error_pct", "macs", "paper_flops", "params"}`` of the pretrained full network."""
+    spec = load_json(cfg.pretrained_dir / "spec.json")
+    return {k: spec[k] for k in ("error_pct", "macs", "paper_flops", "params")}
 
 
 def run(cfg: PipelineConfig) -> dict:
-    """All four steps; returns ``{"baseline": {...}, "run": {...}, "wall_seconds": ...}``."""
+    """All four steps; returns ``{"baseline": {...}, "run": {...}, "folder": ..., "wall_seconds": ...}``."""
     t0 = time.perf_counter()
     train, test = load_data(cfg)
     net = pretrain(cfg, train, test)
     idata = fit(cfg, net, train)
     pruned = prune(cfg, net, idata, test)
     result = finetune(cfg, pruned, train, test)
-    return {"baseline": baseline(cfg), "run": result, "wall_seconds": time.perf_counter() - t0}
+    return {"baseline": baseline(cfg), "run": result, "folder": str(cfg.finetune_dir),
+            "wall_seconds": time.perf_counter() - t0}

@@ -1,7 +1,8 @@
 """The network zoo: plain ``torch.nn.Module`` classes, each naming its prunable layers.
 
 ``build_model(name, widths=None)`` builds one by name; ``MODELS`` lists them. Every model
-has ``prunable_layers`` (module names, in forward order, one width each in ``widths``),
+has ``prunable_layers`` (switch sites in forward order, one width each in ``widths``: module
+names, or ``"<linear>:in"`` for a Linear layer's input features, see ``pyro_dirichlet.sites``),
 ``input_shape`` (C, H, W or D) and, built here, ``zoo_name``. Residual networks also have
 ``layer_groups`` (the prunable layers of each stage).
 """
@@ -11,12 +12,12 @@ from collections.abc import Sequence
 
 import torch.nn as nn
 
-from .lenet5 import LeNet5
+from .lenet5 import LeNet5, LeNet5ThreeFC
 from .mlp import MLP
 from .resnet import ResNet56, WideResNet28x10
 from .vgg import VGG16
 
-MODELS: dict[str, type[nn.Module]] = {"lenet5": LeNet5, "mlp": MLP, "vgg16": VGG16, "resnet56": ResNet56,
+MODELS: dict[str, type[nn.Module]] = {"lenet5": LeNet5, "lenet5_3fc": LeNet5ThreeFC, "mlp": MLP, "vgg16": VGG16, "resnet56": ResNet56,
                                       "wrn28_10": WideResNet28x10}
 
 
@@ -31,4 +32,4 @@ def build_model(name: str, widths: Sequence[int] | None = None, **kwargs) -> nn.
     return net
 
 
-__all__ = ["MODELS", "build_model", "LeNet5", "MLP", "ResNet56", "VGG16", "WideResNet28x10"]
+__all__ = ["MODELS", "build_model", "LeNet5", "LeNet5ThreeFC", "MLP", "ResNet56", "VGG16", "WideResNet28x10"]

@@ -8,12 +8,13 @@ Public API (one screen):
 - fitting: ``FitConfig``, ``fit_switches``.
 - posterior: ``posterior_idata``, ``posterior_means``, ``summarize``, ``save_idata``, ``load_idata``.
 - pruning: ``parse_architecture``, ``counts_for_budget``, ``counts_for_mass``, ``keep_indices``,
-  ``trim``, ``save_pruned``, ``load_pruned``.
-- counting: ``count_macs``, ``count_params``; training: ``TrainConfig``, ``train``, ``evaluate``;
+  ``input_links``, ``feasible_counts``, ``trim``, ``save_pruned``, ``load_pruned``.
+- sites: ``InputSelect``, ``site_sizes`` (``"fc1:in"`` names a Linear layer's input features).
+- counting: ``count_macs``, ``count_ops`` (MACs and the LeNet-5 tables' FLOPs), ``count_params``; training: ``TrainConfig``, ``train``, ``evaluate``;
   data: ``load_mnist``, ``load_cifar10``, ``data_root`` (``$PYRO_DIRICHLET_DATA``), ``FeatureDataset``; ``simulate``
   (the synthetic study's ground truth).
 """
-from .counting import count_macs, count_params
+from .counting import count_macs, count_ops, count_params
 from .data import DATA_ENV, ArrayDataset, DataNotFoundError, FeatureDataset, data_root, load_cifar10, load_mnist
 from .devices import resolve_device
 from .fit import FitConfig, fit_switches
@@ -23,22 +24,25 @@ from .pruning import (
     CoupledLayersError,
     counts_for_budget,
     counts_for_mass,
+    feasible_counts,
     format_architecture,
+    input_links,
     keep_indices,
     load_pruned,
     parse_architecture,
     save_pruned,
     trim,
 )
+from .sites import InputSelect, site_sizes
 from .simulate import SyntheticProblem, simulate
 from .switches import MeanDirichlet, SwitchedNetwork, SwitchGuide, dirichlet_switch, scale_channels
 from .training import TrainConfig, evaluate, train
 
 __all__ = [
     "ArrayDataset", "CheckpointError", "CoupledLayersError", "DATA_ENV", "DataNotFoundError", "FeatureDataset", "FitConfig",
-    "MeanDirichlet", "SwitchGuide", "SwitchedNetwork", "TrainConfig", "count_macs", "count_params",
-    "counts_for_budget", "counts_for_mass", "data_root", "dirichlet_switch", "evaluate", "fit_switches",
-    "format_architecture", "keep_indices", "load_idata", "load_cifar10", "load_mnist", "load_pruned", "parse_architecture",
+    "InputSelect", "MeanDirichlet", "SwitchGuide", "SwitchedNetwork", "TrainConfig", "count_macs", "count_ops", "count_params",
+    "counts_for_budget", "counts_for_mass", "data_root", "dirichlet_switch", "evaluate", "feasible_counts", "fit_switches",
+    "format_architecture", "input_links", "keep_indices", "load_idata", "load_cifar10", "load_mnist", "load_pruned", "parse_architecture",
     "posterior_idata", "posterior_means", "resolve_device", "save_idata", "save_pruned", "scale_channels",
-    "simulate", "summarize", "SyntheticProblem", "train", "trim",
+    "simulate", "site_sizes", "summarize", "SyntheticProblem", "train", "trim",
 ]

@@ -1,19 +1,23 @@
-"""Baseline channel-importance criteria: one score per output channel of each prunable layer
+"""Baseline channel-importance criteria: one score per channel of each switch site
 (higher = more important), consumed by the same ``keep_indices`` / ``trim`` as the
-Dirichlet posterior means.
+Dirichlet posterior means. Sites are output channels (``"conv2"``) or a Linear layer's
+input features (``"fc1:in"``, :mod:`.sites`).
 
 - ``l1``, ``l2``: norm of the channel's weights (conv: the output filter ``W[k]``;
-  linear: the unit's incoming weights ``W[k, :]``).
+  linear: the unit's incoming weights ``W[k, :]``; input feature j: the column ``W[:, j]``).
 - ``taylor`` (Molchanov et al. 2017): ``|mean_space(a * dL/da)|`` per example, averaged over
-  examples; a = the layer's output after its BatchNorm if any (the switch point), L the
-  summed cross-entropy so ``dL/da_n`` is example n's own gradient.
+  examples; a = the layer's output after its BatchNorm if any (the switch point), or the
+  layer's input for an input site; L the summed cross-entropy so ``dL/da_n`` is example
+  n's own gradient.
 - ``fisher`` (Theis et al. 2018): ``0.5 * (sum_space a * dL/da)^2`` per example, averaged.
 - ``group-lasso`` (Wen et al. 2016): see :func:`group_lasso_retrain`; scores are the
   retrained channels' weight L2 norms, and the retrained network is the one pruned.
 - ``data-free`` (Srinivas & Babu 2015): unit j's saliency is
   ``min_{i != j} <a_j^2> ||W_i - W_j||^2`` (W: incoming weights, flattened filters for conv;
   ``<a_j^2>``: mean squared outgoing weight into the next conv/linear layer in execution
-  order, so sequential networks only). A unit close to another one is redundant.
+  order, so sequential networks only). A unit close to another one is redundant. Input
+  feature j: ``<a_j^2>`` from its column ``W[:, j]``, times the distance term of the
+  producer channel it comes from (1 when the features are the network's input).
 - ``random``: uniform scores from a seeded generator, the floor.
 """
 from __future__ import annotations
@@ -25,24 +29,27 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .pruning import input_links
+from .sites import is_input_site, layer_module, site_layer
 from .switches import SwitchedNetwork
 from .training import TrainConfig, train
 
 CRITERIA = ("l1", "l2", "taylor", "fisher", "group-lasso", "data-free", "random")
 
 
-def _channel_weights(module: nn.Module) -> torch.Tensor:
-    """``(K, fan_in)``: each output channel's weights, flattened."""
-    return module.weight.detach().flatten(1)
+def _channel_weights(net: nn.Module, site: str) -> torch.Tensor:
+    """``(K, fan)``: each channel's weights, flattened (an input feature's: its weight column)."""
+    weight = layer_module(net, site_layer(site)).weight
+    return weight.T if is_input_site(site) else weight.flatten(1)
 
 
 def norm_scores(net: nn.Module, layers: Sequence[str], p: int) -> dict[str, torch.Tensor]:
-    return {name: _channel_weights(net.get_submodule(name)).norm(p=p, dim=1) for name in layers}
+    return {name: _channel_weights(net, name).detach().norm(p=p, dim=1) for name in layers}
 
 
 def random_scores(net: nn.Module, layers: Sequence[str], seed: int) -> dict[str, torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
-    return {name: torch.rand(_channel_weights(net.get_submodule(name)).shape[0], generator=gen) for name in layers}
+    return {name: torch.rand(_channel_weights(net, name).shape[0], generator=gen) for name in layers}
 
 
 def gradient_scores(net: nn.Module, layers: Sequence[str], data, kind: str, num_batches: int = 10,
@@ -58,7 +65,9 @@ def gradient_scores(net: nn.Module, layers: Sequence[str], data, kind: str, num_
     seen = 0
     for _, (x, y, _) in zip(range(num_batches), batches):
         acts: dict[str, torch.Tensor] = {}
-        handles = [m.register_forward_hook(lambda mod, i, out, name=name: acts.__setitem__(name, out))
+        handles = [m.register_forward_pre_hook(lambda mod, i, name=name: acts.__setitem__(name, i[0]))
+                   if is_input_site(name) else
+                   m.register_forward_hook(lambda mod, i, out, name=name: acts.__setitem__(name, out))
                    for name, m in modules.items()]
         try:
             loss = F.cross_entropy(net(x.requires_grad_(True)), y, reduction="sum")
@@ -95,29 +104,40 @@ def data_free_scores(net: nn.Module, layers: Sequence[str], input_shape: Sequenc
     """Srinivas & Babu saliency (module docstring); needs each layer's successor conv/linear."""
     device = next(net.parameters()).device
     order = _execution_order(net, torch.zeros(1, *input_shape, device=device))
+    links = input_links(net, layers, input_shape)
+    redundancy = {}  # layer: min_{i != j} ||W_i - W_j||^2 over its output channels, (K,)
+    for layer in {site_layer(name) for name in layers} | {producer for producer, _ in links.values() if producer}:
+        w_in = _channel_weights(net, layer).detach()
+        dist = torch.cdist(w_in, w_in).pow(2)
+        dist.fill_diagonal_(float("inf"))
+        redundancy[layer] = dist.min(dim=0).values
     scores = {}
     for name in layers:
+        if is_input_site(name):
+            producer, stride = links[name]
+            out_sq = layer_module(net, site_layer(name)).weight.detach().pow(2).mean(dim=0)  # (F,)
+            near = redundancy[producer].repeat_interleave(stride) if producer else torch.ones_like(out_sq)
+            scores[name] = (out_sq * near).cpu()
+            continue
         position = order.index(name)
         if position + 1 == len(order):
             raise ValueError(f"data-free needs a conv/linear layer after {name!r} (its outgoing weights)")
-        w_in = _channel_weights(net.get_submodule(name))  # (K, fan_in)
-        K = w_in.shape[0]
-        w_out = net.get_submodule(order[position + 1]).weight.detach()
+        K = redundancy[name].shape[0]
+        w_out = layer_module(net, order[position + 1]).weight.detach()
         if w_out.flatten(1).shape[1] % K:
             raise ValueError(f"{order[position + 1]!r} does not consume {name!r}'s {K} channels; data-free needs a "
                              "sequential network")
         out_sq = w_out.reshape(w_out.shape[0], K, -1).pow(2).mean(dim=(0, 2))  # <a_j^2>, (K,)
-        dist = torch.cdist(w_in, w_in).pow(2)
-        dist.fill_diagonal_(float("inf"))
-        scores[name] = (out_sq * dist.min(dim=0).values).cpu()  # min over i != j, for each j
+        scores[name] = (out_sq * redundancy[name]).cpu()  # min over i != j, for each j
     return scores
 
 
 def group_norm_penalty(net: nn.Module, layers: Sequence[str]) -> torch.Tensor:
-    """``sum_l sqrt(fan_in_l) sum_k ||W_lk||_2`` (groups weighted by the square root of their size)."""
+    """``sum_l sqrt(fan_l) sum_k ||W_lk||_2`` over each site's channel weights (groups weighted
+    by the square root of their size)."""
     total = 0.0
     for name in layers:
-        w = net.get_submodule(name).weight.flatten(1)
+        w = _channel_weights(net, name)
         total = total + w.shape[1] ** 0.5 * w.norm(dim=1).sum()
     return total
 

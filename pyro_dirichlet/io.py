@@ -2,10 +2,13 @@
 
 Every file the project writes goes through :func:`atomic_write`: the content is written to a
 temporary file in the same folder and moved into place with ``os.replace``, so an
-interrupted run never leaves a half-written file behind.
+interrupted run never leaves a half-written file behind. A step's outputs go into a
+folder named by a hash of everything that produced them (:func:`keyed_folder`), so a
+changed setting never finds an old result.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -74,3 +77,26 @@ def load_json(path: str | os.PathLike) -> Any:
         return json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise CheckpointError(f"{path} is not valid JSON ({e}); re-create it or point to another file") from e
+
+
+def settings_key(settings: Any) -> str:
+    """10 hex digits of the SHA-256 of ``settings`` as canonical JSON (sorted keys)."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def keyed_folder(parent: str | os.PathLike, prefix: str, settings: dict) -> Path:
+    """``<parent>/<prefix>-<settings_key(settings)>``, with ``config.json`` holding ``settings``.
+
+    The folder's name changes with any setting, so a step run with other settings writes
+    elsewhere. ``config.json`` is written on first use and checked on every later one.
+    """
+    folder = Path(parent) / f"{prefix}-{settings_key(settings)}"
+    config = folder / "config.json"
+    canonical = json.loads(json.dumps(settings))
+    if config.exists():
+        if load_json(config) != canonical:
+            raise CheckpointError(f"{config} does not hold the settings its folder name was made from; "
+                                  "delete the folder to recompute it")
+    else:
+        save_json(canonical, config)
+    return folder

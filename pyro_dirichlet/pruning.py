@@ -1,8 +1,15 @@
 """Choosing how many channels to keep, and removing the others for real.
 
 Keep counts come from (a) an architecture string ``"5-8-45-15"`` (one count per switched
-layer, in order), (b) a MAC budget, or (c) a posterior-mass threshold per layer. Within a
-layer the channels with the highest scores (posterior means) are kept.
+site, in order), (b) a MAC budget, or (c) a posterior-mass threshold per layer. Within a
+site the channels with the highest scores (posterior means) are kept.
+
+Input sites (``"fc1:in"``, :mod:`.sites`) are linked to the layer that produces their
+features (:func:`input_links`): feature f belongs to producer channel ``f // stride``
+(``stride`` features per channel, 16 for LeNet-5's conv2 -> flatten -> fc1). When the
+producer is switched too, an input site keeps between one and ``stride`` features of each
+kept producer channel (so ``count_in <= stride * count_producer``), and at least the best
+feature of each, so no kept producer channel is left without a reader.
 
 MAC budget: channels are ordered globally by ``K_l * E_q[s_lk]`` (1 for every channel
 under the uniform switch, so layers compare), and the longest prefix of that order whose
@@ -12,7 +19,10 @@ removed; binary search over the prefix length, since MACs fall as channels go.
 Trimming uses Torch-Pruning's dependency graph: a layer's removed output channels leave
 the layer, its BatchNorm and every consumer (conv -> flatten -> linear included). A layer
 whose channels are tied to another pruned layer's (e.g. through a residual sum) is
-refused with an error naming the coupled layers.
+refused with an error naming the coupled layers. An input site's removed features leave
+the layer's weight columns; the layer then reads only its kept features
+(:class:`~.sites.InputSelect`), and a producer channel none of whose features is kept
+leaves the producer as well.
 """
 from __future__ import annotations
 
@@ -27,7 +37,9 @@ import torch_pruning as tp
 
 from .counting import count_macs
 from .io import CheckpointError, atomic_write, load_json, load_torch, save_json
-from .switches import layer_width
+from .sites import InputSelect, is_input_site, layer_module, layer_width, site_layer, site_width
+
+Links = Mapping[str, tuple[str | None, int]]  # {input site: (producer layer or None, features per channel)}
 
 
 class CoupledLayersError(ValueError):
@@ -35,12 +47,13 @@ class CoupledLayersError(ValueError):
 
 
 def parse_architecture(
-    text: str, sizes: Mapping[str, int], groups: Sequence[Sequence[str]] | None = None
+    text: str, sizes: Mapping[str, int], groups: Sequence[Sequence[str]] | None = None, links: Links | None = None
 ) -> dict[str, int]:
-    """``"5-8-45-15"`` -> ``{layer: count}`` for the layers of ``sizes`` (in order), 1 <= count <= K.
+    """``"5-8-45-15"`` -> ``{site: count}`` for the sites of ``sizes`` (in order), 1 <= count <= K.
 
     With ``groups`` (e.g. a residual network's stages), one count per group is also
-    accepted and applies to every layer of that group.
+    accepted and applies to every layer of that group. With ``links``, an input site's
+    count must lie in ``count_producer .. stride * count_producer`` (module docstring).
     """
     layers = list(sizes)
     try:
@@ -56,16 +69,53 @@ def parse_architecture(
     for name, count in zip(layers, counts):
         if not 1 <= count <= sizes[name]:
             raise ValueError(f"architecture {text!r}: layer {name!r} keeps {count}, which is outside 1..{sizes[name]}")
-    return dict(zip(layers, counts))
+    result = dict(zip(layers, counts))
+    for site, (producer, stride) in (links or {}).items():
+        if site in result and producer in result and not result[producer] <= result[site] <= stride * result[producer]:
+            raise ValueError(
+                f"architecture {text!r}: {site!r} keeps {result[site]} features, but the {result[producer]} channels "
+                f"kept in {producer!r} give at most {stride * result[producer]} ({stride} each) and need at least "
+                f"{result[producer]} (one each)")
+    return result
 
 
 def format_architecture(counts: Mapping[str, int]) -> str:
     return "-".join(str(int(c)) for c in counts.values())
 
 
-def keep_indices(scores: Mapping[str, torch.Tensor], counts: Mapping[str, int]) -> dict[str, list[int]]:
-    """The ``counts[l]`` highest-scoring channels of each layer, as sorted index lists."""
-    return {name: sorted(torch.topk(scores[name], counts[name]).indices.tolist()) for name in counts}
+def keep_indices(scores: Mapping[str, torch.Tensor], counts: Mapping[str, int],
+                 links: Links | None = None) -> dict[str, list[int]]:
+    """The ``counts[site]`` highest-scoring channels of each site, as sorted index lists.
+
+    An input site linked to a switched producer keeps features of the producer's kept
+    channels only: the best feature of each such channel, then the best of the rest.
+    """
+    linked = {site: link for site, link in (links or {}).items() if site in counts and link[0] in counts}
+    keep = {name: sorted(torch.topk(scores[name], counts[name]).indices.tolist()) for name in counts
+            if name not in linked}
+    for site, (producer, stride) in linked.items():
+        channels = torch.tensor(keep[producer])
+        candidates = (channels[:, None] * stride + torch.arange(stride)).flatten()  # (C_kept * stride,)
+        values = scores[site][candidates]
+        if not len(channels) <= counts[site] <= len(candidates):
+            raise ValueError(f"{site!r} keeps {counts[site]} features; the {len(channels)} kept channels of "
+                             f"{producer!r} allow {len(channels)}..{len(candidates)}")
+        best = values.reshape(len(channels), stride).argmax(1) + torch.arange(len(channels)) * stride
+        rest = torch.ones(len(candidates), dtype=torch.bool)
+        rest[best] = False
+        others = torch.nonzero(rest).flatten()
+        others = others[torch.argsort(values[others], descending=True, stable=True)][: counts[site] - len(channels)]
+        keep[site] = sorted(candidates[torch.cat([best, others])].tolist())
+    return {name: keep[name] for name in counts}
+
+
+def feasible_counts(counts: Mapping[str, int], links: Links | None = None) -> dict[str, int]:
+    """``counts`` with each linked input site's count clamped into ``count_p .. stride * count_p``."""
+    counts = dict(counts)
+    for site, (producer, stride) in (links or {}).items():
+        if site in counts and producer in counts:
+            counts[site] = min(max(counts[site], counts[producer]), stride * counts[producer])
+    return counts
 
 
 def counts_for_mass(scores: Mapping[str, torch.Tensor], mass: float) -> dict[str, int]:
@@ -85,20 +135,22 @@ def counts_for_budget(
     budget_macs: int,
     input_shape: Sequence[int],
     macs_of: Callable[[dict[str, int]], int] | None = None,
+    links: Links | None = None,
 ) -> dict[str, int]:
     """Per-layer counts from the global order of ``K_l * score_lk`` that fit ``budget_macs``.
 
     ``macs_of(counts)`` gives the MACs of the network with those keep counts; by default the
     network is trimmed and counted (exact for any graph, ~50 ms a call for LeNet-5). After
     the binary search, removed channels are added back in descending score order while the
-    budget allows, so the budget is used up as far as single channels can fill it.
+    budget allows, so the budget is used up as far as single channels can fill it. Counts
+    are kept feasible for ``links`` (:func:`feasible_counts`).
     """
     sizes = {name: len(s) for name, s in scores.items()}
     if macs_of is None:
         def macs_of(counts: Mapping[str, int]) -> int:
-            return count_macs(trim(net, keep_indices(scores, counts), input_shape), input_shape)
+            return count_macs(trim(net, keep_indices(scores, counts, links), input_shape), input_shape)
 
-    smallest = macs_of({name: 1 for name in sizes})
+    smallest = macs_of(feasible_counts({name: 1 for name in sizes}, links))
     if budget_macs < smallest:
         raise ValueError(
             f"MAC budget {budget_macs:,} is below the smallest possible network ({smallest:,} MACs with one "
@@ -112,7 +164,7 @@ def counts_for_budget(
         counts = dict(sizes)
         for _, name in order[:removed]:
             counts[name] = max(1, counts[name] - 1)
-        return counts
+        return feasible_counts(counts, links)
 
     lo, hi = 0, len(order)  # invariant: removing the first `hi` fits the budget (all layers at >= 1)
     while lo < hi:
@@ -124,47 +176,100 @@ def counts_for_budget(
     counts = counts_after(hi)
     for _, name in reversed(order[:hi]):
         if counts[name] < sizes[name]:
-            counts[name] += 1
-            if macs_of(counts) > budget_macs:
-                counts[name] -= 1
+            grown = feasible_counts({**counts, name: counts[name] + 1}, links)
+            if grown != counts and macs_of(grown) <= budget_macs:
+                counts = grown
     return counts
 
 
-def trim(net: nn.Module, keep: Mapping[str, Sequence[int]], input_shape: Sequence[int]) -> nn.Module:
-    """A smaller dense copy of ``net`` keeping only ``keep[layer]`` output channels of each layer.
+def _graph(net: nn.Module, input_shape: Sequence[int]) -> tp.DependencyGraph:
+    device = next(net.parameters()).device
+    return tp.DependencyGraph().build_dependency(net, example_inputs=torch.zeros(1, *input_shape, device=device))
 
-    Works on the net's device; ``input_shape`` (no batch dim) is used to trace the graph.
+
+def _out_handler(module: nn.Module):
+    return tp.prune_conv_out_channels if isinstance(module, nn.Conv2d) else tp.prune_linear_out_channels
+
+
+def _producer(graph: tp.DependencyGraph, module: nn.Linear, names: Mapping[nn.Module, str]) -> tuple[str | None, int]:
+    """``(producer layer or None, features per producer channel)`` of a Linear layer's inputs."""
+    group = graph.get_pruning_group(module, tp.prune_linear_in_channels, idxs=[0])
+    producers = [dep.target.module for dep, _ in group
+                 if isinstance(dep.target.module, (nn.Conv2d, nn.Linear)) and graph.is_out_channel_pruning_fn(dep.handler)]
+    if not producers:
+        return None, 1  # the network's input
+    if len(producers) > 1:
+        raise CoupledLayersError(f"the input features of {names[module]!r} come from several layers "
+                                 f"({sorted(names[m] for m in producers)}, e.g. a residual sum); switch their outputs")
+    return names[producers[0]], module.in_features // layer_width(producers[0])
+
+
+def input_links(net: nn.Module, sites: Sequence[str], input_shape: Sequence[int]) -> dict[str, tuple[str | None, int]]:
+    """``{input site: (producer layer or None, features per producer channel)}`` (module docstring),
+    from Torch-Pruning's dependency graph of a copy of ``net``."""
+    inputs = [site for site in sites if is_input_site(site)]
+    if not inputs:
+        return {}
+    copy_ = copy.deepcopy(net).eval().requires_grad_(True)
+    graph = _graph(copy_, input_shape)
+    names = {module: name for name, module in copy_.named_modules()}
+    return {site: _producer(graph, layer_module(copy_, site_layer(site)), names) for site in inputs}
+
+
+def trim(net: nn.Module, keep: Mapping[str, Sequence[int]], input_shape: Sequence[int]) -> nn.Module:
+    """A smaller dense copy of ``net`` keeping only ``keep[site]`` channels of each site.
+
+    Output sites lose their other output channels; input sites their other input features
+    (and producer channels none of whose features is kept; module docstring). Works on the
+    net's device; ``input_shape`` (no batch dim) is used to trace the graph.
     """
     pruned = copy.deepcopy(net).eval().requires_grad_(True)  # the graph is traced through autograd
-    device = next(pruned.parameters()).device
-    graph = tp.DependencyGraph().build_dependency(pruned, example_inputs=torch.zeros(1, *input_shape, device=device))
+    graph = _graph(pruned, input_shape)
     names = {module: name for name, module in pruned.named_modules()}
-    for name, kept in keep.items():
-        module = pruned.get_submodule(name)
-        width = layer_width(module)
+    removed: dict[str, set[int]] = {}  # output channels to remove, per layer
+    selections = []  # (layer, kept input features, producer, stride)
+    for site, kept in keep.items():
+        width = site_width(pruned, site)
         if not kept or min(kept) < 0 or max(kept) >= width:
-            raise ValueError(f"layer {name!r}: kept channels must be a non-empty subset of 0..{width - 1}")
-        removed = sorted(set(range(width)) - set(int(k) for k in kept))
-        if not removed:
+            raise ValueError(f"site {site!r}: kept channels must be a non-empty subset of 0..{width - 1}")
+        kept = sorted(set(int(k) for k in kept))
+        layer = site_layer(site)
+        if not is_input_site(site):
+            removed.setdefault(layer, set()).update(set(range(width)) - set(kept))
             continue
-        handler = tp.prune_conv_out_channels if isinstance(module, nn.Conv2d) else tp.prune_linear_out_channels
-        group = graph.get_pruning_group(module, handler, idxs=removed)
-        coupled = sorted(
-            {
-                names.get(dep.target.module, "?")
-                for dep, _ in group
-                if isinstance(dep.target.module, (nn.Conv2d, nn.Linear))
-                and dep.target.module is not module
-                and graph.is_out_channel_pruning_fn(dep.handler)
-            }
-        )
-        if coupled:
-            raise CoupledLayersError(
-                f"layer {name!r} shares its output channels with {coupled} (e.g. through a residual sum); "
-                "prune a layer whose channels are not tied to others, such as the first conv inside a block"
-            )
-        group.prune()
+        producer, stride = _producer(graph, layer_module(pruned, layer), names)
+        if producer is not None:
+            dead = set(range(width // stride)) - {f // stride for f in kept}
+            removed.setdefault(producer, set()).update(dead)
+        selections.append((layer, kept, producer, stride))
+    for layer, channels in removed.items():
+        if channels:
+            _prune_outputs(graph, layer_module(pruned, layer), sorted(channels), names)
+    for layer, kept, producer, stride in selections:
+        gone = removed.get(producer, set())
+        survivors = [c for c in range(layer_module(net, layer).in_features // stride) if c not in gone]
+        position = {c: i for i, c in enumerate(survivors)}
+        local = [position[f // stride] * stride + f % stride for f in kept if f // stride in position]
+        linear = layer_module(pruned, layer)
+        if len(local) < linear.in_features:
+            tp.prune_linear_in_channels(linear, sorted(set(range(linear.in_features)) - set(local)))
+            pruned.set_submodule(layer, InputSelect(linear, local))
     return pruned
+
+
+def _prune_outputs(graph: tp.DependencyGraph, module: nn.Module, channels: list[int],
+                   names: Mapping[nn.Module, str]) -> None:
+    """Remove output ``channels`` of ``module`` from it and every layer that depends on them."""
+    group = graph.get_pruning_group(module, _out_handler(module), idxs=channels)
+    coupled = sorted({names.get(dep.target.module, "?") for dep, _ in group
+                      if isinstance(dep.target.module, (nn.Conv2d, nn.Linear)) and dep.target.module is not module
+                      and graph.is_out_channel_pruning_fn(dep.handler)})
+    if coupled:
+        raise CoupledLayersError(
+            f"layer {names[module]!r} shares its output channels with {coupled} (e.g. through a residual sum); "
+            "prune a layer whose channels are not tied to others, such as the first conv inside a block"
+        )
+    group.prune()
 
 
 def save_pruned(net: nn.Module, spec: dict, folder: str | os.PathLike) -> None:

@@ -1,8 +1,9 @@
 """Dirichlet importance switches: the Pyro sample sites, the model and the two guides.
 
-For a layer with K output channels (conv) or units (linear) the switch is
-``s ~ Dir(alpha0 * 1_K)`` and the layer's output channel k is multiplied by ``K * s_k``;
-the uniform switch ``s = 1/K`` leaves the network unchanged.
+For a site with K channels (a layer's output channels or units, or a Linear layer's input
+features ``"fc1:in"``, see :mod:`.sites`) the switch is ``s ~ Dir(alpha0 * 1_K)`` and
+channel k is multiplied by ``K * s_k``; the uniform switch ``s = 1/K`` leaves the network
+unchanged.
 
 Particles: a switch value ``s`` of shape ``(..., K)`` holds ``P = s.numel() / K`` draws
 (Pyro's vectorised particles give shape ``(S, 1, K)``). The first switched layer turns its
@@ -24,6 +25,8 @@ import pyro.distributions as dist
 import torch
 import torch.nn as nn
 from pyro import poutine
+
+from .sites import check_sites, is_input_site, layer_module, site_layer, site_width
 
 ESTIMATORS = ("mean", "mc")
 LIKELIHOODS = ("categorical", "bernoulli")
@@ -86,26 +89,15 @@ def dirichlet_switch(name: str, x: torch.Tensor, alpha0: float = 1.0, data_batch
     return scale_channels(x, s, data_batch)
 
 
-def layer_width(module: nn.Module) -> int:
-    if isinstance(module, nn.Conv2d):
-        return module.out_channels
-    if isinstance(module, nn.Linear):
-        return module.out_features
-    raise TypeError(f"switches attach to nn.Conv2d or nn.Linear layers, not {type(module).__name__}")
-
-
-def layer_sizes(net: nn.Module, layers: Sequence[str] | None = None) -> dict[str, int]:
-    """``{layer: width}`` for ``layers`` (default: the zoo's ``net.prunable_layers``)."""
-    return {name: layer_width(net.get_submodule(name)) for name in (layers or net.prunable_layers)}
-
-
 class SwitchedNetwork:
-    """A frozen trained network with Dirichlet switches on named layers, as a Pyro model.
+    """A frozen trained network with Dirichlet switches on named sites, as a Pyro model.
 
-    ``net`` is put in eval mode (BatchNorm statistics and dropout frozen) and its weights get
-    ``requires_grad=False``. A switch multiplies the output of its layer, or of the
-    BatchNorm that directly follows a conv layer (found on the first forward pass), so a
-    zero switch removes the channel exactly. Hooks are attached only during a forward
+    ``layers`` names the sites: a conv/linear layer's outputs (``"conv2"``) or a Linear
+    layer's input features (``"fc1:in"``), see :mod:`.sites`. ``net`` is put in eval mode
+    (BatchNorm statistics and dropout frozen) and its weights get ``requires_grad=False``.
+    An output switch multiplies the output of its layer, or of the BatchNorm that directly
+    follows a conv layer (found on the first forward pass), so a zero switch removes the
+    channel exactly; an input switch multiplies the layer's input. Hooks are attached only during a forward
     pass: the user's module is not modified. ``likelihood``: ``"categorical"`` (logits
     ``(B, C)``) or ``"bernoulli"`` (one logit ``(B, 1)``, labels 0/1).
     ``fold_into_linear``: scale a consuming Linear's weights instead of the activations
@@ -114,18 +106,12 @@ class SwitchedNetwork:
 
     def __init__(self, net: nn.Module, layers: Sequence[str], alpha0: float = 1.0, likelihood: str = "categorical",
                  fold_into_linear: bool | None = None):
-        names = dict(net.named_modules())
-        unknown = [name for name in layers if name not in names]
-        if unknown:
-            prunable = [n for n, m in names.items() if isinstance(m, (nn.Conv2d, nn.Linear))]
-            raise ValueError(f"unknown layer name(s) {unknown}; this network's conv/linear layers are {prunable}")
-        if len(set(layers)) != len(layers) or not layers:
-            raise ValueError(f"layers must be a non-empty list of distinct names, got {list(layers)}")
+        check_sites(net, layers)
         if likelihood not in LIKELIHOODS:
             raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
         self.net = net.eval().requires_grad_(False)
         self.layers = list(layers)
-        self.sizes = {name: layer_width(names[name]) for name in self.layers}
+        self.sizes = {name: site_width(net, name) for name in self.layers}
         self.alpha0 = check_alpha0(alpha0)
         self.likelihood = likelihood
         self.fold_into_linear = fold_into_linear
@@ -133,11 +119,12 @@ class SwitchedNetwork:
         self._consumers: dict[str, nn.Linear] = {}
 
     def _trace(self, x: torch.Tensor) -> None:
-        """Find each switch point (the layer, or the BatchNorm that consumes its output
-        directly) and each Linear that consumes a switched 2-D output directly or through a
-        ReLU; keep those consumers only if scaling their weights gives the same logits."""
-        points = {name: self.net.get_submodule(name) for name in self.layers}
-        by_module = {module: name for name, module in points.items()}
+        """Find each output site's switch point (the layer, or the BatchNorm that consumes its
+        output directly) and each Linear that consumes a switched 2-D output directly or
+        through a ReLU; keep those consumers only if scaling their weights gives the same
+        logits. An input site's switch point is its layer (scaled before it runs)."""
+        points = {name: layer_module(self.net, site_layer(name)) for name in self.layers}
+        by_module = {module: name for name, module in points.items() if not is_input_site(name)}
         outputs: dict[str, torch.Tensor] = {}
         consumers: dict[str, nn.Linear] = {}
 
@@ -200,8 +187,13 @@ class SwitchedNetwork:
                 handles.append(consumer.register_forward_hook(
                     lambda module, inputs, output, s=s: scaled_linear(module, inputs[0], s, B)))
         for name, s in scale_in_point.items():
-            handles.append(self._switch_points[name].register_forward_hook(
-                lambda module, inputs, output, s=s: scale_channels(output, s, B)))
+            point = self._switch_points[name]
+            if is_input_site(name):
+                handles.append(point.register_forward_pre_hook(
+                    lambda module, inputs, s=s: (scale_channels(inputs[0], s, B), *inputs[1:])))
+            else:
+                handles.append(point.register_forward_hook(
+                    lambda module, inputs, output, s=s: scale_channels(output, s, B)))
         try:
             return self.net(x)
         finally:

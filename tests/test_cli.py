@@ -1,10 +1,12 @@
 """The command line, the data setting, and the whole pipeline on a small real-MNIST subset."""
 import json
+from pathlib import Path
 
 import pytest
+import torch
 
 from pyro_dirichlet import DataNotFoundError, evaluate, load_mnist, load_pruned
-from pyro_dirichlet.inference.cli import main
+from pyro_dirichlet.inference.cli import build_parser, config_from_args, main
 
 
 def run_cli(capsys, *argv):
@@ -15,11 +17,15 @@ def run_cli(capsys, *argv):
 
 def test_count(capsys):
     code, out, _ = run_cli(capsys, "count", "--model", "lenet5", "--arch", "5-8-45-15")
-    assert code == 0 and json.loads(out) == {"macs": 142_585, "params": 7_793}
-    code, out, _ = run_cli(capsys, "count", "--model", "lenet5", "--arch", "20-50-800-500")
-    assert json.loads(out)["macs"] == 2_933_000
+    assert code == 0 and json.loads(out) == {"macs": 136_825, "paper_flops": 140_242, "params": 1_988}
+    code, out, _ = run_cli(capsys, "count", "--model", "lenet5")
+    assert json.loads(out) == {"macs": 2_293_000, "paper_flops": 2_308_230, "params": 431_080}
+    code, out, _ = run_cli(capsys, "count", "--model", "lenet5_3fc", "--arch", "5-8-45-15")
+    assert json.loads(out)["macs"] == 142_585
     code, _, err = run_cli(capsys, "count", "--model", "lenet5", "--arch", "5-8-45-900")
     assert code == 2 and "outside 1..500" in err
+    code, _, err = run_cli(capsys, "count", "--model", "lenet5", "--arch", "5-8-200-15")
+    assert code == 2 and "give at most 128" in err
 
 
 def test_missing_data_says_where_it_looked(tmp_path):
@@ -37,30 +43,37 @@ def small_run(mnist_root, tmp_path_factory):
     return run_dir, common
 
 
+def only(folder, pattern):
+    """The one path under ``folder`` that matches ``pattern``."""
+    (path,) = folder.glob(pattern)
+    return path
+
+
 def test_pipeline_on_real_mnist(small_run, mnist_root, capsys):
     run_dir, _ = small_run
     capsys.readouterr()
-    pretrained = json.loads((run_dir / "pretrained" / "spec.json").read_text())
-    assert pretrained["macs"] == 2_933_000 and pretrained["error_pct"] < 12
-    folder = run_dir / "fit-mean-joint" / "prune-arch-5-8-45-15" / "finetuned"
+    pretrained = json.loads(only(run_dir, "pretrained-*/spec.json").read_text())
+    assert pretrained["macs"] == 2_293_000 and pretrained["error_pct"] < 12
+    folder = only(run_dir, "pretrained-*/fit-mean-joint-*/prune-arch-5-8-45-15/finetuned-*")
     result = json.loads((folder / "result.json").read_text())
-    assert result["architecture"] == "5-8-45-15" and result["macs"] == 142_585
+    assert result["architecture"] == "5-8-45-15" and (result["macs"], result["paper_flops"]) == (136_825, 140_242)
     assert result["error_pct"] < result["error_pruned_pct"]  # fine-tuning helped
+    assert json.loads((folder / "config.json").read_text())["epochs"] == 2
     net, spec = load_pruned(folder)
     test = load_mnist(mnist_root, train=False).subset(1000)
     assert evaluate(net, test) == pytest.approx(result["error_pct"])
-    assert (run_dir / "fit-mean-joint" / "posterior.nc").stat().st_size > 0
+    assert only(run_dir, "pretrained-*/fit-mean-joint-*/posterior.nc").stat().st_size > 0
 
 
 def test_budget_and_mass_targets_reuse_the_run(small_run, capsys):
     run_dir, common = small_run
     capsys.readouterr()
-    code, out, _ = run_cli(capsys, "prune", *common, "--budget-macs", "142585")
+    code, out, _ = run_cli(capsys, "prune", *common, "--budget-macs", "136825")
     assert code == 0
     pruned = json.loads(out)
-    assert pruned["macs"] <= 142_585
+    assert pruned["macs"] <= 136_825
     code, out, _ = run_cli(capsys, "prune", *common, "--mass", "0.5")
-    assert code == 0 and json.loads(out)["macs"] < 2_933_000
+    assert code == 0 and json.loads(out)["macs"] < 2_293_000
     code, _, err = run_cli(capsys, "prune", *common, "--budget-macs", "1000")
     assert code == 2 and "below the smallest possible network" in err
     code, _, err = run_cli(capsys, "prune", *common, "--arch", "5-8-45")
@@ -71,10 +84,54 @@ def test_budget_and_mass_targets_reuse_the_run(small_run, capsys):
 
 def test_corrupt_checkpoint_is_reported(small_run, capsys, tmp_path):
     _, common = small_run
-    run_dir = tmp_path / "r"
-    (run_dir / "pretrained").mkdir(parents=True)
-    (run_dir / "pretrained" / "train.ckpt").write_bytes(b"\x00garbage")
     args = [*common]
-    args[args.index("--run-dir") + 1] = str(run_dir)
+    args[args.index("--run-dir") + 1] = str(tmp_path / "r")
+    folder = config_from_args(build_parser().parse_args(["pretrain", *args])).pretrained_dir
+    (folder / "train.ckpt").write_bytes(b"\x00garbage")
     code, _, err = run_cli(capsys, "pretrain", *args)
     assert code == 2 and "train.ckpt is corrupt" in err
+
+
+TINY = ["--train-subset", "1000", "--test-subset", "500", "--pretrain-epochs", "1", "--fit-epochs", "1",
+        "--finetune-epochs", "1", "--no-progress", "--device", "cpu"]
+
+
+def tiny_run(capsys, mnist_root, run_dir, *extra):
+    code, out, err = run_cli(capsys, "run", "--run-dir", str(run_dir), "--data-root", mnist_root, *TINY, *extra)
+    assert code == 0, err
+    return json.loads(out)
+
+
+@pytest.mark.parametrize("change, setting, where", [
+    (["--alpha0", "5"], ("alpha0", 5.0), "fit"),
+    (["--fit-epochs", "2"], ("epochs", 2), "fit"),
+    (["--pretrain-epochs", "2"], ("epochs", 2), "pretrained"),
+    (["--train-subset", "1200"], ("train_subset", 1200), "pretrained"),
+    (["--seed", "1"], ("seed", 1), "pretrained"),
+    (["--finetune-epochs", "2"], ("epochs", 2), "finetuned"),
+])
+def test_a_changed_setting_never_returns_the_old_result(change, setting, where, mnist_root, tmp_path, capsys):
+    first = tiny_run(capsys, mnist_root, tmp_path)
+    again = tiny_run(capsys, mnist_root, tmp_path)
+    assert again["run"] == first["run"] and again["folder"] == first["folder"]  # same settings: reused
+    changed = tiny_run(capsys, mnist_root, tmp_path, *change)
+    assert changed["folder"] != first["folder"]
+    parts = Path(changed["folder"]).parts
+    step = Path(*parts[: next(i for i, part in enumerate(parts) if part.startswith(where)) + 1])
+    config = json.loads((step / "config.json").read_text())  # the changed step's own settings
+    key, value = setting
+    flat = {**config, **config.get("fit", {}), **config.get("data", {}), **config.get("train", {})}
+    assert flat[key] == value
+    model = torch.load(f"{changed['folder']}/model.pt")
+    old = torch.load(f"{first['folder']}/model.pt")
+    assert any(not torch.equal(model[k], old[k]) for k in old)  # a different network came out
+
+
+def test_the_cpu_pipeline_is_reproducible_bit_for_bit(mnist_root, tmp_path, capsys):
+    a = tiny_run(capsys, mnist_root, tmp_path / "a", "--estimator", "mc", "--samples", "4")
+    b = tiny_run(capsys, mnist_root, tmp_path / "b", "--estimator", "mc", "--samples", "4")
+    assert a["run"] | {"fit_seconds": 0} == b["run"] | {"fit_seconds": 0} and a["baseline"] == b["baseline"]
+    x, y = torch.load(f"{a['folder']}/model.pt"), torch.load(f"{b['folder']}/model.pt")
+    assert all(torch.equal(x[k], y[k]) for k in x)
+    phi = [torch.load(next((tmp_path / d).glob("pretrained-*/fit-*/switches.ckpt")))["guide"] for d in "ab"]
+    assert all(torch.equal(phi[0][k], phi[1][k]) for k in phi[0])

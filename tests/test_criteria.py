@@ -69,22 +69,42 @@ def test_data_free_refuses_a_last_layer(bn_net):
         criteria.data_free_scores(bn_net, ["fc3"], bn_net.input_shape)
 
 
+@pytest.mark.parametrize("method", ["l1", "l2", "taylor", "fisher", "data-free", "random"])
+def test_input_site_scores(method, bn_net):
+    """fc2's input features: one score each, and a feature fc2 ignores ranks last."""
+    with torch.no_grad():
+        bn_net.fc2.weight[:, DEAD] = 0
+    sites = ["fc2:in", "conv2"]
+    if method == "random":
+        scores = criteria.random_scores(bn_net, sites, 0)
+    elif method in ("l1", "l2"):
+        scores = criteria.norm_scores(bn_net, sites, p=int(method[1]))
+    elif method == "data-free":
+        scores = criteria.data_free_scores(bn_net, sites, bn_net.input_shape)
+    else:
+        scores = criteria.gradient_scores(bn_net, sites, tiny_data(), method, num_batches=3, batch_size=16)
+    assert scores["fc2:in"].shape == (12,) and scores["conv2"].shape == (8,)
+    if method != "random":
+        assert scores["fc2:in"][DEAD] == scores["fc2:in"].min() < scores["fc2:in"].max()
+
+
 def test_every_method_gets_identical_macs_at_a_budget():
     net = build_model("lenet5")
-    assert pdl.format_architecture(budget_counts(net, 142_585)) == "5-8-45-15"
-    counts = uniform_counts(net, 300_000)
-    sizes = [net.get_submodule(n).weight.shape[0] for n in net.prunable_layers]
+    links = pdl.input_links(net, net.prunable_layers, net.input_shape)
+    assert pdl.format_architecture(budget_counts(net, 136_825, links)) == "5-8-45-15"
+    counts = uniform_counts(net, 300_000, links)
+    sizes = list(pdl.site_sizes(net).values())
     macs = set()
     for seed in range(3):
         scores = criteria.random_scores(net, net.prunable_layers, seed)
-        small = pdl.trim(net, pdl.keep_indices(scores, counts), net.input_shape)
+        small = pdl.trim(net, pdl.keep_indices(scores, counts, links), net.input_shape)
         macs.add(pdl.count_macs(small, net.input_shape))
     assert len(macs) == 1 and macs.pop() <= 300_000
     # the uniform fraction is the largest that fits: one more step of every layer would not
-    bigger = {n: min(k, c + 1) for (n, c), k in zip(counts.items(), sizes)}
+    bigger = pdl.feasible_counts({n: min(k, c + 1) for (n, c), k in zip(counts.items(), sizes)}, links)
     assert pdl.count_macs(build_model("lenet5", list(bigger.values())), net.input_shape) > 300_000
     with pytest.raises(ValueError, match="below the smallest network"):
-        uniform_counts(net, 100)
+        uniform_counts(net, 100, links)
 
 
 def test_compare_command_on_real_mnist(mnist_root, tmp_path, capsys):
@@ -99,7 +119,8 @@ def test_compare_command_on_real_mnist(mnist_root, tmp_path, capsys):
     for r in result["runs"]:
         assert set(r) >= {"method", "budget_macs", "architecture", "macs", "params", "seed", "error_pruned_pct",
                           "error_finetuned_pct"}
-    assert [p["macs"] for p in result["paper_points"] if p["architecture"] == "5-8-45-15"] == [142_585]
+    assert [(p["macs"], p["paper_flops"]) for p in result["paper_points"] if p["architecture"] == "5-8-45-15"] == [
+        (136_825, 140_242)]
     assert (tmp_path / "results" / "lenet5_baselines.png").stat().st_size > 10_000
     capsys.readouterr()
     assert main(argv[:2] + ["l1,magic"]) == 2

@@ -7,10 +7,14 @@ import torch.nn as nn
 from pyro_dirichlet import (
     CheckpointError,
     CoupledLayersError,
+    InputSelect,
+    SwitchedNetwork,
     count_macs,
+    count_ops,
     count_params,
     counts_for_budget,
     counts_for_mass,
+    input_links,
     keep_indices,
     load_pruned,
     parse_architecture,
@@ -19,21 +23,63 @@ from pyro_dirichlet import (
 )
 from pyro_dirichlet.models import build_model
 
-LENET_SIZES = {"conv1": 20, "conv2": 50, "fc1": 800, "fc2": 500}
+LENET_SIZES = {"conv1": 20, "conv2": 50, "fc1:in": 800, "fc1": 500}
+LINKS = {"fc1:in": ("conv2", 16)}
+
+# Supplement Table 1 rows with stated FLOPs (LeNet-5-Caffe): architecture, stated FLOPs.
+TABLE1 = {"Dirichlet": ("5-8-45-15", 140_000), "GD": ("7-13-208-16", 254_000), "SBP": ("3-18-284-283", 217_000),
+          "BC-GNJ": ("8-13-88-13", 290_000), "BC-GHS": ("5-10-76-16", 158_000)}
 
 
-def test_lenet5_macs_match_the_literature():
-    assert count_macs(build_model("lenet5"), (1, 28, 28)) == 2_933_000
-    assert count_macs(build_model("lenet5", [5, 8, 45, 15]), (1, 28, 28)) == 142_585
+def test_lenet5_is_lenet5_caffe():
+    net = build_model("lenet5")
+    assert count_ops(net, net.input_shape) == {"macs": 2_293_000, "paper_flops": 2_308_230}
+    assert count_params(net) == 431_080
+    assert input_links(net, net.prunable_layers, net.input_shape) == LINKS
+    small = build_model("lenet5", [5, 8, 45, 15])
+    assert count_ops(small, small.input_shape) == {"macs": 136_825, "paper_flops": 140_242}
+    assert count_params(small) == 1_988
+    authors = build_model("lenet5_3fc")  # the authors' script variant, one more fully connected layer
+    assert (count_macs(authors, authors.input_shape), count_params(authors)) == (2_933_000, 1_071_880)
+    assert count_macs(build_model("lenet5_3fc", [5, 8, 45, 15]), authors.input_shape) == 142_585
+
+
+@pytest.mark.parametrize("row", sorted(TABLE1))
+def test_table1_rows_recount_within_1_5_percent(row):
+    arch, stated = TABLE1[row]
+    net = build_model("lenet5", [int(w) for w in arch.split("-")])
+    flops = count_ops(net, net.input_shape)["paper_flops"]
+    assert abs(flops - stated) <= 0.015 * stated, (row, flops, stated)
 
 
 def test_trimmed_lenet_counts_like_the_narrow_lenet():
     net = build_model("lenet5").eval()
-    scores = {n: torch.rand(k) for n, k in LENET_SIZES.items()}
-    small = trim(net, keep_indices(scores, parse_architecture("5-8-45-15", LENET_SIZES)), net.input_shape)
-    narrow = build_model("lenet5", [5, 8, 45, 15])
-    assert count_macs(small, (1, 28, 28)) == 142_585
-    assert count_params(small) == count_params(narrow)
+    gen = torch.Generator().manual_seed(0)
+    scores = {n: torch.rand(k, generator=gen) for n, k in LENET_SIZES.items()}
+    keep = keep_indices(scores, parse_architecture("5-8-45-15", LENET_SIZES, links=LINKS), LINKS)
+    assert {f // 16 for f in keep["fc1:in"]} == set(keep["conv2"])  # every kept filter keeps a feature
+    small = trim(net, keep, net.input_shape)
+    assert isinstance(small.fc1, InputSelect) and small.fc1.layer.weight.shape == (15, 45)
+    assert small.conv2.out_channels == 8
+    assert count_ops(small, (1, 28, 28)) == {"macs": 136_825, "paper_flops": 140_242}
+    assert count_params(small) == count_params(build_model("lenet5", [5, 8, 45, 15])) == 1_988
+
+
+def test_trimmed_lenet_equals_masked_and_drops_unread_filters():
+    torch.manual_seed(0)
+    net = build_model("lenet5").eval()
+    gen = torch.Generator().manual_seed(1)
+    scores = {n: torch.rand(k, generator=gen) for n, k in LENET_SIZES.items()}
+    keep = keep_indices(scores, parse_architecture("6-12-100-40", LENET_SIZES, links=LINKS), LINKS)
+    unread = keep["conv2"][0]  # no feature of this kept filter is read any more: it must leave conv2 too
+    keep["fc1:in"] = [f for f in keep["fc1:in"] if f // 16 != unread]
+    switched = SwitchedNetwork(net, net.prunable_layers)
+    masked = {name: torch.zeros(k).index_fill_(0, torch.tensor(keep[name]), 1.0 / k) for name, k in LENET_SIZES.items()}
+    small = trim(net, keep, net.input_shape)
+    assert small.conv2.out_channels == 11 and small.fc1.layer.in_features == len(keep["fc1:in"])
+    x = torch.randn(5, 1, 28, 28)
+    assert torch.allclose(small(x), switched.forward(x, masked), atol=1e-5)
+    assert not torch.allclose(small(x), net(x), atol=1e-3)
 
 
 @pytest.mark.parametrize("text, message", [
@@ -42,10 +88,12 @@ def test_trimmed_lenet_counts_like_the_narrow_lenet():
     ("0-8-45-15", "outside 1..20"),
     ("5-51-45-15", "outside 1..50"),
     ("5-x-45-15", "not a dash-separated list"),
+    ("5-8-200-15", "give at most 128"),
+    ("5-8-7-15", "need at least 8"),
 ])
 def test_bad_architectures(text, message):
     with pytest.raises(ValueError, match=message):
-        parse_architecture(text, LENET_SIZES)
+        parse_architecture(text, LENET_SIZES, links=LINKS)
 
 
 def lenet_macs(counts):
@@ -56,30 +104,35 @@ def test_budget_selection_fits_and_uses_the_budget():
     net = build_model("lenet5").eval()
     gen = torch.Generator().manual_seed(0)
     scores = {n: torch.rand(k, generator=gen) for n, k in LENET_SIZES.items()}
-    macs_of = lenet_macs
-
-    for budget in (142_585, 500_000):
-        counts = counts_for_budget(net, scores, budget, net.input_shape, macs_of)
-        macs = macs_of(counts)
+    for budget in (136_825, 500_000):
+        counts = counts_for_budget(net, scores, budget, net.input_shape, lenet_macs, LINKS)
+        assert counts["conv2"] <= counts["fc1:in"] <= 16 * counts["conv2"]
+        macs = lenet_macs(counts)
         assert macs <= budget
         assert macs > 0.97 * budget  # filled up to within a few single channels
     # the default (trim and count, for any graph) agrees with the zoo shortcut
-    small = build_model("lenet5", [6, 9, 30, 20]).eval()
-    small_scores = {n: torch.rand(k, generator=gen) for n, k in zip(LENET_SIZES, [6, 9, 30, 20])}
-    assert counts_for_budget(small, small_scores, 100_000, small.input_shape) == counts_for_budget(
-        small, small_scores, 100_000, small.input_shape, macs_of)
+    authors = build_model("lenet5_3fc", [6, 9, 30, 20]).eval()
+    sizes = dict(zip(authors.prunable_layers, [6, 9, 30, 20]))
+    small_scores = {n: torch.rand(k, generator=gen) for n, k in sizes.items()}
+
+    def authors_macs(counts):
+        return count_macs(build_model("lenet5_3fc", list(counts.values())), (1, 28, 28))
+
+    assert counts_for_budget(authors, small_scores, 100_000, authors.input_shape) == counts_for_budget(
+        authors, small_scores, 100_000, authors.input_shape, authors_macs)
     with pytest.raises(ValueError, match="below the smallest possible network"):
-        counts_for_budget(net, scores, 1_000, net.input_shape, macs_of)
-    assert counts_for_budget(net, scores, 10**9, net.input_shape, macs_of) == LENET_SIZES
+        counts_for_budget(net, scores, 1_000, net.input_shape, lenet_macs, LINKS)
+    assert counts_for_budget(net, scores, 10**9, net.input_shape, lenet_macs, LINKS) == LENET_SIZES
 
 
 def test_budget_prefers_high_scores():
     net = build_model("lenet5").eval()
     scores = {n: torch.full((k,), 1.0 / k) for n, k in LENET_SIZES.items()}
-    scores["fc1"] = torch.full((800,), 1e-6)
+    scores["fc1"] = torch.full((500,), 1e-6)
     scores["fc1"][:3] = 1.0  # three dominant units in fc1, the rest negligible
-    counts = counts_for_budget(net, scores, 1_000_000, net.input_shape, lenet_macs)
-    assert counts["fc1"] <= 50 and counts["conv1"] == 20
+    counts = counts_for_budget(net, scores, 2_000_000, net.input_shape, lenet_macs, LINKS)
+    assert counts["fc1"] <= 200  # 293,000 MACs to remove, 810 per fc1 unit: fc1's negligible units go first
+    assert (counts["conv1"], counts["conv2"], counts["fc1:in"]) == (20, 50, 800)
 
 
 def test_mass_threshold():
@@ -115,10 +168,10 @@ def test_coupled_layers_are_refused_and_inner_layers_trim():
 
 
 def test_save_and_reload_pruned(tmp_path):
-    net = build_model("lenet5", [6, 9, 30, 20]).eval()
-    keep = {"conv1": [0, 2, 5], "conv2": [1, 2, 3, 8], "fc1": list(range(0, 30, 3)), "fc2": [4, 7]}
+    net = build_model("lenet5").eval()
+    keep = {"conv1": [0, 2, 5], "conv2": [1, 2, 3, 8], "fc1:in": [16, 17, 40, 50, 130], "fc1": [4, 7, 300]}
     small = trim(net, keep, net.input_shape)
-    spec = {"model": "lenet5", "model_kwargs": {"widths": [6, 9, 30, 20]}, "input_shape": [1, 28, 28], "kept": keep}
+    spec = {"model": "lenet5", "model_kwargs": {}, "input_shape": [1, 28, 28], "kept": keep}
     save_pruned(small, spec, tmp_path)
     reloaded, spec2 = load_pruned(tmp_path)
     x = torch.randn(3, 1, 28, 28)
@@ -134,6 +187,7 @@ def test_save_and_reload_pruned(tmp_path):
 def test_trim_on_cuda():
     net = build_model("lenet5").cuda().eval()
     scores = {n: torch.rand(k) for n, k in LENET_SIZES.items()}
-    small = trim(net, keep_indices(scores, parse_architecture("5-8-45-15", LENET_SIZES)), net.input_shape)
-    assert next(small.parameters()).is_cuda
+    keep = keep_indices(scores, parse_architecture("5-8-45-15", LENET_SIZES, links=LINKS), LINKS)
+    small = trim(net, keep, net.input_shape)
+    assert next(small.parameters()).is_cuda and small.fc1.index.is_cuda
     assert small(torch.randn(2, 1, 28, 28, device="cuda")).shape == (2, 10)

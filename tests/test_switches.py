@@ -22,9 +22,9 @@ def test_uniform_switch_leaves_logits_unchanged(make, bn_net):
     assert all(not m._forward_hooks for m in net.modules())
 
 
-@pytest.mark.parametrize("make", ["bn", "lenet5"])
+@pytest.mark.parametrize("make", ["bn", "lenet5_3fc"])
 def test_trimmed_equals_masked(make, bn_net):
-    net = bn_net if make == "bn" else build_model("lenet5", [6, 9, 30, 20]).eval()
+    net = bn_net if make == "bn" else build_model("lenet5_3fc", [6, 9, 30, 20]).eval()
     switched = SwitchedNetwork(net, net.prunable_layers)
     gen = torch.Generator().manual_seed(1)
     scores = {name: torch.rand(k, generator=gen) for name, k in switched.sizes.items()}
@@ -96,5 +96,22 @@ def test_bad_layer_and_alpha0(bn_net):
         SwitchedNetwork(bn_net, ["conv1", "conv9"])
     with pytest.raises(ValueError, match="alpha0 must be a positive number"):
         SwitchedNetwork(bn_net, ["conv1"], alpha0=-1.0)
-    with pytest.raises(TypeError, match="Conv2d or nn.Linear"):
+    with pytest.raises(ValueError, match="Conv2d or nn.Linear"):
         SwitchedNetwork(bn_net, ["bn1"])
+    with pytest.raises(ValueError, match="input switches .* attach to nn.Linear"):
+        SwitchedNetwork(bn_net, ["conv2:in"])
+
+
+def test_input_switch_scales_the_layers_input(bn_net):
+    switched = SwitchedNetwork(bn_net, ["fc2:in", "fc2"])
+    assert switched.sizes == {"fc2:in": 12, "fc2": 7}
+    x = torch.randn(3, *bn_net.input_shape)
+    seen = {}
+    handle = bn_net.fc2.register_forward_hook(lambda m, i, o: seen.__setitem__("u", i[0]))  # input as fc2 reads it
+    plain = bn_net(x)
+    u = seen["u"]
+    s = {"fc2:in": torch.linspace(0.5, 1.5, 12) / torch.linspace(0.5, 1.5, 12).sum(), "fc2": torch.full((7,), 1 / 7)}
+    switched.forward(x, s)
+    handle.remove()
+    assert torch.allclose(seen["u"], u * 12 * s["fc2:in"], atol=1e-6) and not torch.allclose(seen["u"], u)
+    assert torch.allclose(switched.forward(x, uniform(switched.sizes)), plain, atol=1e-5)
