@@ -3,8 +3,10 @@
 Trains LeNet-5-Caffe (20-50-800-500: conv1, conv2, fc1 inputs, fc1 units) once, fits the
 switches with ``mean`` and ``mc``, prunes each to 5-8-45-15 and to a 136,825-MAC budget
 (5-8-45-15's MACs) chosen from the posteriors, fine-tunes, and writes
-``results/lenet5_mnist.json`` and ``results/lenet5_mnist.md``. Interrupt and re-run to resume
-(every step resumes from its run directory).
+``results/lenet5_mnist.json`` and ``results/lenet5_mnist.md``, with the CPU latency of the full
+and each pruned network at batch 1 and 256 (:func:`pyro_dirichlet.latency.latency_ms`, all
+measured in this process at the end). Interrupt and re-run to resume (every step resumes
+from its run directory).
 
     python benchmarks/lenet5_mnist.py [--run-dir runs/lenet5-mnist-bench] [--samples 10] [--device auto]
 """
@@ -21,6 +23,7 @@ import torch
 
 import pyro_dirichlet as pdl
 from pyro_dirichlet.inference import pipeline
+from pyro_dirichlet.latency import latency_ms
 from pyro_dirichlet.io import save_json, save_text
 
 PAPER_ROWS = [  # name, architecture, error %, stated FLOPs (MACs + bias adds)
@@ -43,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     train, test = pipeline.load_data(base)
     net = pipeline.pretrain(base, train, test)
     baseline = pipeline.baseline(base)
-    runs = []
+    runs, networks = [], {"full": net}
     for fit_cfg in (pdl.FitConfig(estimator="mean"), pdl.FitConfig(estimator="mc", num_samples=a.samples)):
         cfg = dataclasses.replace(base, fit=fit_cfg)
         idata = pipeline.fit(cfg, net, train)
@@ -51,10 +54,16 @@ def main(argv: list[str] | None = None) -> None:
             cfg = dataclasses.replace(cfg, target=target)
             pruned = pipeline.prune(cfg, net, idata, test)
             result = pipeline.finetune(cfg, pruned, train, test)
+            networks[str(cfg.finetune_dir)] = pruned
             method = f"dirichlet-{fit_cfg.estimator}" + (f" (S={fit_cfg.num_samples})" if fit_cfg.estimator == "mc" else "")
             runs.append({"method": method, "target": target.tag, "folder": str(cfg.finetune_dir), **{k: result[k] for k in (
                 "architecture", "error_pruned_pct", "error_pct", "macs", "paper_flops", "params", "fit_seconds")}})
     device = str(train.device) + (f" ({torch.cuda.get_device_name()})" if train.device.type == "cuda" else f" ({torch.get_num_threads()} threads)")
+    latency = {name: {f"cpu_b{b}_ms": latency_ms(small.cpu(), small.input_shape, b) for b in (1, 256)}
+               for name, small in networks.items()}
+    baseline["latency"] = latency["full"]
+    for r in runs:
+        r["latency"] = latency[r["folder"]]
     report = {"model": "lenet5 (LeNet-5-Caffe)", "dataset": "mnist", "device": device,
               "command": "python " + " ".join(shlex.quote(x) for x in [sys.argv[0], *(argv or sys.argv[1:])]),
               "wall_seconds": time.perf_counter() - t0, "baseline": baseline, "runs": runs,
@@ -81,6 +90,15 @@ def markdown(report: dict) -> str:
                      f"{r['error_pct']:.2f} | {r['macs']:,} | {r['paper_flops']:,} | {r['params']:,} | {r['fit_seconds']:.0f} |")
     for name, arch, err, flops in PAPER_ROWS:
         lines.append(f"| {name} | — | {arch} | — | {err} | — | {flops} | — | — |")
+    lines += ["", f"CPU latency ({torch.get_num_threads()} threads, median of 50 forward passes after 10 warm-up "
+              "passes, one process; ms):", "",
+              "| network | architecture | MACs | batch 1 | batch 256 | speed-up at 256 |", "|---|---|---|---|---|---|",
+              f"| full | 20-50-800-500 | {b['macs']:,} | {b['latency']['cpu_b1_ms']:.3f} | "
+              f"{b['latency']['cpu_b256_ms']:.2f} | 1.0x |"]
+    for r in report["runs"]:
+        speedup = b["latency"]["cpu_b256_ms"] / r["latency"]["cpu_b256_ms"]
+        lines.append(f"| {r['method']} {r['target']} | {r['architecture']} | {r['macs']:,} | "
+                     f"{r['latency']['cpu_b1_ms']:.3f} | {r['latency']['cpu_b256_ms']:.2f} | {speedup:.1f}x |")
     lines += ["", f"Command: `{report['command']}` ({report['wall_seconds'] / 60:.1f} min wall)."]
     return "\n".join(lines) + "\n"
 

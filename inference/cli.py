@@ -1,4 +1,4 @@
-"""Command line: ``pyro-dirichlet {pretrain,fit,prune,finetune,run,count,synthetic,compare}``.
+"""Command line: ``pyro-dirichlet {pretrain,fit,prune,finetune,run,count,synthetic,compare,ablate}``.
 
 All steps share one run directory (see :mod:`pyro_dirichlet.inference.pipeline`); each
 reads the previous step's output from it and reuses work done with the same settings.
@@ -25,6 +25,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-download", action="store_true", help="never download missing data")
     g.add_argument("--train-subset", type=int, default=None, help="use N random training examples")
     g.add_argument("--test-subset", type=int, default=None, help="use N random test examples")
+    g.add_argument("--holdout", type=int, default=0, help="training examples held out of pretraining (default: 0)")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
     g = p.add_argument_group("pretrain / finetune")
@@ -41,6 +42,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--channels-last", action="store_true", help="channels_last memory format (fast on GPUs)")
     g.add_argument("--compile", action="store_true", help="torch.compile the network for training")
     g = p.add_argument_group("switch fitting")
+    g.add_argument("--fit-data", default="train", choices=["train", "holdout"],
+                   help="fit the switches on the pretraining examples or on the held-out ones (default: %(default)s)")
     g.add_argument("--estimator", default="mean", choices=["mean", "mc"])
     g.add_argument("--samples", type=int, default=16, help="Monte-Carlo particles per step for mc")
     g.add_argument("--mode", default="joint", choices=["joint", "layerwise"])
@@ -48,7 +51,11 @@ def _common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--fit-batch-size", type=int, default=100)
     g.add_argument("--fit-lr", type=float, default=0.05)
     g.add_argument("--alpha0", type=float, default=0.5, help="Dirichlet prior concentration")
-    g.add_argument("--anneal-epochs", type=float, default=1.0, help="KL weight rises to 1 over this many epochs")
+    g.add_argument("--anneal-epochs", type=float, default=1.0, help="KL weight rises to its final value over this many epochs")
+    g.add_argument("--kl-weight", type=float, default=1.0, help="final KL weight (1: the ELBO; below 1 tempers the prior)")
+    g.add_argument("--switch-form", default="Ks", choices=["Ks", "s", "gate"],
+                   help="a switch multiplies its channel by K s, s or the gate tanh(c K s)/tanh(c) (default: %(default)s)")
+    g.add_argument("--steepness", type=float, default=3.0, help="the gate's c (default: %(default)s)")
     g = p.add_argument_group("pruning target (one of)")
     g.add_argument("--arch", default=None, help="keep counts per switch site, e.g. 5-8-45-15 (lenet5's default)")
     g.add_argument("--budget-macs", type=int, default=None, help="choose counts to fit this many MACs")
@@ -68,9 +75,11 @@ def config_from_args(a: argparse.Namespace) -> pipeline.PipelineConfig:
     return pipeline.PipelineConfig(
         run_dir=a.run_dir, model=a.model, widths=_widths(a.widths), data_root=a.data_root, download=not a.no_download,
         train_subset=a.train_subset, test_subset=a.test_subset, device=a.device, alpha0=a.alpha0,
+        holdout=a.holdout, fit_data=a.fit_data, switch_form=a.switch_form, steepness=a.steepness,
         pretrain=train_cfg(a.pretrain_epochs, a.pretrain_lr),
         fit=FitConfig(estimator=a.estimator, num_samples=a.samples, mode=a.mode, epochs=a.fit_epochs,
-                      batch_size=a.fit_batch_size, lr=a.fit_lr, anneal_epochs=a.anneal_epochs, seed=a.seed),
+                      batch_size=a.fit_batch_size, lr=a.fit_lr, anneal_epochs=a.anneal_epochs, kl_weight=a.kl_weight,
+                      seed=a.seed),
         target=pipeline.Target(arch=a.arch, budget_macs=a.budget_macs, mass=a.mass),
         finetune=train_cfg(a.finetune_epochs, a.finetune_lr), progress=not a.no_progress,
     )
@@ -127,6 +136,21 @@ def cmd_compare(a: argparse.Namespace) -> dict:
     return {"full_error_pct": result["full"]["error_finetuned_pct"],
             "finetuned_error_pct": {f"{m}@{b}": round(v["finetuned"][0], 3) for (m, b), v in table.items()},
             "results": f"{a.results}/lenet5_baselines.json"}
+
+
+def cmd_ablate(a: argparse.Namespace) -> dict:
+    from pyro_dirichlet import TrainConfig
+    from pyro_dirichlet.inference.ablate import AblateConfig, run_ablation
+
+    cfg = AblateConfig(
+        run_dir=a.run_dir, variants=tuple(a.variants.split(",")), seeds=_ints(a.seeds, "--seeds"),
+        holdout=a.holdout, budgets=_ints(a.budgets, "--budgets"), cost_examples=a.cost_examples, device=a.device,
+        data_root=a.data_root, train_subset=a.train_subset, test_subset=a.test_subset, progress=not a.no_progress,
+        pretrain=TrainConfig(epochs=a.pretrain_epochs, lr=1e-3))
+    result = run_ablation(cfg, a.results, a.command_line)
+    return {"spearman": {name: {site: round(v[0], 3) for site, v in row["spearman"].items()}
+                         for name, row in result["variants"].items()},
+            "results": f"{a.results}/lenet5_ablation.json"}
 
 
 def _ints(text: str, flag: str) -> tuple[int, ...]:
@@ -219,6 +243,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-subset", type=int, default=None)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_compare)
+    from pyro_dirichlet.inference.ablate import AblateConfig
+
+    text = "what makes the switch posterior rank channels well: fit settings and switch forms on LeNet-5-Caffe"
+    defaults = AblateConfig()
+    p = sub.add_parser("ablate", help=text, description=text)
+    p.add_argument("--variants", default=",".join(defaults.variants), help="comma-separated (default: all)")
+    p.add_argument("--seeds", default="0,1,2", help="(default: %(default)s)")
+    p.add_argument("--holdout", type=int, default=defaults.holdout, help="training examples held out of pretraining "
+                   "for the fit (default: %(default)s)")
+    p.add_argument("--budgets", default=",".join(map(str, defaults.budgets)), help="MAC budgets (default: %(default)s)")
+    p.add_argument("--cost-examples", type=int, default=defaults.cost_examples,
+                   help="test images that measure removal costs; the rest measure errors (default: %(default)s)")
+    p.add_argument("--pretrain-epochs", type=int, default=12, help="(default: %(default)s)")
+    p.add_argument("--run-dir", default=defaults.run_dir, help="cache of every step (default: %(default)s)")
+    p.add_argument("--results", default="results", help="(default: %(default)s)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: %(default)s)")
+    p.add_argument("--data-root", default=None, help="data folder (default: $PYRO_DIRICHLET_DATA, else ./data)")
+    p.add_argument("--train-subset", type=int, default=None)
+    p.add_argument("--test-subset", type=int, default=None)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_ablate)
     return parser
 
 

@@ -5,15 +5,20 @@ the step it read from, with those settings in ``config.json`` beside its results
 (:func:`pyro_dirichlet.io.keyed_folder`). A rerun with the same settings reuses every
 step; a changed setting recomputes that step and those after it, in new folders::
 
-    <run_dir>/pretrained-<h>/{config.json, model.pt, spec.json, train.ckpt}
-        config: model, widths, data set, train/test subset sizes, training settings (seed included)
+    <run_dir>/pretrained-<h>/{config.json, model.pt, spec.json, train.ckpt, holdout.json}
+        config: model, widths, data set, train/test subset sizes, holdout size, training settings (seed included)
     <run_dir>/pretrained-<h>/fit-<estimator>-<mode>-<h>/{config.json, switches.ckpt, posterior.nc, summary.csv, fit.json}
-        config: switch sites, alpha0, fit settings (seed included)
+        config: fit data, alpha0, switch form, fit settings (seed included)
     .../fit-.../prune-<target>/{model.pt, spec.json}
     .../fit-.../prune-<target>/finetuned-<h>/{config.json, model.pt, spec.json, train.ckpt, result.json}
 
 ``target`` is ``arch-5-8-45-15``, ``macs-136825`` or ``mass-0.9``. The default run
 directory is ``runs/<model>-<data set>``. The device is not part of the key.
+
+Fit split: with ``holdout = n > 0``, n random training examples (fixed seed) are held out
+of pretraining, and their indices in the full training set are kept in ``holdout.json``.
+The switches are fitted on them (``fit_data="holdout"``) or on the pretraining examples
+(``"train"``); fine-tuning uses the whole training set.
 """
 from __future__ import annotations
 
@@ -73,6 +78,10 @@ class PipelineConfig:
     test_subset: int | None = None
     device: str = "auto"
     alpha0: float = 0.5
+    switch_form: str = "Ks"  # how a switch scales its channel: "Ks" | "s" | "gate" (pyro_dirichlet.switch_factor)
+    steepness: float = 3.0  # the gate's c
+    holdout: int = 0  # training examples held out of pretraining
+    fit_data: str = "train"  # "train" (the pretraining examples) | "holdout"
     pretrain: pdl.TrainConfig = field(default_factory=lambda: pdl.TrainConfig(epochs=12, lr=1e-3))
     fit: pdl.FitConfig = field(default_factory=pdl.FitConfig)
     target: Target = field(default_factory=lambda: Target(arch="5-8-45-15"))
@@ -83,6 +92,12 @@ class PipelineConfig:
         pdl.switches.check_alpha0(self.alpha0)
         if self.model not in DATASETS:
             raise ValueError(f"unknown model {self.model!r}; choose one of {sorted(DATASETS)}")
+        if self.switch_form not in pdl.switches.FORMS or not self.steepness > 0:
+            raise ValueError(f"switch form must be one of {pdl.switches.FORMS} with steepness > 0, "
+                             f"got {self.switch_form!r}, {self.steepness!r}")
+        if self.fit_data not in FIT_DATA or self.holdout < 0 or (self.fit_data == "holdout") != (self.holdout > 0):
+            raise ValueError(f"fit data {self.fit_data!r} with {self.holdout} held-out examples: use --fit-data holdout "
+                             "with --holdout N > 0, or --fit-data train with --holdout 0")
 
     @property
     def root(self) -> Path:
@@ -92,13 +107,14 @@ class PipelineConfig:
     def pretrained_dir(self) -> Path:
         settings = {"model": self.model, "widths": list(self.widths) if self.widths else None,
                     "data": {"dataset": DATASETS[self.model][0], "train_subset": self.train_subset,
-                             "test_subset": self.test_subset},
+                             "test_subset": self.test_subset, "holdout": self.holdout},
                     "train": asdict(self.pretrain)}
         return keyed_folder(self.root, "pretrained", settings)
 
     @property
     def fit_dir(self) -> Path:
-        settings = {"alpha0": self.alpha0, "fit": asdict(self.fit)}
+        settings = {"alpha0": self.alpha0, "switch_form": self.switch_form, "steepness": self.steepness,
+                    "fit_data": self.fit_data, "fit": asdict(self.fit)}
         return keyed_folder(self.pretrained_dir, f"fit-{self.fit.estimator}-{self.fit.mode}", settings)
 
     @property
@@ -110,6 +126,7 @@ class PipelineConfig:
         return keyed_folder(self.prune_dir, "finetuned", asdict(self.finetune))
 
 
+FIT_DATA = ("train", "holdout")
 # model -> (data set name, loader)
 DATASETS = {"lenet5": ("mnist", pdl.load_mnist), "lenet5_3fc": ("mnist", pdl.load_mnist), "mlp": ("mnist", pdl.load_mnist),
             "vgg16": ("cifar10", pdl.load_cifar10), "resnet56": ("cifar10", pdl.load_cifar10),
@@ -126,6 +143,14 @@ def load_data(cfg: PipelineConfig) -> tuple[pdl.ArrayDataset, pdl.ArrayDataset]:
     return train.to(device), test.to(device)
 
 
+def split_data(cfg: PipelineConfig, train: pdl.ArrayDataset) -> tuple[pdl.ArrayDataset, pdl.ArrayDataset]:
+    """``(pretraining data, switch-fitting data)`` from the training set (module docstring)."""
+    if cfg.holdout == 0:
+        return train, train
+    rest, held = train.split(cfg.holdout)
+    return rest, (held if cfg.fit_data == "holdout" else rest)
+
+
 def _model_kwargs(cfg: PipelineConfig) -> dict:
     return {"widths": list(cfg.widths)} if cfg.widths else {}
 
@@ -140,9 +165,12 @@ def pretrain(cfg: PipelineConfig, train: pdl.ArrayDataset, test: pdl.ArrayDatase
     if (folder / "spec.json").exists():
         net, _ = pdl.load_pruned(folder, device=train.device)
         return net
+    pretrain_data, _ = split_data(cfg, train)
+    if cfg.holdout:
+        save_json({"source_indices": train.split(cfg.holdout)[1].source.tolist()}, folder / "holdout.json")
     torch.manual_seed(cfg.pretrain.seed)
     net = build_model(cfg.model, **_model_kwargs(cfg)).to(train.device)
-    pdl.train(net, train, cfg.pretrain, checkpoint=folder / "train.ckpt", progress=cfg.progress)
+    pdl.train(net, pretrain_data, cfg.pretrain, checkpoint=folder / "train.ckpt", progress=cfg.progress)
     widths = pdl.site_sizes(net)
     spec = {"model": cfg.model, "model_kwargs": _model_kwargs(cfg), "input_shape": list(net.input_shape),
             "kept": {name: list(range(k)) for name, k in widths.items()}, "architecture": pdl.format_architecture(widths),
@@ -156,11 +184,13 @@ def fit(cfg: PipelineConfig, net: nn.Module, train: pdl.ArrayDataset):
     folder = cfg.fit_dir
     if (folder / "posterior.nc").exists():
         return pdl.load_idata(folder / "posterior.nc")
-    switched = pdl.SwitchedNetwork(net, net.prunable_layers, alpha0=cfg.alpha0)
-    guide, history = pdl.fit_switches(switched, train, cfg.fit, checkpoint=folder / "switches.ckpt", progress=cfg.progress)
+    switched = pdl.SwitchedNetwork(net, net.prunable_layers, alpha0=cfg.alpha0, form=cfg.switch_form,
+                                   steepness=cfg.steepness)
+    guide, history = pdl.fit_switches(switched, split_data(cfg, train)[1], cfg.fit, checkpoint=folder / "switches.ckpt", progress=cfg.progress)
     idata = pdl.posterior_idata(guide, num_draws=1000, seed=cfg.fit.seed)
     save_text(pdl.summarize(idata).to_csv(), folder / "summary.csv")
-    save_json({"fit": asdict(cfg.fit), "alpha0": cfg.alpha0, "history": history,
+    save_json({"fit": asdict(cfg.fit), "alpha0": cfg.alpha0, "switch_form": cfg.switch_form,
+               "steepness": cfg.steepness, "fit_data": cfg.fit_data, "history": history,
                "fit_seconds": sum(h["seconds"] for h in history)}, folder / "fit.json")
     pdl.save_idata(idata, folder / "posterior.nc")
     return idata

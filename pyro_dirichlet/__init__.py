@@ -35,7 +35,7 @@ from .pruning import (
 )
 from .sites import InputSelect, site_sizes
 from .simulate import SyntheticProblem, simulate
-from .switches import MeanDirichlet, SwitchedNetwork, SwitchGuide, dirichlet_switch, scale_channels
+from .switches import MeanDirichlet, SwitchedNetwork, SwitchGuide, dirichlet_switch, scale_channels, switch_factor
 from .training import TrainConfig, evaluate, train
 
 __all__ = [
@@ -43,6 +43,6 @@ __all__ = [
     "InputSelect", "MeanDirichlet", "SwitchGuide", "SwitchedNetwork", "TrainConfig", "count_macs", "count_ops", "count_params",
     "counts_for_budget", "counts_for_mass", "data_root", "dirichlet_switch", "evaluate", "feasible_counts", "fit_switches",
     "format_architecture", "input_links", "keep_indices", "load_idata", "load_cifar10", "load_mnist", "load_pruned", "parse_architecture",
-    "posterior_idata", "posterior_means", "resolve_device", "save_idata", "save_pruned", "scale_channels",
+    "posterior_idata", "posterior_means", "resolve_device", "save_idata", "save_pruned", "scale_channels", "switch_factor",
     "simulate", "site_sizes", "summarize", "SyntheticProblem", "train", "trim",
 ]

@@ -63,23 +63,41 @@ class _Batched:
 @dataclass
 class ArrayDataset(_Batched):
     """images: ``(N, C, H, W)`` uint8; labels: ``(N,)`` int64; per-channel mean/std in [0, 1] units.
-    ``inputs`` are normalised float32 ``(x / 255 - mean) / std``."""
+    ``inputs`` are normalised float32 ``(x / 255 - mean) / std``. ``source``: ``(N,)`` int64 on
+    the CPU, each example's index in the full data set it was loaded from."""
 
     images: torch.Tensor
     labels: torch.Tensor
     mean: tuple[float, ...]
     std: tuple[float, ...]
     name: str = ""
+    source: torch.Tensor | None = None
+
+    def __post_init__(self):
+        if self.source is None:
+            self.source = torch.arange(len(self.labels))
 
     def to(self, device: torch.device | str) -> "ArrayDataset":
-        return ArrayDataset(self.images.to(device), self.labels.to(device), self.mean, self.std, self.name)
+        return ArrayDataset(self.images.to(device), self.labels.to(device), self.mean, self.std, self.name, self.source)
+
+    def take(self, idx: torch.Tensor) -> "ArrayDataset":
+        """The examples at positions ``idx`` (int64, any device)."""
+        on_device = idx.to(self.device)
+        return ArrayDataset(self.images[on_device], self.labels[on_device], self.mean, self.std, self.name,
+                            self.source[idx.cpu()])
 
     def subset(self, n: int | None, seed: int = 0) -> "ArrayDataset":
         """A random subset of n examples (fixed by ``seed``); all of them if n is None or >= N."""
         if n is None or n >= len(self):
             return self
-        idx = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n].to(self.device)
-        return ArrayDataset(self.images[idx], self.labels[idx], self.mean, self.std, self.name)
+        return self.take(torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n])
+
+    def split(self, n: int, seed: int = 1) -> tuple["ArrayDataset", "ArrayDataset"]:
+        """``(rest, held_out)``: ``n`` random examples (fixed by ``seed``) held out, the rest in order."""
+        if not 0 <= n < len(self):
+            raise ValueError(f"cannot hold out {n} of {len(self)} examples; choose 0 <= n < {len(self)}")
+        order = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))
+        return self.take(order[n:].sort().values), self.take(order[:n].sort().values)
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 ``(B, C, H, W)`` -> float32 ``(x / 255 - mean) / std``."""

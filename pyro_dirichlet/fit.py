@@ -9,8 +9,10 @@ ELBO (per data set, minibatch likelihood scaled by N/B by the data plate)::
 - ``estimator="mean"``: ``TraceMeanField_ELBO``; ``E_q[log p(y|x,s)]`` is replaced by
   ``log p(y | x, E_q[s])`` and the KL is analytic.
 
-``beta`` rises linearly to 1 over ``anneal_epochs`` epochs (step t of T: (t+1)/T; Pyro needs
-scale > 0), then stays at 1; ``anneal_epochs=0`` disables annealing.
+``beta`` rises linearly to ``kl_weight`` (default 1, the ELBO) over ``anneal_epochs`` epochs
+(step t of T: ``kl_weight * (t+1)/T``; Pyro needs scale > 0), then stays there;
+``anneal_epochs=0`` disables annealing. A ``kl_weight`` below 1 tempers the prior (not an
+ELBO any more).
 ``mode="joint"`` fits all layers at once; ``"layerwise"`` fits one layer at a time, in
 order, with the other layers' switches absent (the trained network's function). With
 ``checkpoint`` set, the state is written atomically after every epoch (by rank 0 under
@@ -47,6 +49,7 @@ class FitConfig:
     batch_size: int = 100
     lr: float = 0.05
     anneal_epochs: float = 1.0
+    kl_weight: float = 1.0
     init_concentration: float = 10.0
     seed: int = 0
 
@@ -55,8 +58,10 @@ class FitConfig:
             raise ValueError(f"estimator must be one of {ESTIMATORS}, got {self.estimator!r}")
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
-        if self.num_samples < 1 or self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.anneal_epochs < 0:
-            raise ValueError(f"need num_samples, epochs, batch_size >= 1, lr > 0, anneal_epochs >= 0; got {self}")
+        if (self.num_samples < 1 or self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.anneal_epochs < 0
+                or self.kl_weight <= 0):
+            raise ValueError(f"need num_samples, epochs, batch_size >= 1, lr > 0, anneal_epochs >= 0, kl_weight > 0; "
+                             f"got {self}")
 
 
 def epoch_seed(seed: int, stage: int, epoch: int) -> int:
@@ -85,7 +90,8 @@ def fit_switches(
     device = data.device
     guide = SwitchGuide(switched.sizes, cfg.estimator, cfg.init_concentration).to(device)
     stages = [switched.layers] if cfg.mode == "joint" else [[name] for name in switched.layers]
-    identity = {"config": asdict(cfg), "layers": switched.layers, "alpha0": switched.alpha0, "num_data": len(data)}
+    identity = {"config": asdict(cfg), "layers": switched.layers, "alpha0": switched.alpha0, "num_data": len(data),
+                "form": [switched.form, switched.steepness]}
     pyro.clear_param_store()
     optim = pyro.optim.Adam({"lr": cfg.lr})
     svi = SVI(switched.model, guide, optim, loss=make_elbo(cfg))
@@ -119,7 +125,7 @@ def fit_switches(
                        desc=desc, disable=not (progress and distributed.is_main()), leave=False)
             for x, y, idx in bar:
                 step = epoch * steps_per_epoch + steps
-                beta = min(1.0, (step + 1) / anneal_steps) if anneal_steps > 0 else 1.0
+                beta = cfg.kl_weight * (min(1.0, (step + 1) / anneal_steps) if anneal_steps > 0 else 1.0)
                 loss_sum += svi.step(x, y, idx=idx, num_data=len(data), layers=layers, beta=beta)
                 steps += 1
             history.append({"stage": stage, "epoch": epoch + 1,

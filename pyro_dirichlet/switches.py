@@ -29,6 +29,7 @@ from pyro import poutine
 from .sites import check_sites, is_input_site, layer_module, site_layer, site_width
 
 ESTIMATORS = ("mean", "mc")
+FORMS = ("Ks", "s", "gate")
 LIKELIHOODS = ("categorical", "bernoulli")
 
 
@@ -38,8 +39,27 @@ def check_alpha0(alpha0: float) -> float:
     return float(alpha0)
 
 
-def scale_channels(x: torch.Tensor, s: torch.Tensor, data_batch: int | None = None) -> torch.Tensor:
-    """Multiply channel k of ``x`` by ``K * s_k`` for each particle of ``s``.
+def switch_factor(s: torch.Tensor, form: str = "Ks", steepness: float = 3.0) -> torch.Tensor:
+    """Per-channel multiplier ``(..., K)`` of switch values ``s`` ``(..., K)``.
+
+    ``"Ks"``: ``K s_k`` (the paper's; 1 under the uniform switch); ``"s"``: ``s_k`` (the
+    authors' code); ``"gate"``: ``g(K s_k)`` with the saturating ``g(u) = tanh(c u) / tanh(c)``,
+    c = ``steepness``: 1 under the uniform switch, never above ``1 / tanh(c)``, so a switch can
+    shrink a channel but hardly amplify one.
+    """
+    if form == "Ks":
+        return s.shape[-1] * s
+    if form == "s":
+        return s
+    if form == "gate":
+        return torch.tanh(steepness * s.shape[-1] * s) / math.tanh(steepness)
+    raise ValueError(f"switch form must be one of {FORMS}, got {form!r}")
+
+
+def scale_channels(x: torch.Tensor, s: torch.Tensor, data_batch: int | None = None, form: str = "Ks",
+                   steepness: float = 3.0) -> torch.Tensor:
+    """Multiply channel k of ``x`` by ``switch_factor(s)_k`` (``K * s_k`` by default) for each
+    particle of ``s``.
 
     x: ``(B, K, *rest)`` or already folded ``(P * B, K, *rest)``; s: ``(..., K)`` with P
     particles; data_batch: B (defaults to ``x.shape[0]``). Returns ``(P * B, K, *rest)``.
@@ -56,21 +76,22 @@ def scale_channels(x: torch.Tensor, s: torch.Tensor, data_batch: int | None = No
         folded = x.reshape(P, B, *x.shape[1:])
     else:
         raise ValueError(f"batch {x.shape[0]} is neither the data batch {B} nor {P} particles x {B}")
-    scale = (K * s).to(x.dtype).reshape(P, 1, K, *([1] * (x.dim() - 2)))
+    scale = switch_factor(s, form, steepness).to(x.dtype).reshape(P, 1, K, *([1] * (x.dim() - 2)))
     return (folded * scale).reshape(P * folded.shape[1], *x.shape[1:])
 
 
-def scaled_linear(linear: nn.Linear, u: torch.Tensor, s: torch.Tensor, data_batch: int) -> torch.Tensor:
-    """``linear(scale_channels(u, s, B))`` computed with the weight scaled per particle.
+def scaled_linear(linear: nn.Linear, u: torch.Tensor, s: torch.Tensor, data_batch: int, form: str = "Ks",
+                  steepness: float = 3.0) -> torch.Tensor:
+    """``linear(scale_channels(u, s, B, form, steepness))`` computed with the weight scaled per particle.
 
-    ``W_p = W diag(K s_p)`` is ``(P, J, K)``, smaller than the ``(P, B, K)`` scaled
+    ``W_p = W diag(switch_factor(s_p))`` is ``(P, J, K)``, smaller than the ``(P, B, K)`` scaled
     activations when J < B. u: ``(B, K)`` or folded ``(P * B, K)``; s: ``(..., K)`` with P
     particles. Returns ``(P * B, J)``, particle-major.
     """
     K = s.shape[-1]
     s = s.reshape(-1, K)
     P, B = s.shape[0], data_batch
-    w = (linear.weight.unsqueeze(0) * (K * s).unsqueeze(1)).to(u.dtype)  # (P, J, K)
+    w = (linear.weight.unsqueeze(0) * switch_factor(s, form, steepness).unsqueeze(1)).to(u.dtype)  # (P, J, K)
     if u.shape[0] == B:
         out = (u @ w.reshape(-1, K).T).reshape(B, P, -1).transpose(0, 1)  # (P, B, J)
     else:
@@ -102,11 +123,14 @@ class SwitchedNetwork:
     ``(B, C)``) or ``"bernoulli"`` (one logit ``(B, 1)``, labels 0/1).
     ``fold_into_linear``: scale a consuming Linear's weights instead of the activations
     (module docstring); ``None`` (default) where it has fewer outputs than the batch has rows.
+    ``form`` and ``steepness``: how a switch value scales its channel (:func:`switch_factor`).
     """
 
     def __init__(self, net: nn.Module, layers: Sequence[str], alpha0: float = 1.0, likelihood: str = "categorical",
-                 fold_into_linear: bool | None = None):
+                 fold_into_linear: bool | None = None, form: str = "Ks", steepness: float = 3.0):
         check_sites(net, layers)
+        if form not in FORMS or not steepness > 0:
+            raise ValueError(f"switch form must be one of {FORMS} with steepness > 0, got {form!r}, {steepness!r}")
         if likelihood not in LIKELIHOODS:
             raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
         self.net = net.eval().requires_grad_(False)
@@ -115,6 +139,7 @@ class SwitchedNetwork:
         self.alpha0 = check_alpha0(alpha0)
         self.likelihood = likelihood
         self.fold_into_linear = fold_into_linear
+        self.form, self.steepness = form, float(steepness)
         self._switch_points: dict[str, nn.Module] | None = None
         self._consumers: dict[str, nn.Linear] = {}
 
@@ -178,6 +203,7 @@ class SwitchedNetwork:
         if fold_into_linear is None:
             fold_into_linear = self.fold_into_linear
         handles = []
+        how = (self.form, self.steepness)  # switch_factor arguments
         scale_in_point = dict(switches)
         for name, s in switches.items():  # consumer hooks first: they run before a switch on the same module
             consumer = self._consumers.get(name)
@@ -185,15 +211,15 @@ class SwitchedNetwork:
             if use:
                 del scale_in_point[name]
                 handles.append(consumer.register_forward_hook(
-                    lambda module, inputs, output, s=s: scaled_linear(module, inputs[0], s, B)))
+                    lambda module, inputs, output, s=s: scaled_linear(module, inputs[0], s, B, *how)))
         for name, s in scale_in_point.items():
             point = self._switch_points[name]
             if is_input_site(name):
                 handles.append(point.register_forward_pre_hook(
-                    lambda module, inputs, s=s: (scale_channels(inputs[0], s, B), *inputs[1:])))
+                    lambda module, inputs, s=s: (scale_channels(inputs[0], s, B, *how), *inputs[1:])))
             else:
                 handles.append(point.register_forward_hook(
-                    lambda module, inputs, output, s=s: scale_channels(output, s, B)))
+                    lambda module, inputs, output, s=s: scale_channels(output, s, B, *how)))
         try:
             return self.net(x)
         finally:

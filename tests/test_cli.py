@@ -135,3 +135,20 @@ def test_the_cpu_pipeline_is_reproducible_bit_for_bit(mnist_root, tmp_path, caps
     assert all(torch.equal(x[k], y[k]) for k in x)
     phi = [torch.load(next((tmp_path / d).glob("pretrained-*/fit-*/switches.ckpt")))["guide"] for d in "ab"]
     assert all(torch.equal(phi[0][k], phi[1][k]) for k in phi[0])
+
+
+def test_the_fit_split_never_overlaps_the_pretraining_data(mnist_root, tmp_path, capsys):
+    from pyro_dirichlet.inference import pipeline
+
+    result = tiny_run(capsys, mnist_root, tmp_path, "--holdout", "300", "--fit-data", "holdout")
+    held = json.loads(only(tmp_path, "pretrained-*/holdout.json").read_text())["source_indices"]
+    cfg = config_from_args(build_parser().parse_args(["run", "--data-root", mnist_root, *TINY, "--holdout", "300",
+                                                      "--fit-data", "holdout"]))
+    train, _ = pipeline.load_data(cfg)
+    pretrain_data, fit_data = pipeline.split_data(cfg, train)
+    assert sorted(fit_data.source.tolist()) == sorted(held) and len(set(held)) == 300
+    assert not set(held) & set(pretrain_data.source.tolist())
+    assert len(pretrain_data) + len(held) == len(train) == 1000
+    assert "fit-mean-joint-" in result["folder"]
+    code, _, err = run_cli(capsys, "fit", "--data-root", mnist_root, *TINY, "--fit-data", "holdout")
+    assert code == 2 and "--holdout N > 0" in err

@@ -1,3 +1,4 @@
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -43,3 +44,15 @@ def test_fast_path_options_train_a_tiny_vgg():
     assert len(history) == 3 and all(torch.isfinite(torch.tensor(h["loss"])) for h in history)
     assert net.conv1.weight.is_contiguous(memory_format=torch.channels_last)
     assert 0 <= pdl.evaluate(net, data) <= 100
+
+
+def test_subset_and_split_keep_source_indices():
+    data = ArrayDataset(torch.zeros(50, 1, 2, 2, dtype=torch.uint8), torch.arange(50) % 3, (0.5,), (0.25,))
+    part = data.subset(30)
+    assert torch.equal(part.labels, part.source % 3)  # labels follow their source index
+    rest, held = part.split(10)
+    assert len(rest) == 20 and len(held) == 10
+    assert sorted(rest.source.tolist() + held.source.tolist()) == sorted(part.source.tolist())
+    assert torch.equal(held.labels, held.source % 3)
+    with pytest.raises(ValueError, match="cannot hold out 30 of 30"):
+        part.split(30)

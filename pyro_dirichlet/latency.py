@@ -1,0 +1,50 @@
+"""Inference latency: the speed a user of a pruned network feels.
+
+``latency_ms`` times one forward pass (eval mode, no autograd) of a batch of zeros:
+``warmup`` untimed passes, then the median of ``repeats`` timed ones. On CUDA each pass is
+timed with CUDA events (GPU time between two recorded events, synchronised); on the CPU
+with ``time.perf_counter``.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Sequence
+
+import torch
+import torch.nn as nn
+
+
+@torch.no_grad()
+def latency_ms(net: nn.Module, input_shape: Sequence[int], batch_size: int, warmup: int = 10,
+               repeats: int = 50) -> float:
+    """Median milliseconds of ``net(x)`` for x ``(batch_size, *input_shape)`` on the net's device."""
+    if batch_size < 1 or repeats < 1 or warmup < 0:
+        raise ValueError(f"need batch_size, repeats >= 1 and warmup >= 0, got {batch_size}, {repeats}, {warmup}")
+    device = next(net.parameters()).device
+    was_training = net.training
+    net.eval()
+    x = torch.zeros(batch_size, *input_shape, device=device)
+    try:
+        for _ in range(warmup):
+            net(x)
+        times = [_time_cuda(net, x) if device.type == "cuda" else _time_cpu(net, x) for _ in range(repeats)]
+    finally:
+        net.train(was_training)
+    return statistics.median(times)
+
+
+def _time_cpu(net: nn.Module, x: torch.Tensor) -> float:
+    start = time.perf_counter()
+    net(x)
+    return (time.perf_counter() - start) * 1e3
+
+
+def _time_cuda(net: nn.Module, x: torch.Tensor) -> float:
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    torch.cuda.synchronize(x.device)
+    start.record()
+    net(x)
+    end.record()
+    end.synchronize()
+    return start.elapsed_time(end)
