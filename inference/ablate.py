@@ -24,7 +24,7 @@ from __future__ import annotations
 import itertools
 import statistics
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -39,7 +39,8 @@ from . import pipeline
 from .compare import uniform_counts
 
 # The base fit: held-out data, mean estimator, one site at a time, 3 epochs a site, the
-# pipeline's other defaults. Variants override some of these.
+# pipeline's other defaults. Variants override some of these, or set "temperature" (a logit
+# temperature fitted beside the switches; off unless named, so it is not in BASE's key).
 BASE = {"fit_data": "holdout", "estimator": "mean", "num_samples": 16, "mode": "layerwise", "epochs": 3,
         "batch_size": 100, "lr": 0.05, "anneal_epochs": 1.0, "kl_weight": 1.0, "alpha0": 0.5, "form": "Ks",
         "steepness": 3.0}
@@ -66,24 +67,28 @@ VARIANTS = {
     "gate-10": {"form": "gate", "steepness": 10.0},
     "gate-3-mc-16": {"form": "gate", "estimator": "mc", "num_samples": 16},
     "gate-3-fit-on-train": {"form": "gate", "fit_data": "train"},
+    "form-bn": {"form": "bn"},  # the authors' BatchNorm in training mode after an s-scaled channel
+    "temperature": {"temperature": True},
+    "gate-3-temperature": {"form": "gate", "temperature": True},
+    # added after the first run showed form "s" ahead: is it the scale (a softer softmax) or the form?
+    "form-s-temperature": {"form": "s", "temperature": True},
+    "form-s-fit-on-train": {"form": "s", "fit_data": "train"},
+    "form-s-mc-16": {"form": "s", "estimator": "mc", "num_samples": 16},
+    "form-s-joint": {"form": "s", "mode": "joint"},
+    "form-s-alpha0-0.05": {"form": "s", "alpha0": 0.05},
+    "form-s-epochs-9": {"form": "s", "epochs": 9},
 }
 REFERENCES = ("l1", "random")
 
 
 @dataclass
-class AblateConfig:
+class AblateConfig(pipeline.StudySettings):
     run_dir: str = "runs/lenet5-ablate"
     variants: tuple[str, ...] = (*VARIANTS, *REFERENCES)
     seeds: tuple[int, ...] = (0, 1, 2)
     holdout: int = 10_000
     budgets: tuple[int, ...] = (500_000, 200_000, 136_825)
     cost_examples: int = 5_000  # test images for removal costs; the rest measure the errors
-    device: str = "auto"
-    data_root: str | None = None
-    train_subset: int | None = None
-    test_subset: int | None = None
-    progress: bool = True
-    pretrain: pdl.TrainConfig = field(default_factory=lambda: pdl.TrainConfig(epochs=12, lr=1e-3))
 
     def __post_init__(self):
         unknown = [v for v in self.variants if v not in VARIANTS and v not in REFERENCES]
@@ -108,7 +113,8 @@ def variant_scores(variant: str, seed: int, net, pretrain_data, fit_data) -> tup
     fit_cfg = pdl.FitConfig(estimator=s["estimator"], num_samples=s["num_samples"], mode=s["mode"], epochs=s["epochs"],
                             batch_size=s["batch_size"], lr=s["lr"], anneal_epochs=s["anneal_epochs"],
                             kl_weight=s["kl_weight"], seed=seed)
-    switched = pdl.SwitchedNetwork(net, sites, s["alpha0"], form=s["form"], steepness=s["steepness"])
+    switched = pdl.SwitchedNetwork(net, sites, s["alpha0"], form=s["form"], steepness=s["steepness"],
+                                   temperature=s.get("temperature", False))
     data = fit_data if s["fit_data"] == "holdout" else pretrain_data
     guide, _ = pdl.fit_switches(switched, data, fit_cfg, progress=False)
     scores = {site: (guide.phi(site) / guide.phi(site).sum()).detach() for site in sites}
@@ -125,9 +131,7 @@ def measure(scores: dict, net, costs: dict, counts: dict, links, error_data) -> 
 
 
 def run_ablation(cfg: AblateConfig, results_dir: str | Path = "results", command: str = "") -> dict:
-    base = pipeline.PipelineConfig(run_dir=cfg.run_dir, device=cfg.device, data_root=cfg.data_root,
-                                   train_subset=cfg.train_subset, test_subset=cfg.test_subset, holdout=cfg.holdout,
-                                   fit_data="holdout", pretrain=cfg.pretrain, progress=cfg.progress)
+    base = cfg.pipeline(cfg.run_dir, holdout=cfg.holdout, fit_data="holdout")
     train, test = pipeline.load_data(base)
     net = pipeline.pretrain(base, train, test)
     pretrain_data, fit_data = pipeline.split_data(base, train)
@@ -164,7 +168,9 @@ def run_ablation(cfg: AblateConfig, results_dir: str | Path = "results", command
 
 
 def _mean_sd(values: list[float]) -> list[float]:
-    return [statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0]
+    """Mean and sample sd; nan stays nan (a constant ranking has no rank correlation)."""
+    v = torch.tensor(values, dtype=torch.float64)
+    return [v.mean().item(), v.std().item() if len(values) > 1 else 0.0]
 
 
 def summarize(rows: list[dict]) -> dict:
@@ -179,9 +185,8 @@ def summarize(rows: list[dict]) -> dict:
         summary[variant] = {
             "settings": rs[0]["settings"], "seeds": len(rs),
             "spearman": {site: _mean_sd([r["spearman"][site] for r in rs]) for site in sites},
-            "kendall": {site: statistics.mean(kendall_tau(torch.tensor(a["scores"][site]),
-                                                          torch.tensor(b["scores"][site])) for a, b in pairs)
-                        if pairs else None for site in sites},
+            "kendall": {site: _mean_sd([kendall_tau(torch.tensor(a["scores"][site]), torch.tensor(b["scores"][site]))
+                                        for a, b in pairs])[0] if pairs else None for site in sites},
             "error_pct": {b: _mean_sd([r["error_pct"][b] for r in rs]) for b in rs[0]["error_pct"]},
             "fit_seconds": statistics.mean(r["fit_seconds"] for r in rs),
         }

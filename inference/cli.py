@@ -46,15 +46,17 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="fit the switches on the pretraining examples or on the held-out ones (default: %(default)s)")
     g.add_argument("--estimator", default="mean", choices=["mean", "mc"])
     g.add_argument("--samples", type=int, default=16, help="Monte-Carlo particles per step for mc")
-    g.add_argument("--mode", default="joint", choices=["joint", "layerwise"])
+    g.add_argument("--mode", default="layerwise", choices=["joint", "layerwise"])
     g.add_argument("--fit-epochs", type=int, default=3, help="epochs per stage (per layer in layerwise mode)")
     g.add_argument("--fit-batch-size", type=int, default=100)
     g.add_argument("--fit-lr", type=float, default=0.05)
     g.add_argument("--alpha0", type=float, default=0.5, help="Dirichlet prior concentration")
     g.add_argument("--anneal-epochs", type=float, default=1.0, help="KL weight rises to its final value over this many epochs")
     g.add_argument("--kl-weight", type=float, default=1.0, help="final KL weight (1: the ELBO; below 1 tempers the prior)")
-    g.add_argument("--switch-form", default="Ks", choices=["Ks", "s", "gate"],
-                   help="a switch multiplies its channel by K s, s or the gate tanh(c K s)/tanh(c) (default: %(default)s)")
+    g.add_argument("--switch-form", default="s", choices=["Ks", "s", "gate", "bn"],
+                   help="a switch multiplies its channel by K s, s, the gate tanh(c K s)/tanh(c), or s followed by "
+                        "a training-mode BatchNorm (default: %(default)s)")
+    g.add_argument("--temperature", action="store_true", help="fit a logit temperature beside the switches")
     g.add_argument("--steepness", type=float, default=3.0, help="the gate's c (default: %(default)s)")
     g = p.add_argument_group("pruning target (one of)")
     g.add_argument("--arch", default=None, help="keep counts per switch site, e.g. 5-8-45-15 (lenet5's default)")
@@ -76,6 +78,7 @@ def config_from_args(a: argparse.Namespace) -> pipeline.PipelineConfig:
         run_dir=a.run_dir, model=a.model, widths=_widths(a.widths), data_root=a.data_root, download=not a.no_download,
         train_subset=a.train_subset, test_subset=a.test_subset, device=a.device, alpha0=a.alpha0,
         holdout=a.holdout, fit_data=a.fit_data, switch_form=a.switch_form, steepness=a.steepness,
+        temperature=a.temperature,
         pretrain=train_cfg(a.pretrain_epochs, a.pretrain_lr),
         fit=FitConfig(estimator=a.estimator, num_samples=a.samples, mode=a.mode, epochs=a.fit_epochs,
                       batch_size=a.fit_batch_size, lr=a.fit_lr, anneal_epochs=a.anneal_epochs, kl_weight=a.kl_weight,
@@ -123,14 +126,12 @@ def cmd_synthetic(a: argparse.Namespace) -> dict:
 
 
 def cmd_compare(a: argparse.Namespace) -> dict:
-    from pyro_dirichlet import TrainConfig
     from pyro_dirichlet.inference.compare import CompareConfig, aggregate, run_compare
 
     cfg = CompareConfig(
-        run_dir=a.run_dir, methods=tuple(a.methods.split(",")), budgets=_ints(a.budgets, "--budgets"),
+        methods=tuple(a.methods.split(",")), budgets=_ints(a.budgets, "--budgets"),
         seeds=_ints(a.seeds, "--seeds"), finetune_epochs=a.finetune_epochs, fit_epochs=a.fit_epochs,
-        mc_samples=a.samples, device=a.device, data_root=a.data_root, train_subset=a.train_subset,
-        test_subset=a.test_subset, progress=not a.no_progress, pretrain=TrainConfig(epochs=a.pretrain_epochs, lr=1e-3))
+        mc_samples=a.samples, **_study_settings(a))
     result = run_compare(cfg, a.results, a.command_line)
     table = aggregate(result["runs"])
     return {"full_error_pct": result["full"]["error_finetuned_pct"],
@@ -139,18 +140,35 @@ def cmd_compare(a: argparse.Namespace) -> dict:
 
 
 def cmd_ablate(a: argparse.Namespace) -> dict:
-    from pyro_dirichlet import TrainConfig
     from pyro_dirichlet.inference.ablate import AblateConfig, run_ablation
 
     cfg = AblateConfig(
-        run_dir=a.run_dir, variants=tuple(a.variants.split(",")), seeds=_ints(a.seeds, "--seeds"),
-        holdout=a.holdout, budgets=_ints(a.budgets, "--budgets"), cost_examples=a.cost_examples, device=a.device,
-        data_root=a.data_root, train_subset=a.train_subset, test_subset=a.test_subset, progress=not a.no_progress,
-        pretrain=TrainConfig(epochs=a.pretrain_epochs, lr=1e-3))
+        variants=tuple(a.variants.split(",")), seeds=_ints(a.seeds, "--seeds"),
+        holdout=a.holdout, budgets=_ints(a.budgets, "--budgets"), cost_examples=a.cost_examples, **_study_settings(a))
     result = run_ablation(cfg, a.results, a.command_line)
     return {"spearman": {name: {site: round(v[0], 3) for site, v in row["spearman"].items()}
                          for name, row in result["variants"].items()},
             "results": f"{a.results}/lenet5_ablation.json"}
+
+
+def _study_args(p: argparse.ArgumentParser, run_dir: str) -> None:
+    """The options of a study harness (compare, ablate): pipeline.StudySettings, run dir, results."""
+    p.add_argument("--pretrain-epochs", type=int, default=12, help="(default: %(default)s)")
+    p.add_argument("--run-dir", default=run_dir, help="cache of every step (default: %(default)s)")
+    p.add_argument("--results", default="results", help="(default: %(default)s)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: %(default)s)")
+    p.add_argument("--data-root", default=None, help="data folder (default: $PYRO_DIRICHLET_DATA, else ./data)")
+    p.add_argument("--train-subset", type=int, default=None)
+    p.add_argument("--test-subset", type=int, default=None)
+    p.add_argument("--no-progress", action="store_true")
+
+
+def _study_settings(a: argparse.Namespace) -> dict:
+    from pyro_dirichlet import TrainConfig
+
+    return {"run_dir": a.run_dir, "device": a.device, "data_root": a.data_root, "train_subset": a.train_subset,
+            "test_subset": a.test_subset, "progress": not a.no_progress,
+            "pretrain": TrainConfig(epochs=a.pretrain_epochs, lr=1e-3)}
 
 
 def _ints(text: str, flag: str) -> tuple[int, ...]:
@@ -234,14 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--finetune-epochs", type=int, default=2, help="(default: %(default)s)")
     p.add_argument("--fit-epochs", type=int, default=1, help="Dirichlet fit epochs per stage (default: %(default)s)")
     p.add_argument("--samples", type=int, default=4, help="mc particles for dirichlet-mc (default: %(default)s)")
-    p.add_argument("--pretrain-epochs", type=int, default=12, help="(default: %(default)s)")
-    p.add_argument("--run-dir", default="runs/lenet5-compare", help="cache of every step (default: %(default)s)")
-    p.add_argument("--results", default="results", help="(default: %(default)s)")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: %(default)s)")
-    p.add_argument("--data-root", default=None, help="data folder (default: $PYRO_DIRICHLET_DATA, else ./data)")
-    p.add_argument("--train-subset", type=int, default=None)
-    p.add_argument("--test-subset", type=int, default=None)
-    p.add_argument("--no-progress", action="store_true")
+    _study_args(p, "runs/lenet5-compare")
     p.set_defaults(func=cmd_compare)
     from pyro_dirichlet.inference.ablate import AblateConfig
 
@@ -255,14 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budgets", default=",".join(map(str, defaults.budgets)), help="MAC budgets (default: %(default)s)")
     p.add_argument("--cost-examples", type=int, default=defaults.cost_examples,
                    help="test images that measure removal costs; the rest measure errors (default: %(default)s)")
-    p.add_argument("--pretrain-epochs", type=int, default=12, help="(default: %(default)s)")
-    p.add_argument("--run-dir", default=defaults.run_dir, help="cache of every step (default: %(default)s)")
-    p.add_argument("--results", default="results", help="(default: %(default)s)")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: %(default)s)")
-    p.add_argument("--data-root", default=None, help="data folder (default: $PYRO_DIRICHLET_DATA, else ./data)")
-    p.add_argument("--train-subset", type=int, default=None)
-    p.add_argument("--test-subset", type=int, default=None)
-    p.add_argument("--no-progress", action="store_true")
+    _study_args(p, defaults.run_dir)
     p.set_defaults(func=cmd_ablate)
     return parser
 

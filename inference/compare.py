@@ -10,7 +10,8 @@ site, fc1's input features clamped to 1..16 per kept conv2 filter) that fits the
 scores, so the comparison measures the rankings. Each pruned network is evaluated right
 after pruning and after the same fine-tuning (Adam, cosine, ``finetune_epochs``, seed).
 
-Dirichlet methods fit the switches on the training set (``alpha0`` 0.5, as the pipeline):
+Dirichlet methods fit the switches on the training set (``alpha0`` 0.5 and the ``"s"`` switch
+form, as the pipeline):
 ``dirichlet-mean`` (mean, layer by layer), ``dirichlet-mc`` (mc with ``mc_samples``,
 layer by layer), ``dirichlet-joint`` (mean, all layers jointly, for ``fit_epochs`` times
 the number of layers: the same number of SVI steps as layer by layer). Seeds change the
@@ -21,7 +22,7 @@ from __future__ import annotations
 import copy
 import statistics
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -56,7 +57,7 @@ PAPER_POINTS = [
 
 
 @dataclass
-class CompareConfig:
+class CompareConfig(pipeline.StudySettings):
     run_dir: str = "runs/lenet5-compare"  # holds the pipeline's pretrained-<h> folder
     methods: tuple[str, ...] = METHODS
     budgets: tuple[int, ...] = BUDGETS
@@ -68,12 +69,7 @@ class CompareConfig:
     fit_epochs: int = 1  # per stage (per layer in layerwise mode)
     mc_samples: int = 4
     alpha0: float = 0.5
-    device: str = "auto"
-    data_root: str | None = None
-    train_subset: int | None = None
-    test_subset: int | None = None
-    progress: bool = True
-    pretrain: pdl.TrainConfig = field(default_factory=lambda: pdl.TrainConfig(epochs=12, lr=1e-3))
+    switch_form: str = "s"  # the Dirichlet methods' switch form (pyro_dirichlet.scale_channels)
 
     def __post_init__(self):
         unknown = [m for m in self.methods if m not in METHODS]
@@ -139,7 +135,7 @@ def method_scores(cfg: CompareConfig, method: str, seed: int, net: nn.Module, tr
         estimator, mode = DIRICHLET[method]
         epochs = cfg.fit_epochs * (len(layers) if mode == "joint" else 1)  # as many SVI steps as layerwise
         fit_cfg = pdl.FitConfig(estimator=estimator, mode=mode, num_samples=cfg.mc_samples, epochs=epochs, seed=seed)
-        switched = pdl.SwitchedNetwork(work, layers, cfg.alpha0)
+        switched = pdl.SwitchedNetwork(work, layers, cfg.alpha0, form=cfg.switch_form)
         guide, _ = pdl.fit_switches(switched, train_data, fit_cfg, checkpoint=cache.with_suffix(".ckpt"),
                                     progress=False)
         scores = {name: (guide.phi(name) / guide.phi(name).sum()).detach().cpu() for name in layers}
@@ -165,9 +161,7 @@ def prune_and_finetune(cfg: CompareConfig, net: nn.Module, scores: dict, counts:
 def run_compare(cfg: CompareConfig, results_dir: str | Path = "results", command: str = "") -> dict:
     """All runs (each cached as JSON under ``<pretrained>/compare-<h>/runs``, so a re-run
     resumes), then ``lenet5_baselines.json``, ``.md`` and ``.png`` in ``results_dir``."""
-    base = pipeline.PipelineConfig(run_dir=cfg.run_dir, device=cfg.device, data_root=cfg.data_root,
-                                   train_subset=cfg.train_subset, test_subset=cfg.test_subset,
-                                   pretrain=cfg.pretrain, progress=cfg.progress)
+    base = cfg.pipeline(cfg.run_dir)
     train_data, test_data = pipeline.load_data(base)
     net = pipeline.pretrain(base, train_data, test_data)
     settings = {k: v for k, v in asdict(cfg).items()

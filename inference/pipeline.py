@@ -78,8 +78,9 @@ class PipelineConfig:
     test_subset: int | None = None
     device: str = "auto"
     alpha0: float = 0.5
-    switch_form: str = "Ks"  # how a switch scales its channel: "Ks" | "s" | "gate" (pyro_dirichlet.switch_factor)
+    switch_form: str = "s"  # how a switch scales its channel: "Ks" | "s" | "gate" | "bn" (the ablation's choice: "s")
     steepness: float = 3.0  # the gate's c
+    temperature: bool = False  # fit a logit temperature beside the switches
     holdout: int = 0  # training examples held out of pretraining
     fit_data: str = "train"  # "train" (the pretraining examples) | "holdout"
     pretrain: pdl.TrainConfig = field(default_factory=lambda: pdl.TrainConfig(epochs=12, lr=1e-3))
@@ -112,10 +113,13 @@ class PipelineConfig:
         return keyed_folder(self.root, "pretrained", settings)
 
     @property
+    def fit_settings(self) -> dict:
+        return {"alpha0": self.alpha0, "switch_form": self.switch_form, "steepness": self.steepness,
+                "temperature": self.temperature, "fit_data": self.fit_data, "fit": asdict(self.fit)}
+
+    @property
     def fit_dir(self) -> Path:
-        settings = {"alpha0": self.alpha0, "switch_form": self.switch_form, "steepness": self.steepness,
-                    "fit_data": self.fit_data, "fit": asdict(self.fit)}
-        return keyed_folder(self.pretrained_dir, f"fit-{self.fit.estimator}-{self.fit.mode}", settings)
+        return keyed_folder(self.pretrained_dir, f"fit-{self.fit.estimator}-{self.fit.mode}", self.fit_settings)
 
     @property
     def prune_dir(self) -> Path:
@@ -124,6 +128,24 @@ class PipelineConfig:
     @property
     def finetune_dir(self) -> Path:
         return keyed_folder(self.prune_dir, "finetuned", asdict(self.finetune))
+
+
+@dataclass
+class StudySettings:
+    """What the study harnesses (compare, ablate) share: data, device and pretraining."""
+
+    device: str = "auto"
+    data_root: str | None = None
+    train_subset: int | None = None
+    test_subset: int | None = None
+    progress: bool = True
+    pretrain: pdl.TrainConfig = field(default_factory=lambda: pdl.TrainConfig(epochs=12, lr=1e-3))
+
+    def pipeline(self, run_dir: str, **kwargs) -> PipelineConfig:
+        """The pipeline configuration of the study's pretrained network."""
+        return PipelineConfig(run_dir=run_dir, device=self.device, data_root=self.data_root,
+                              train_subset=self.train_subset, test_subset=self.test_subset, pretrain=self.pretrain,
+                              progress=self.progress, **kwargs)
 
 
 FIT_DATA = ("train", "holdout")
@@ -185,13 +207,13 @@ def fit(cfg: PipelineConfig, net: nn.Module, train: pdl.ArrayDataset):
     if (folder / "posterior.nc").exists():
         return pdl.load_idata(folder / "posterior.nc")
     switched = pdl.SwitchedNetwork(net, net.prunable_layers, alpha0=cfg.alpha0, form=cfg.switch_form,
-                                   steepness=cfg.steepness)
-    guide, history = pdl.fit_switches(switched, split_data(cfg, train)[1], cfg.fit, checkpoint=folder / "switches.ckpt", progress=cfg.progress)
+                                   steepness=cfg.steepness, temperature=cfg.temperature)
+    guide, history = pdl.fit_switches(switched, split_data(cfg, train)[1], cfg.fit, checkpoint=folder / "switches.ckpt",
+                                      progress=cfg.progress)
     idata = pdl.posterior_idata(guide, num_draws=1000, seed=cfg.fit.seed)
     save_text(pdl.summarize(idata).to_csv(), folder / "summary.csv")
-    save_json({"fit": asdict(cfg.fit), "alpha0": cfg.alpha0, "switch_form": cfg.switch_form,
-               "steepness": cfg.steepness, "fit_data": cfg.fit_data, "history": history,
-               "fit_seconds": sum(h["seconds"] for h in history)}, folder / "fit.json")
+    save_json({**cfg.fit_settings, "history": history, "fit_seconds": sum(h["seconds"] for h in history)},
+              folder / "fit.json")
     pdl.save_idata(idata, folder / "posterior.nc")
     return idata
 

@@ -44,7 +44,7 @@ MODES = ("joint", "layerwise")
 class FitConfig:
     estimator: str = "mean"
     num_samples: int = 16  # S, Monte-Carlo particles per step ("mc" only)
-    mode: str = "joint"
+    mode: str = "layerwise"  # the ablation's choice: joint fits are worse with the "s" form
     epochs: int = 3  # per stage (per layer in layerwise mode)
     batch_size: int = 100
     lr: float = 0.05
@@ -84,14 +84,14 @@ def fit_switches(
 ) -> tuple[SwitchGuide, list[dict]]:
     """Fit ``q(s) = prod_l Dir(phi_l)`` for the switched network on ``data``.
 
-    Returns the fitted guide and a history of ``{"stage", "epoch", "loss", "seconds"}`` with
-    ``loss`` the mean negative ELBO per step. Clears Pyro's global parameter store first.
+    Returns the fitted guide and a history of ``{"stage", "epoch", "loss", "seconds"}`` (and
+    ``"temperature"`` when the model fits one) with ``loss`` the mean negative ELBO per step. Clears Pyro's global parameter store first.
     """
     device = data.device
-    guide = SwitchGuide(switched.sizes, cfg.estimator, cfg.init_concentration).to(device)
+    guide = SwitchGuide(switched.sizes, cfg.estimator, cfg.init_concentration, switched.temperature).to(device)
     stages = [switched.layers] if cfg.mode == "joint" else [[name] for name in switched.layers]
     identity = {"config": asdict(cfg), "layers": switched.layers, "alpha0": switched.alpha0, "num_data": len(data),
-                "form": [switched.form, switched.steepness]}
+                "form": [switched.form, switched.steepness], "temperature": switched.temperature}
     pyro.clear_param_store()
     optim = pyro.optim.Adam({"lr": cfg.lr})
     svi = SVI(switched.model, guide, optim, loss=make_elbo(cfg))
@@ -108,7 +108,7 @@ def fit_switches(
         optim.set_state(state["optim"])
         history, done = state["history"], tuple(state["done"])
     part = distributed.shard()  # (rank, world) under torchrun: this rank's share of each epoch
-    hooks = [p.register_hook(distributed.average_gradients_hook) for p in guide.log_phi] if part else []
+    hooks = [p.register_hook(distributed.average_gradients_hook) for p in guide.parameters()] if part else []
     steps_per_epoch = math.ceil(distributed.shard_length(len(data)) / cfg.batch_size)
     anneal_steps = cfg.anneal_epochs * steps_per_epoch
     for stage, layers in enumerate(stages):
@@ -131,6 +131,8 @@ def fit_switches(
             history.append({"stage": stage, "epoch": epoch + 1,
                             "loss": distributed.mean_over_ranks(loss_sum / steps, device),
                             "seconds": time.perf_counter() - t0})
+            if guide.log_temperature is not None:
+                history[-1]["temperature"] = guide.log_temperature.exp().item()
             if progress and distributed.is_main():
                 tqdm.write(f"{desc}: -ELBO {history[-1]['loss']:.1f} ({history[-1]['seconds']:.1f} s)")
             if checkpoint is not None and distributed.is_main():

@@ -29,7 +29,9 @@ from pyro import poutine
 from .sites import check_sites, is_input_site, layer_module, site_layer, site_width
 
 ESTIMATORS = ("mean", "mc")
-FORMS = ("Ks", "s", "gate")
+FORMS = ("Ks", "s", "gate", "bn")
+BN_EPS = 1e-5
+TEMPERATURE_SITE = "log_temperature"
 LIKELIHOODS = ("categorical", "bernoulli")
 
 
@@ -45,7 +47,8 @@ def switch_factor(s: torch.Tensor, form: str = "Ks", steepness: float = 3.0) -> 
     ``"Ks"``: ``K s_k`` (the paper's; 1 under the uniform switch); ``"s"``: ``s_k`` (the
     authors' code); ``"gate"``: ``g(K s_k)`` with the saturating ``g(u) = tanh(c u) / tanh(c)``,
     c = ``steepness``: 1 under the uniform switch, never above ``1 / tanh(c)``, so a switch can
-    shrink a channel but hardly amplify one.
+    shrink a channel but hardly amplify one. (``"bn"`` is not a per-channel factor: see
+    :func:`scale_channels`.)
     """
     if form == "Ks":
         return s.shape[-1] * s
@@ -60,6 +63,12 @@ def scale_channels(x: torch.Tensor, s: torch.Tensor, data_batch: int | None = No
                    steepness: float = 3.0) -> torch.Tensor:
     """Multiply channel k of ``x`` by ``switch_factor(s)_k`` (``K * s_k`` by default) for each
     particle of ``s``.
+
+    ``form="bn"`` is the authors' set-up: ``s_k h`` followed by BatchNorm in training mode (per
+    particle, statistics over the batch and positions), re-standardised to ``h``'s own batch
+    statistics so that the uniform switch keeps the function: ``(s h - mu_sh) / sqrt(var_sh +
+    eps) * sqrt(var_h + eps) + mu_h``. The scale of s cancels except against eps, so the
+    switch acts through the saturating ``s / sqrt(s^2 + eps / var_h)``.
 
     x: ``(B, K, *rest)`` or already folded ``(P * B, K, *rest)``; s: ``(..., K)`` with P
     particles; data_batch: B (defaults to ``x.shape[0]``). Returns ``(P * B, K, *rest)``.
@@ -76,8 +85,16 @@ def scale_channels(x: torch.Tensor, s: torch.Tensor, data_batch: int | None = No
         folded = x.reshape(P, B, *x.shape[1:])
     else:
         raise ValueError(f"batch {x.shape[0]} is neither the data batch {B} nor {P} particles x {B}")
-    scale = switch_factor(s, form, steepness).to(x.dtype).reshape(P, 1, K, *([1] * (x.dim() - 2)))
-    return (folded * scale).reshape(P * folded.shape[1], *x.shape[1:])
+    shape = (P, 1, K, *([1] * (x.dim() - 2)))
+    if form == "bn":
+        scaled = folded * s.to(x.dtype).reshape(shape)
+        dims = [1, *range(3, folded.dim())]
+        var_h, mean_h = torch.var_mean(folded, dims, correction=0, keepdim=True)
+        var_s, mean_s = torch.var_mean(scaled, dims, correction=0, keepdim=True)
+        out = (scaled - mean_s) * torch.sqrt((var_h + BN_EPS) / (var_s + BN_EPS)) + mean_h
+    else:
+        out = folded * switch_factor(s, form, steepness).to(x.dtype).reshape(shape)
+    return out.reshape(P * folded.shape[1], *x.shape[1:])
 
 
 def scaled_linear(linear: nn.Linear, u: torch.Tensor, s: torch.Tensor, data_batch: int, form: str = "Ks",
@@ -123,11 +140,15 @@ class SwitchedNetwork:
     ``(B, C)``) or ``"bernoulli"`` (one logit ``(B, 1)``, labels 0/1).
     ``fold_into_linear``: scale a consuming Linear's weights instead of the activations
     (module docstring); ``None`` (default) where it has fewer outputs than the batch has rows.
-    ``form`` and ``steepness``: how a switch value scales its channel (:func:`switch_factor`).
+    ``form`` and ``steepness``: how a switch value scales its channel (:func:`scale_channels`).
+    ``temperature``: divide the logits by a temperature ``T = exp(t)``, fitted beside the switches
+    (prior ``t ~ N(0, 1)``, a point estimate in the guide), so that recalibrating the
+    network's confidence cannot pass for channel importance.
     """
 
     def __init__(self, net: nn.Module, layers: Sequence[str], alpha0: float = 1.0, likelihood: str = "categorical",
-                 fold_into_linear: bool | None = None, form: str = "Ks", steepness: float = 3.0):
+                 fold_into_linear: bool | None = None, form: str = "Ks", steepness: float = 3.0,
+                 temperature: bool = False):
         check_sites(net, layers)
         if form not in FORMS or not steepness > 0:
             raise ValueError(f"switch form must be one of {FORMS} with steepness > 0, got {form!r}, {steepness!r}")
@@ -139,7 +160,7 @@ class SwitchedNetwork:
         self.alpha0 = check_alpha0(alpha0)
         self.likelihood = likelihood
         self.fold_into_linear = fold_into_linear
-        self.form, self.steepness = form, float(steepness)
+        self.form, self.steepness, self.temperature = form, float(steepness), bool(temperature)
         self._switch_points: dict[str, nn.Module] | None = None
         self._consumers: dict[str, nn.Linear] = {}
 
@@ -171,8 +192,8 @@ class SwitchedNetwork:
         finally:
             for h in handles:
                 h.remove()
-        self._switch_points, self._consumers = points, consumers
-        if consumers:
+        self._switch_points, self._consumers = points, consumers if self.form != "bn" else {}
+        if self._consumers:
             with torch.no_grad():
                 s = {}  # two distinct non-uniform particles per layer (no random numbers drawn)
                 for name, k in self.sizes.items():
@@ -248,6 +269,9 @@ class SwitchedNetwork:
         logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # bf16 under autocast -> fp32
         if logits.shape[0] != B:
             logits = logits.reshape(-1, B, logits.shape[-1])  # (P, B, C)
+        if self.temperature:
+            t = pyro.sample(TEMPERATURE_SITE, dist.Normal(torch.zeros((), device=x.device), 1.0))
+            logits = logits / (t.exp().reshape(-1, 1, 1) if logits.dim() == 3 else t.exp())
         if self.likelihood == "bernoulli":
             if logits.shape[-1] != 1:
                 raise ValueError(f"likelihood='bernoulli' needs one output logit, the network gives {logits.shape[-1]}")
@@ -277,10 +301,12 @@ class SwitchGuide(nn.Module):
     ``phi_l = exp(log_phi_l)`` (positive by construction), initialised to
     ``init_concentration * 1_K``: the uniform mean, so fitting starts from the trained
     network's function. ``estimator="mc"`` draws reparameterised samples (implicit Gamma
-    gradients); ``"mean"`` uses the mean, see :class:`MeanDirichlet`.
+    gradients); ``"mean"`` uses the mean, see :class:`MeanDirichlet`. ``temperature``: a point
+    estimate (``Delta``) of the model's log logit temperature, trained in every stage.
     """
 
-    def __init__(self, sizes: dict[str, int], estimator: str = "mean", init_concentration: float = 10.0):
+    def __init__(self, sizes: dict[str, int], estimator: str = "mean", init_concentration: float = 10.0,
+                 temperature: bool = False):
         super().__init__()
         if estimator not in ESTIMATORS:
             raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
@@ -291,6 +317,7 @@ class SwitchGuide(nn.Module):
         self.log_phi = nn.ParameterList(
             [nn.Parameter(torch.full((k,), math.log(init_concentration))) for k in sizes.values()]
         )
+        self.log_temperature = nn.Parameter(torch.zeros(())) if temperature else None
         self.train(False)  # nothing train-specific; tells pyro.module that frozen layers are on purpose
 
     def phi(self, name: str) -> torch.Tensor:
@@ -310,3 +337,5 @@ class SwitchGuide(nn.Module):
         with poutine.scale(scale=beta):
             for name in layers or self.names:
                 pyro.sample(name, family(self.phi(name)))
+        if self.log_temperature is not None:  # after the switches, in the model's order
+            pyro.sample(TEMPERATURE_SITE, dist.Delta(self.log_temperature))

@@ -29,7 +29,7 @@ def test_ablation_on_real_mnist(mnist_root, tmp_path, capsys):
 
 
 def test_variants_name_only_base_settings():
-    assert all(set(v) <= set(BASE) for v in VARIANTS.values())
+    assert all(set(v) <= {*BASE, "temperature"} for v in VARIANTS.values())
 
 
 def test_cli_defaults_are_fitconfigs():

@@ -111,6 +111,6 @@ def test_real_cifar10_images_through_the_pipeline(cifar_root, tmp_path, capsys):
     result = printed["run"]
     assert result["architecture"] == "-".join(["4"] * 9 + ["8"] * 9 + ["12"] * 9)
     assert result["macs"] < 125_485_696 / 3 and 0 <= result["error_pct"] <= 100
-    assert "/fit-mean-joint-" in printed["folder"] and "/prune-arch-4-8-12/finetuned-" in printed["folder"]
+    assert "/fit-mean-layerwise-" in printed["folder"] and "/prune-arch-4-8-12/finetuned-" in printed["folder"]
     small, spec = pdl.load_pruned(printed["folder"])
     assert small.get_submodule("stage3.8.conv1").weight.shape[0] == 12 and spec["architecture"] == result["architecture"]

@@ -54,7 +54,7 @@ def test_pipeline_on_real_mnist(small_run, mnist_root, capsys):
     capsys.readouterr()
     pretrained = json.loads(only(run_dir, "pretrained-*/spec.json").read_text())
     assert pretrained["macs"] == 2_293_000 and pretrained["error_pct"] < 12
-    folder = only(run_dir, "pretrained-*/fit-mean-joint-*/prune-arch-5-8-45-15/finetuned-*")
+    folder = only(run_dir, "pretrained-*/fit-mean-layerwise-*/prune-arch-5-8-45-15/finetuned-*")
     result = json.loads((folder / "result.json").read_text())
     assert result["architecture"] == "5-8-45-15" and (result["macs"], result["paper_flops"]) == (136_825, 140_242)
     assert result["error_pct"] < result["error_pruned_pct"]  # fine-tuning helped
@@ -62,7 +62,7 @@ def test_pipeline_on_real_mnist(small_run, mnist_root, capsys):
     net, spec = load_pruned(folder)
     test = load_mnist(mnist_root, train=False).subset(1000)
     assert evaluate(net, test) == pytest.approx(result["error_pct"])
-    assert only(run_dir, "pretrained-*/fit-mean-joint-*/posterior.nc").stat().st_size > 0
+    assert only(run_dir, "pretrained-*/fit-mean-layerwise-*/posterior.nc").stat().st_size > 0
 
 
 def test_budget_and_mass_targets_reuse_the_run(small_run, capsys):
@@ -149,6 +149,6 @@ def test_the_fit_split_never_overlaps_the_pretraining_data(mnist_root, tmp_path,
     assert sorted(fit_data.source.tolist()) == sorted(held) and len(set(held)) == 300
     assert not set(held) & set(pretrain_data.source.tolist())
     assert len(pretrain_data) + len(held) == len(train) == 1000
-    assert "fit-mean-joint-" in result["folder"]
+    assert "fit-mean-layerwise-" in result["folder"]
     code, _, err = run_cli(capsys, "fit", "--data-root", mnist_root, *TINY, "--fit-data", "holdout")
     assert code == 2 and "--holdout N > 0" in err

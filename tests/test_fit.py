@@ -22,7 +22,7 @@ def phis(guide):
 
 def test_fit_moves_phi_and_resumes_exactly(bn_net, tmp_path, monkeypatch):
     data = toy_data()
-    cfg = FitConfig(estimator="mc", num_samples=4, epochs=3, batch_size=50, lr=0.1)
+    cfg = FitConfig(estimator="mc", num_samples=4, epochs=3, batch_size=50, lr=0.1, mode="joint")
     guide, history = fit_switches(SwitchedNetwork(bn_net, bn_net.prunable_layers), data, cfg, progress=False)
     full = phis(guide)
     assert len(history) == 3 and all(math.isfinite(h["loss"]) for h in history)

@@ -3,7 +3,7 @@ import pytest
 import torch
 from pyro import poutine
 
-from pyro_dirichlet import SwitchedNetwork, dirichlet_switch, keep_indices, scale_channels, trim
+from pyro_dirichlet import SwitchedNetwork, dirichlet_switch, keep_indices, scale_channels, switch_factor, trim
 from pyro_dirichlet.models import build_model
 
 
@@ -115,3 +115,43 @@ def test_input_switch_scales_the_layers_input(bn_net):
     handle.remove()
     assert torch.allclose(seen["u"], u * 12 * s["fc2:in"], atol=1e-6) and not torch.allclose(seen["u"], u)
     assert torch.allclose(switched.forward(x, uniform(switched.sizes)), plain, atol=1e-5)
+
+
+@pytest.mark.parametrize("form", ["Ks", "s", "gate", "bn"])
+def test_switch_forms_fold_particles_like_single_passes(form, bn_net):
+    switched = SwitchedNetwork(bn_net, bn_net.prunable_layers, form=form)
+    S, B = 3, 6
+    x = torch.randn(B, *bn_net.input_shape)
+    s = {name: dist.Dirichlet(torch.ones(k)).sample((S, 1)) for name, k in switched.sizes.items()}
+    folded = switched.forward(x, s).reshape(S, B, -1)
+    for p in range(S):
+        single = switched.forward(x, {name: v[p, 0] for name, v in s.items()})
+        assert torch.allclose(folded[p], single, atol=1e-5)
+    if form in ("Ks", "gate"):  # the uniform switch keeps the trained function ("bn": up to BatchNorm's eps)
+        assert torch.allclose(switched.forward(x, uniform(switched.sizes)), bn_net(x), atol=1e-5)
+
+
+def test_switch_factors():
+    s = torch.tensor([0.0, 0.25, 0.75])
+    assert torch.allclose(switch_factor(s, "Ks"), 3 * s) and torch.equal(switch_factor(s, "s"), s)
+    gate = switch_factor(s, "gate", steepness=3.0)
+    assert gate[0] == 0 and torch.allclose(switch_factor(torch.full((4,), 0.25), "gate"), torch.ones(4))
+    assert gate.max() <= 1 / torch.tanh(torch.tensor(3.0)) + 1e-6  # saturates: never amplifies much
+    with pytest.raises(ValueError, match="switch form must be one of"):
+        switch_factor(s, "magic")
+
+
+def test_temperature_is_fitted_beside_the_switches(bn_net):
+    from pyro_dirichlet import FitConfig, fit_switches
+    from pyro_dirichlet.data import ArrayDataset
+
+    gen = torch.Generator().manual_seed(0)
+    data = ArrayDataset(torch.randint(0, 256, (64, 1, 12, 12), dtype=torch.uint8, generator=gen),
+                        torch.randint(0, 3, (64,), generator=gen), (0.5,), (0.25,))
+    switched = SwitchedNetwork(bn_net, ["conv2", "fc1"], temperature=True)
+    trace = poutine.trace(switched.model).get_trace(data.inputs(torch.arange(4)), data.labels[:4])
+    assert "log_temperature" in trace.nodes
+    for estimator in ("mean", "mc"):
+        guide, history = fit_switches(switched, data, FitConfig(estimator=estimator, num_samples=2, epochs=2,
+                                                                mode="layerwise", lr=0.1), progress=False)
+        assert guide.log_temperature is not None and history[-1]["temperature"] != 1.0
