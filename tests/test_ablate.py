@@ -25,6 +25,12 @@ def test_ablation_on_real_mnist(mnist_root, tmp_path, capsys):
     assert main(argv) == 0  # a rerun reads every result from its cache
     again = json.loads((tmp_path / "results" / "lenet5_ablation.json").read_text())
     assert again["variants"] == result["variants"]
+    other = argv.copy()
+    other[other.index("--budgets") + 1] = "200000"
+    assert main(other) == 0  # other budgets: the cached fits, measured anew
+    changed = json.loads((tmp_path / "results" / "lenet5_ablation.json").read_text())
+    assert all(set(v["error_pct"]) == {"200000"} for v in changed["variants"].values())
+    assert changed["variants"]["base"]["spearman"] == result["variants"]["base"]["spearman"]
     assert main(argv[:2] + ["base,magic"]) == 2 and "unknown variant" in capsys.readouterr().err
 
 

@@ -51,17 +51,6 @@ def test_switch_sits_after_batchnorm(bn_net):
     assert switched._switch_points["fc1"] is bn_net.fc1
 
 
-def test_particles_fold_into_batch(bn_net):
-    switched = SwitchedNetwork(bn_net, bn_net.prunable_layers)
-    S, B = 3, 4
-    x = torch.randn(B, *bn_net.input_shape)
-    s = {name: dist.Dirichlet(torch.ones(k)).sample((S, 1)) for name, k in switched.sizes.items()}
-    folded = switched.forward(x, s).reshape(S, B, -1)
-    for p in range(S):
-        single = switched.forward(x, {name: v[p, 0] for name, v in s.items()})
-        assert torch.allclose(folded[p], single, atol=1e-5)
-
-
 def test_scale_channels_rejects_wrong_width():
     with pytest.raises(ValueError, match="does not match channel dimension"):
         scale_channels(torch.ones(2, 3), torch.ones(4) / 4)
