@@ -167,10 +167,7 @@ def load_data(cfg: PipelineConfig) -> tuple[pdl.ArrayDataset, pdl.ArrayDataset]:
 
 def split_data(cfg: PipelineConfig, train: pdl.ArrayDataset) -> tuple[pdl.ArrayDataset, pdl.ArrayDataset]:
     """``(pretraining data, switch-fitting data)`` from the training set (module docstring)."""
-    if cfg.holdout == 0:
-        return train, train
-    rest, held = train.split(cfg.holdout)
-    return rest, (held if cfg.fit_data == "holdout" else rest)
+    return train.split(cfg.holdout) if cfg.holdout else (train, train)  # holdout > 0 iff fit_data == "holdout"
 
 
 def _model_kwargs(cfg: PipelineConfig) -> dict:
@@ -187,9 +184,9 @@ def pretrain(cfg: PipelineConfig, train: pdl.ArrayDataset, test: pdl.ArrayDatase
     if (folder / "spec.json").exists():
         net, _ = pdl.load_pruned(folder, device=train.device)
         return net
-    pretrain_data, _ = split_data(cfg, train)
+    pretrain_data, fit_data = split_data(cfg, train)
     if cfg.holdout:
-        save_json({"source_indices": train.split(cfg.holdout)[1].source.tolist()}, folder / "holdout.json")
+        save_json({"source_indices": fit_data.source.tolist()}, folder / "holdout.json")
     torch.manual_seed(cfg.pretrain.seed)
     net = build_model(cfg.model, **_model_kwargs(cfg)).to(train.device)
     pdl.train(net, pretrain_data, cfg.pretrain, checkpoint=folder / "train.ckpt", progress=cfg.progress)
