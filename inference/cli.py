@@ -126,16 +126,20 @@ def cmd_synthetic(a: argparse.Namespace) -> dict:
 
 
 def cmd_compare(a: argparse.Namespace) -> dict:
-    from pyro_dirichlet.inference.compare import CompareConfig, aggregate, run_compare
+    from pyro_dirichlet.inference.compare import CompareConfig, aggregate, run_compare, run_finetune_length
 
     cfg = CompareConfig(
         methods=tuple(a.methods.split(",")), budgets=_ints(a.budgets, "--budgets"),
-        seeds=_ints(a.seeds, "--seeds"), finetune_epochs=a.finetune_epochs, fit_epochs=a.fit_epochs,
-        mc_samples=a.samples, **_study_settings(a))
+        allocations=tuple(a.allocations.split(",")), seeds=_ints(a.seeds, "--seeds"),
+        finetune_epochs=a.finetune_epochs, fit_epochs=a.fit_epochs, mc_samples=a.samples, **_study_settings(a))
+    if a.finetune_length:
+        result = run_finetune_length(cfg, _ints(a.finetune_length, "--finetune-length"), a.results, a.command_line)
+        return {"error_pct": {f"{r['method']}@{r['finetune_epochs']}": round(r["mean_pct"], 3) for r in result["rows"]},
+                "results": f"{a.results}/lenet5_finetune_length.json"}
     result = run_compare(cfg, a.results, a.command_line)
     table = aggregate(result["runs"])
     return {"full_error_pct": result["full"]["error_finetuned_pct"],
-            "finetuned_error_pct": {f"{m}@{b}": round(v["finetuned"][0], 3) for (m, b), v in table.items()},
+            "finetuned_error_pct": {f"{m}/{al}@{b}": round(v["finetuned"][0], 3) for (m, al, b), v in table.items()},
             "results": f"{a.results}/lenet5_baselines.json"}
 
 
@@ -242,14 +246,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_synthetic)
-    from pyro_dirichlet.inference.compare import BUDGETS, METHODS
+    from pyro_dirichlet.inference.compare import ALLOCATIONS, BUDGETS, METHODS, CompareConfig
 
     text = "every criterion on one trained LeNet-5 at several MAC budgets (the compression curve)"
     p = sub.add_parser("compare", help=text, description=text)
     p.add_argument("--methods", default=",".join(METHODS), help="comma-separated (default: all)")
     p.add_argument("--budgets", default=",".join(map(str, BUDGETS)), help="MAC budgets (default: %(default)s)")
+    p.add_argument("--allocations", default=",".join(ALLOCATIONS),
+                   help="same: every method keeps the same per-layer counts; own: each method's global ranking "
+                   "(default: %(default)s)")
     p.add_argument("--seeds", default="0,1,2", help="(default: %(default)s)")
-    p.add_argument("--finetune-epochs", type=int, default=2, help="(default: %(default)s)")
+    p.add_argument("--finetune-epochs", type=int, default=CompareConfig.finetune_epochs, help="(default: %(default)s)")
+    p.add_argument("--finetune-length", default=None, metavar="N,N,...",
+                   help="instead of the comparison: the error after each number of fine-tuning epochs at the "
+                   "smallest budget (lenet5_finetune_length.json)")
     p.add_argument("--fit-epochs", type=int, default=1, help="Dirichlet fit epochs per stage (default: %(default)s)")
     p.add_argument("--samples", type=int, default=4, help="mc particles for dirichlet-mc (default: %(default)s)")
     _study_args(p, "runs/lenet5-compare")

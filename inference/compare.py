@@ -1,14 +1,21 @@
 """Every criterion in one harness: the LeNet-5 compression curve (``pyro-dirichlet compare``).
 
 One trained LeNet-5-Caffe (the pipeline's ``pretrained-<h>`` folder under ``run_dir``). For
-each seed and method the channel scores are computed once, and each (method, budget, seed)
-run once; both are cached in ``<pretrained>/compare-<h>/{scores,runs}``, keyed by the
-settings that change them (fine-tuning, scoring and fit settings). At each MAC budget
-every method keeps the **same per-site counts**: the paper's 5-8-45-15 at 136,825 MACs,
-and elsewhere the largest uniform keep fraction ``f`` (``max(1, round(f * K_l))`` in every
-site, fc1's input features clamped to 1..16 per kept conv2 filter) that fits the budget. Only *which* channels are kept comes from each method's
-scores, so the comparison measures the rankings. Each pruned network is evaluated right
-after pruning and after the same fine-tuning (Adam, cosine, ``finetune_epochs``, seed).
+each seed and method the channel scores are computed once (cached in
+``<pretrained>/scores-<h>``, keyed by the scoring settings), and each (method, allocation,
+budget, seed) run once (cached in ``<pretrained>/compare-<h>/runs``, keyed by every setting
+that changes a result), so a re-run resumes. Two allocations of each MAC budget:
+
+- ``same``: every method keeps the **same per-site counts**: the paper's 5-8-45-15 at
+  136,825 MACs, elsewhere the largest uniform keep fraction ``f`` (``max(1, round(f * K_l))``
+  in every site, fc1's input features clamped to 1..16 per kept conv2 filter) that fits.
+  Only *which* channels are kept comes from each method, so this measures the rankings.
+- ``own``: each method's scores ranked across layers (:func:`pyro_dirichlet.counts_for_budget`)
+  after the normalisation its paper uses (``NORMALISATION``), so the method also chooses
+  how many channels each layer keeps.
+
+Each pruned network is evaluated right after pruning and after the same fine-tuning (Adam,
+lr 1e-3, cosine, ``finetune_epochs``, seed); the last epoch is reported, never the best.
 
 Dirichlet methods fit the switches on the training set (``alpha0`` 0.5 and the ``"s"`` switch
 form, as the pipeline):
@@ -22,7 +29,7 @@ from __future__ import annotations
 import copy
 import statistics
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -40,8 +47,22 @@ from . import pipeline
 DIRICHLET = {"dirichlet-mean": ("mean", "layerwise"), "dirichlet-mc": ("mc", "layerwise"),
              "dirichlet-joint": ("mean", "joint")}
 METHODS = (*criteria.CRITERIA, *DIRICHLET)
-BUDGETS = (1_000_000, 500_000, 300_000, 200_000, 136_825, 100_000)
+BUDGETS = (1_000_000, 500_000, 300_000, 200_000, 136_825, 105_000)
 PAPER_ARCH = {136_825: "5-8-45-15"}
+ALLOCATIONS = ("same", "own")
+# How each method's scores are made comparable across layers for the "own" allocation
+# (pyro_dirichlet.normalise_scores):
+# - l1, l2, data-free: "mean" (Torch-Pruning's default for norm importance). Li et al. (2017)
+#   and Srinivas & Babu (2015) choose each layer's rate by hand / sensitivity, not by a
+#   global ranking, so theirs cannot be used as stated.
+# - taylor: "l2", the layer-wise L2 normalisation of Molchanov et al. (2017).
+# - fisher: "none". Theis et al. (2018) rank the raw Fisher signal (an estimate of the loss
+#   increase) across layers (their FLOP penalty is left out: the budget plays its part).
+# - group-lasso: "none". Wen et al. (2016) zero the groups whose norm falls below one threshold.
+# - random: "none" (uniform scores, one global random order).
+# - dirichlet-*: "mean", i.e. K_l E[s_lk], as the pipeline's --budget-macs.
+NORMALISATION = {"l1": "mean", "l2": "mean", "data-free": "mean", "taylor": "l2", "fisher": "none",
+                 "group-lasso": "none", "random": "none", **{m: "mean" for m in DIRICHLET}}
 
 # Supplement Table 1 (LeNet-5-Caffe on MNIST): method, architecture, error %, stated FLOPs.
 # Checked rows (GD, SBP, BC-GNJ, BC-GHS): architecture, error and FLOPs as stated in the
@@ -61,8 +82,9 @@ class CompareConfig(pipeline.StudySettings):
     run_dir: str = "runs/lenet5-compare"  # holds the pipeline's pretrained-<h> folder
     methods: tuple[str, ...] = METHODS
     budgets: tuple[int, ...] = BUDGETS
+    allocations: tuple[str, ...] = ALLOCATIONS
     seeds: tuple[int, ...] = (0, 1, 2)
-    finetune_epochs: int = 2
+    finetune_epochs: int = 10
     score_batches: int = 10  # taylor / fisher: batches of 100 training examples
     group_lasso_strength: float = 1e-4
     group_lasso_epochs: int = 2
@@ -75,6 +97,8 @@ class CompareConfig(pipeline.StudySettings):
         unknown = [m for m in self.methods if m not in METHODS]
         if unknown:
             raise ValueError(f"unknown method(s) {unknown}; choose from {list(METHODS)}")
+        if not self.allocations or set(self.allocations) - set(ALLOCATIONS):
+            raise ValueError(f"allocations {list(self.allocations)}: choose one or more of {list(ALLOCATIONS)}")
         if not self.seeds or self.finetune_epochs < 0 or min(self.budgets, default=1) < 1:
             raise ValueError("need at least one seed, finetune_epochs >= 0 and positive budgets")
 
@@ -107,9 +131,9 @@ def budget_counts(net: nn.Module, budget: int, links: pdl.pruning.Links) -> dict
 
 def method_scores(cfg: CompareConfig, method: str, seed: int, net: nn.Module, train_data, folder: Path
                   ) -> tuple[dict, nn.Module]:
-    """``(scores, network to prune)`` for one method and seed, cached under ``<folder>/scores``."""
+    """``(scores, network to prune)`` for one method and seed, cached in ``folder``."""
     layers = list(net.prunable_layers)
-    cache = folder / "scores" / f"{method}-s{seed}.pt"
+    cache = folder / f"{method}-s{seed}.pt"
     if cache.exists():
         state = load_torch(cache)
         if state["net"] is None:
@@ -147,6 +171,14 @@ def method_scores(cfg: CompareConfig, method: str, seed: int, net: nn.Module, tr
     return scores, work
 
 
+def own_counts(net: nn.Module, scores: dict, budget: int, links: pdl.pruning.Links, method: str) -> dict[str, int]:
+    """Per-site counts from ``method``'s own global ranking (``NORMALISATION``) under ``budget``."""
+    def macs_of(counts: dict[str, int]) -> int:  # the zoo network at those widths: no trimming
+        return pdl.count_macs(build_model(net.zoo_name, list(counts.values())), net.input_shape)
+
+    return pdl.counts_for_budget(net, scores, budget, net.input_shape, macs_of, links, NORMALISATION[method])
+
+
 def prune_and_finetune(cfg: CompareConfig, net: nn.Module, scores: dict, counts: dict, links: pdl.pruning.Links,
                        seed: int, train_data, test_data) -> dict:
     keep = pdl.keep_indices(scores, counts, links)
@@ -158,46 +190,110 @@ def prune_and_finetune(cfg: CompareConfig, net: nn.Module, scores: dict, counts:
             "error_finetuned_pct": pdl.evaluate(small, test_data)}
 
 
+class Harness:
+    """The pretrained network, its data and the two caches (scores, runs) of one configuration."""
+
+    def __init__(self, cfg: CompareConfig):
+        self.cfg = cfg
+        base = cfg.pipeline(cfg.run_dir)
+        self.train_data, self.test_data = pipeline.load_data(base)
+        self.net = pipeline.pretrain(base, self.train_data, self.test_data)
+        scoring = ("score_batches", "group_lasso_strength", "group_lasso_epochs", "fit_epochs", "mc_samples", "alpha0",
+                   "switch_form")
+        settings = asdict(cfg)
+        self.scores_folder = keyed_folder(base.pretrained_dir, "scores", {k: settings[k] for k in scoring})
+        self.folder = keyed_folder(base.pretrained_dir, "compare", {
+            k: v for k, v in settings.items()
+            if k not in ("run_dir", "methods", "budgets", "allocations", "seeds", "device", "data_root", "progress")})
+        self.links = pdl.input_links(self.net, self.net.prunable_layers, self.net.input_shape)
+        self._scores: dict[tuple[str, int], tuple[dict, nn.Module]] = {}
+
+    def scores(self, method: str, seed: int) -> tuple[dict, nn.Module]:
+        if (method, seed) not in self._scores:
+            self._scores = {(method, seed): method_scores(self.cfg, method, seed, self.net, self.train_data,
+                                                          self.scores_folder)}
+        return self._scores[(method, seed)]
+
+    def counts(self, method: str, allocation: str, budget: int, seed: int) -> dict[str, int]:
+        if allocation == "same":
+            return budget_counts(self.net, budget, self.links)
+        return own_counts(self.net, self.scores(method, seed)[0], budget, self.links, method)
+
+    def run(self, method: str, allocation: str, budget: int, seed: int) -> dict:
+        """One pruned and fine-tuned network's record, computed once (``<folder>/runs``)."""
+        record = self.folder / "runs" / f"{method}-{allocation}-{budget}-s{seed}.json"
+        if not record.exists():
+            scores, prune_from = self.scores(method, seed)
+            counts = self.counts(method, allocation, budget, seed)
+            result = prune_and_finetune(self.cfg, prune_from, scores, counts, self.links, seed, self.train_data,
+                                        self.test_data)
+            save_json({"method": method, "allocation": allocation, "budget_macs": budget, "seed": seed} | result,
+                      record)
+        return load_json(record)
+
+    def full(self) -> dict:
+        net = self.net
+        error = pdl.evaluate(net, self.test_data)
+        return {"method": "full", "allocation": None, "budget_macs": None,
+                "architecture": pdl.format_architecture(site_sizes(net)), **pdl.count_ops(net, net.input_shape),
+                "params": pdl.count_params(net), "error_pruned_pct": error, "error_finetuned_pct": error}
+
+
+def device_name(cfg: CompareConfig) -> str:
+    device = pdl.resolve_device(cfg.device)
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+
+
 def run_compare(cfg: CompareConfig, results_dir: str | Path = "results", command: str = "") -> dict:
-    """All runs (each cached as JSON under ``<pretrained>/compare-<h>/runs``, so a re-run
-    resumes), then ``lenet5_baselines.json``, ``.md`` and ``.png`` in ``results_dir``."""
-    base = cfg.pipeline(cfg.run_dir)
-    train_data, test_data = pipeline.load_data(base)
-    net = pipeline.pretrain(base, train_data, test_data)
-    settings = {k: v for k, v in asdict(cfg).items()
-                if k not in ("run_dir", "methods", "budgets", "seeds", "device", "data_root", "progress")}
-    folder = keyed_folder(base.pretrained_dir, "compare", settings)
-    full = {"method": "full", "budget_macs": None, "architecture": pdl.format_architecture(site_sizes(net)),
-            **pdl.count_ops(net, net.input_shape), "params": pdl.count_params(net),
-            "error_pruned_pct": pdl.evaluate(net, test_data)}
-    full["error_finetuned_pct"] = full["error_pruned_pct"]
-    links = pdl.input_links(net, net.prunable_layers, net.input_shape)
-    counts = {budget: budget_counts(net, budget, links) for budget in cfg.budgets}
+    """Every (seed, method, allocation, budget) run, then ``lenet5_baselines.json``, ``.md``
+    and ``.png`` in ``results_dir``."""
+    harness = Harness(cfg)
     runs = []
-    total = len(cfg.seeds) * len(cfg.methods) * len(cfg.budgets)
+    total = len(cfg.seeds) * len(cfg.methods) * len(cfg.allocations) * len(cfg.budgets)
     with tqdm(total=total, desc="compare", disable=not cfg.progress) as bar:
         for seed in cfg.seeds:
             for method in cfg.methods:
-                scores, prune_from = None, None
-                for budget in cfg.budgets:
-                    bar.set_postfix_str(f"seed {seed} {method} {budget}")
-                    record = folder / "runs" / f"{method}-{budget}-s{seed}.json"
-                    if not record.exists():
-                        if scores is None:
-                            scores, prune_from = method_scores(cfg, method, seed, net, train_data, folder)
-                        result = prune_and_finetune(cfg, prune_from, scores, counts[budget], links, seed, train_data,
-                                                    test_data)
-                        save_json({"method": method, "budget_macs": budget, "seed": seed} | result, record)
-                    runs.append(load_json(record))
-                    bar.update()
-    device = pdl.resolve_device(cfg.device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
-    result = {"device": name, "command": command, "config": asdict(cfg), "folder": str(folder), "full": full, "runs": runs,
-              "paper_points": paper_points()}
+                for allocation in cfg.allocations:
+                    for budget in cfg.budgets:
+                        bar.set_postfix_str(f"seed {seed} {method} {allocation} {budget}")
+                        runs.append(harness.run(method, allocation, budget, seed))
+                        bar.update()
+    result = {"device": device_name(cfg), "command": command, "config": asdict(cfg), "folder": str(harness.folder),
+              "full": harness.full(), "runs": runs, "paper_points": paper_points()}
     results_dir = Path(results_dir)
     save_json(result, results_dir / "lenet5_baselines.json")
     save_text(markdown(result), results_dir / "lenet5_baselines.md")
     plot(result, results_dir / "lenet5_baselines.png")
+    return result
+
+
+def run_finetune_length(cfg: CompareConfig, epochs: tuple[int, ...], results_dir: str | Path = "results",
+                        command: str = "") -> dict:
+    """How long fine-tuning must be: the error after each of ``epochs`` (a full cosine run each)
+    for ``cfg.methods`` at the smallest budget, ``same`` allocation, every seed. The runs are
+    the comparison's own records for that ``finetune_epochs``, so the chosen length is reused.
+    Writes ``lenet5_finetune_length.{json,md}``."""
+    budget = min(cfg.budgets)
+    rows = []
+    for n in epochs:
+        harness = Harness(replace(cfg, finetune_epochs=n))
+        for method in cfg.methods:
+            runs = [harness.run(method, "same", budget, seed) for seed in cfg.seeds]
+            errors = [r["error_finetuned_pct"] for r in runs]
+            rows.append({"method": method, "finetune_epochs": n, "budget_macs": budget,
+                         "architecture": runs[0]["architecture"], "errors_pct": errors,
+                         "mean_pct": statistics.mean(errors),
+                         "sd_pct": statistics.stdev(errors) if len(errors) > 1 else 0.0})
+    result = {"device": device_name(cfg), "command": command, "config": asdict(cfg), "rows": rows}
+    lines = [f"Command: `{command}` (device: {result['device']}). Test error (%) after fine-tuning for n epochs "
+             f"(Adam, lr 1e-3, cosine over the n epochs; last epoch), {budget:,} MACs "
+             f"({rows[0]['architecture']}), same counts for every method, mean ± sd over {len(cfg.seeds)} seeds:", "",
+             "| method | " + " | ".join(f"{n} epochs" for n in epochs) + " |", "|---" * (len(epochs) + 1) + "|"]
+    for method in cfg.methods:
+        cells = [f"{r['mean_pct']:.2f} ± {r['sd_pct']:.2f}" for r in rows if r["method"] == method]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    save_json(result, Path(results_dir) / "lenet5_finetune_length.json")
+    save_text("\n".join(lines) + "\n", Path(results_dir) / "lenet5_finetune_length.md")
     return result
 
 
@@ -211,36 +307,56 @@ def paper_points() -> list[dict]:
     return points
 
 
-def aggregate(runs: list[dict]) -> dict[tuple[str, int], dict]:
-    """``{(method, budget): mean and sd over seeds of both errors, plus arch/macs}``."""
-    groups: dict[tuple[str, int], list[dict]] = {}
+def aggregate(runs: list[dict]) -> dict[tuple[str, str, int], dict]:
+    """``{(method, allocation, budget): mean and sd over seeds of both errors and of the MACs,
+    and every seed's architecture}``."""
+    groups: dict[tuple[str, str, int], list[dict]] = {}
     for r in runs:
-        groups.setdefault((r["method"], r["budget_macs"]), []).append(r)
+        groups.setdefault((r["method"], r["allocation"], r["budget_macs"]), []).append(r)
     table = {}
     for key, rs in groups.items():
         def stats(field_name):
             values = [r[field_name] for r in rs]
             return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
         table[key] = {"pruned": stats("error_pruned_pct"), "finetuned": stats("error_finetuned_pct"),
-                      "architecture": rs[0]["architecture"], "macs": rs[0]["macs"], "seeds": len(rs)}
+                      "macs": stats("macs"), "architectures": [r["architecture"] for r in rs], "seeds": len(rs)}
     return table
+
+
+ALLOCATION_TITLE = {"same": "same per-layer counts for every method",
+                    "own": "each method's own allocation (its normalised scores ranked across layers)"}
 
 
 def markdown(result: dict) -> str:
     table = aggregate(result["runs"])
-    budgets = sorted({b for _, b in table}, reverse=True)
-    methods = list(dict.fromkeys(m for m, _ in table))
     full = result["full"]
     lines = [f"Command: `{result['command']}` (device: {result['device']}). Full LeNet-5-Caffe {full['architecture']}: "
-             f"{full['error_finetuned_pct']:.2f}% error, {full['macs']:,} MACs.", ""]
-    for kind, title in (("finetuned", "after fine-tuning"), ("pruned", "right after pruning (no fine-tuning)")):
-        lines += [f"Test error (%) {title}, mean ± sd over seeds:", "",
-                  "| method | " + " | ".join(f"{b:,} ({table[(methods[0], b)]['architecture']})" for b in budgets) + " |",
-                  "|---" * (len(budgets) + 1) + "|"]
-        for m in methods:
-            cells = [f"{table[(m, b)][kind][0]:.2f} ± {table[(m, b)][kind][1]:.2f}" for b in budgets]
-            lines.append(f"| {m} | " + " | ".join(cells) + " |")
-        lines.append("")
+             f"{full['error_finetuned_pct']:.2f}% error, {full['macs']:,} MACs. Fine-tuning: "
+             f"{result['config']['finetune_epochs']} epochs, last epoch reported.", ""]
+    for allocation in dict.fromkeys(a for _, a, _ in table):
+        keys = [k for k in table if k[1] == allocation]
+        budgets = sorted({b for _, _, b in keys}, reverse=True)
+        methods = list(dict.fromkeys(m for m, _, _ in keys))
+        if allocation == "same":
+            heads = [f"{b:,} ({table[(methods[0], allocation, b)]['architectures'][0]})" for b in budgets]
+        else:
+            heads = [f"≤ {b:,}" for b in budgets]
+        for kind, title in (("finetuned", "after fine-tuning"), ("pruned", "right after pruning (no fine-tuning)")):
+            lines += [f"**{ALLOCATION_TITLE[allocation]}**: test error (%) {title}, mean ± sd over seeds:", "",
+                      "| method | " + " | ".join(heads) + " |", "|---" * (len(budgets) + 1) + "|"]
+            for m in methods:
+                cells = [f"{table[(m, allocation, b)][kind][0]:.2f} ± {table[(m, allocation, b)][kind][1]:.2f}"
+                         for b in budgets]
+                lines.append(f"| {m} | " + " | ".join(cells) + " |")
+            lines.append("")
+        if allocation == "own":
+            lines += ["Architectures each method chose (seed 0) and mean MACs over seeds:", "",
+                      "| method | " + " | ".join(heads) + " |", "|---" * (len(budgets) + 1) + "|"]
+            for m in methods:
+                cells = [f"{table[(m, allocation, b)]['architectures'][0]} ({table[(m, allocation, b)]['macs'][0]:,.0f})"
+                         for b in budgets]
+                lines.append(f"| {m} ({NORMALISATION[m]}) | " + " | ".join(cells) + " |")
+            lines.append("")
     lines += ["Supplement Table 1 points on LeNet-5-Caffe, recounted by this project's counter (paper FLOPs = MACs + "
               "one add per output bias element; stated FLOPs: see PAPER_POINTS):", "",
               "| method | architecture | error (%) | stated FLOPs | MACs (ours) | paper FLOPs (ours) | params (ours) |",
@@ -252,32 +368,35 @@ def markdown(result: dict) -> str:
 
 
 def plot(result: dict, path: Path) -> Path:
-    """Test error after fine-tuning against MACs (log axis), one curve per method."""
+    """Test error after fine-tuning against MACs (log axis), one curve per method, one panel
+    per allocation."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     table = aggregate(result["runs"])
-    methods = list(dict.fromkeys(m for m, _ in table))
-    fig, ax = plt.subplots(figsize=(8, 5))
-    for m in methods:
-        keys = sorted((k for k in table if k[0] == m), key=lambda k: table[k]["macs"])
-        macs = [table[k]["macs"] for k in keys]
-        mean = [table[k]["finetuned"][0] for k in keys]
-        sd = [table[k]["finetuned"][1] for k in keys]
-        style = "-o" if m.startswith("dirichlet") else "--."
-        ax.errorbar(macs, mean, yerr=sd, fmt=style, capsize=2, label=m, linewidth=1.2, markersize=4)
-    for p in result["paper_points"]:
-        ax.plot(p["macs"], p["error_pct"], "k*", markersize=8)
-        ax.annotate(p["method"], (p["macs"], p["error_pct"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    full = result["full"]
-    ax.axhline(full["error_finetuned_pct"], color="gray", linewidth=0.8, label="full network")
-    ax.set_xscale("log")
-    ax.set_xlabel("MACs (log)")
-    ax.set_ylabel("test error after fine-tuning (%)")
-    ax.set_title("LeNet-5-Caffe on MNIST: same counts per budget, each method's own ranking\n(stars: supplement Table 1)")
-    ax.legend(fontsize=7, ncol=2)
+    allocations = list(dict.fromkeys(a for _, a, _ in table))
+    fig, axes = plt.subplots(1, len(allocations), figsize=(7 * len(allocations), 5), sharey=True, squeeze=False)
+    for ax, allocation in zip(axes[0], allocations):
+        methods = list(dict.fromkeys(m for m, a, _ in table if a == allocation))
+        for m in methods:
+            keys = sorted((k for k in table if k[:2] == (m, allocation)), key=lambda k: table[k]["macs"][0])
+            macs = [table[k]["macs"][0] for k in keys]
+            mean = [table[k]["finetuned"][0] for k in keys]
+            sd = [table[k]["finetuned"][1] for k in keys]
+            style = "-o" if m.startswith("dirichlet") else "--."
+            ax.errorbar(macs, mean, yerr=sd, fmt=style, capsize=2, label=m, linewidth=1.2, markersize=4)
+        for p in result["paper_points"]:
+            ax.plot(p["macs"], p["error_pct"], "k*", markersize=8)
+            ax.annotate(p["method"], (p["macs"], p["error_pct"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        ax.axhline(result["full"]["error_finetuned_pct"], color="gray", linewidth=0.8, label="full network")
+        ax.set_xscale("log")
+        ax.set_xlabel("MACs (log; mean over seeds)")
+        ax.set_title(f"{allocation}: {ALLOCATION_TITLE[allocation]}", fontsize=9)
+        ax.legend(fontsize=7, ncol=2)
+    axes[0][0].set_ylabel("test error after fine-tuning (%)")
+    fig.suptitle("LeNet-5-Caffe on MNIST (stars: supplement Table 1)")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

@@ -7,7 +7,7 @@ Public API (one screen):
   model), ``MeanDirichlet``.
 - fitting: ``FitConfig``, ``fit_switches``.
 - posterior: ``posterior_idata``, ``posterior_means``, ``summarize``, ``save_idata``, ``load_idata``.
-- pruning: ``parse_architecture``, ``counts_for_budget``, ``counts_for_mass``, ``keep_indices``,
+- pruning: ``parse_architecture``, ``counts_for_budget`` (``normalise_scores``), ``counts_for_mass``, ``keep_indices``,
   ``input_links``, ``feasible_counts``, ``trim``, ``save_pruned``, ``load_pruned``.
 - sites: ``InputSelect``, ``site_sizes`` (``"fc1:in"`` names a Linear layer's input features).
 - counting: ``count_macs``, ``count_ops`` (MACs and the LeNet-5 tables' FLOPs), ``count_params``; training: ``TrainConfig``, ``train``, ``evaluate``;
@@ -29,6 +29,7 @@ from .pruning import (
     input_links,
     keep_indices,
     load_pruned,
+    normalise_scores,
     parse_architecture,
     save_pruned,
     trim,
@@ -42,7 +43,8 @@ __all__ = [
     "ArrayDataset", "CheckpointError", "CoupledLayersError", "DATA_ENV", "DataNotFoundError", "FeatureDataset", "FitConfig",
     "InputSelect", "MeanDirichlet", "SwitchGuide", "SwitchedNetwork", "TrainConfig", "count_macs", "count_ops", "count_params",
     "counts_for_budget", "counts_for_mass", "data_root", "dirichlet_switch", "evaluate", "feasible_counts", "fit_switches",
-    "format_architecture", "input_links", "keep_indices", "load_idata", "load_cifar10", "load_mnist", "load_pruned", "parse_architecture",
+    "format_architecture", "input_links", "keep_indices", "load_idata", "load_cifar10", "load_mnist", "load_pruned", "normalise_scores",
+    "parse_architecture",
     "posterior_idata", "posterior_means", "resolve_device", "save_idata", "save_pruned", "scale_channels", "switch_factor",
     "simulate", "site_sizes", "summarize", "SyntheticProblem", "train", "trim",
 ]

@@ -129,6 +129,27 @@ def counts_for_mass(scores: Mapping[str, torch.Tensor], mass: float) -> dict[str
     return counts
 
 
+NORMALISATIONS = ("mean", "l2", "none")
+
+
+def normalise_scores(scores: Mapping[str, torch.Tensor], how: str = "mean") -> dict[str, torch.Tensor]:
+    """Scores made comparable across sites, for one global ranking.
+
+    ``mean``: ``s_lk / mean_k s_lk`` (for posterior means, which sum to 1, this is
+    ``K_l E[s_lk]``; Torch-Pruning's default for norm importance); ``l2``:
+    ``s_lk / ||s_l||_2`` (Molchanov et al. 2017); ``none``: as given.
+    """
+    if how not in NORMALISATIONS:
+        raise ValueError(f"unknown score normalisation {how!r}; choose from {list(NORMALISATIONS)}")
+    if how == "none":
+        return dict(scores)
+    out = {}
+    for name, s in scores.items():
+        scale = s.float().mean() if how == "mean" else s.float().norm()
+        out[name] = s / scale if scale > 0 else s
+    return out
+
+
 def counts_for_budget(
     net: nn.Module,
     scores: Mapping[str, torch.Tensor],
@@ -136,8 +157,10 @@ def counts_for_budget(
     input_shape: Sequence[int],
     macs_of: Callable[[dict[str, int]], int] | None = None,
     links: Links | None = None,
+    normalisation: str = "mean",
 ) -> dict[str, int]:
-    """Per-layer counts from the global order of ``K_l * score_lk`` that fit ``budget_macs``.
+    """Per-layer counts from the global order of the normalised scores that fit ``budget_macs``
+    (:func:`normalise_scores`; the default ``mean`` ranks posterior means by ``K_l * E[s_lk]``).
 
     ``macs_of(counts)`` gives the MACs of the network with those keep counts; by default the
     network is trimmed and counted (exact for any graph, ~50 ms a call for LeNet-5). After
@@ -158,7 +181,8 @@ def counts_for_budget(
         )
     if budget_macs >= macs_of(sizes):
         return dict(sizes)
-    order = sorted(((float(len(s) * v), name) for name, s in scores.items() for v in s.tolist()), key=lambda t: t[0])
+    ranked = normalise_scores(scores, normalisation)
+    order = sorted(((float(v), name) for name, s in ranked.items() for v in s.tolist()), key=lambda t: t[0])
 
     def counts_after(removed: int) -> dict[str, int]:
         counts = dict(sizes)

@@ -115,13 +115,27 @@ def test_compare_command_on_real_mnist(mnist_root, tmp_path, capsys):
     assert main(argv) == 0
     result = json.loads((tmp_path / "results" / "lenet5_baselines.json").read_text())
     assert {r["method"] for r in result["runs"]} == {"l1", "random", "dirichlet-mean"}
-    assert len({r["macs"] for r in result["runs"]}) == 1
+    assert sorted(r["allocation"] for r in result["runs"]) == ["own"] * 3 + ["same"] * 3
+    assert len({r["macs"] for r in result["runs"] if r["allocation"] == "same"}) == 1
+    own = {r["method"]: r for r in result["runs"] if r["allocation"] == "own"}
+    assert all(r["macs"] <= 200_000 for r in own.values())
+    assert len({r["architecture"] for r in own.values()}) > 1  # each method allocates the budget its own way
     for r in result["runs"]:
-        assert set(r) >= {"method", "budget_macs", "architecture", "macs", "params", "seed", "error_pruned_pct",
-                          "error_finetuned_pct"}
+        assert set(r) >= {"method", "allocation", "budget_macs", "architecture", "macs", "params", "seed",
+                          "error_pruned_pct", "error_finetuned_pct"}
     assert [(p["macs"], p["paper_flops"]) for p in result["paper_points"] if p["architecture"] == "5-8-45-15"] == [
         (136_825, 140_242)]
     assert (tmp_path / "results" / "lenet5_baselines.png").stat().st_size > 10_000
+    assert "own allocation" in (tmp_path / "results" / "lenet5_baselines.md").read_text()
+    # the fine-tuning length study reuses the comparison's record for the same length
+    assert main(argv + ["--finetune-length", "1,2"]) == 0
+    rows = json.loads((tmp_path / "results" / "lenet5_finetune_length.json").read_text())["rows"]
+    assert [(r["method"], r["finetune_epochs"]) for r in rows] == [
+        (m, n) for n in (1, 2) for m in ("l1", "random", "dirichlet-mean")]
+    same = {r["method"]: r["error_finetuned_pct"] for r in result["runs"] if r["allocation"] == "same"}
+    assert {r["method"]: r["errors_pct"][0] for r in rows if r["finetune_epochs"] == 1} == same
     capsys.readouterr()
     assert main(argv[:2] + ["l1,magic"]) == 2
     assert "unknown method" in capsys.readouterr().err
+    assert main(argv + ["--allocations", "mine"]) == 2
+    assert "choose one or more of ['same', 'own']" in capsys.readouterr().err

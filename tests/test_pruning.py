@@ -4,6 +4,7 @@ import pytest
 import torch
 import torch.nn as nn
 
+import pyro_dirichlet as pdl
 from pyro_dirichlet import (
     CheckpointError,
     CoupledLayersError,
@@ -133,6 +134,25 @@ def test_budget_prefers_high_scores():
     counts = counts_for_budget(net, scores, 2_000_000, net.input_shape, lenet_macs, LINKS)
     assert counts["fc1"] <= 200  # 293,000 MACs to remove, 810 per fc1 unit: fc1's negligible units go first
     assert (counts["conv1"], counts["conv2"], counts["fc1:in"]) == (20, 50, 800)
+
+
+def test_normalisation_decides_which_layer_gives_way():
+    """Raw scores ten times larger in conv2: unnormalised, conv2 keeps all; per-layer mean or L2
+    normalisation make the layers comparable, and a posterior mean's ``mean`` is K_l E[s]."""
+    gen = torch.Generator().manual_seed(1)
+    scores = {n: torch.rand(k, generator=gen) for n, k in LENET_SIZES.items()}
+    scores["conv2"] = 10 + scores["conv2"]
+    posterior = {n: s / s.sum() for n, s in scores.items()}
+    normalised = pdl.normalise_scores(posterior, "mean")
+    assert all(torch.allclose(normalised[n], len(s) * s) for n, s in posterior.items())
+    assert torch.allclose(pdl.normalise_scores(scores, "l2")["conv2"].norm(), torch.tensor(1.0))
+    assert pdl.normalise_scores(scores, "none") == scores
+    raw = counts_for_budget(net := build_model("lenet5").eval(), scores, 500_000, net.input_shape, lenet_macs, LINKS,
+                            normalisation="none")
+    by_mean = counts_for_budget(net, scores, 500_000, net.input_shape, lenet_macs, LINKS, normalisation="mean")
+    assert raw["conv2"] == 50 and by_mean["conv2"] < 50
+    with pytest.raises(ValueError, match="unknown score normalisation 'max'"):
+        pdl.normalise_scores(scores, "max")
 
 
 def test_mass_threshold():
