@@ -13,6 +13,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn as nn
 
+from .frozen import frozen
+
 
 def count_ops(net: nn.Module, input_shape: Sequence[int]) -> dict[str, int]:
     """``{"macs", "paper_flops"}`` of one forward pass of ``net`` on one input of shape
@@ -31,13 +33,10 @@ def count_ops(net: nn.Module, input_shape: Sequence[int]) -> dict[str, int]:
 
     handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     device = next(net.parameters()).device
-    was_training = net.training
     try:
-        net.eval()
-        with torch.no_grad():
+        with frozen(net), torch.no_grad():
             net(torch.zeros(1, *input_shape, device=device))
     finally:
-        net.train(was_training)
         for h in handles:
             h.remove()
     return {"macs": int(macs), "paper_flops": int(macs + bias_adds)}

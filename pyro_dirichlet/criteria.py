@@ -29,6 +29,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .frozen import frozen
 from .pruning import input_links
 from .sites import is_input_site, layer_module, site_layer
 from .switches import SwitchedNetwork
@@ -54,36 +55,41 @@ def random_scores(net: nn.Module, layers: Sequence[str], seed: int) -> dict[str,
 
 def gradient_scores(net: nn.Module, layers: Sequence[str], data, kind: str, num_batches: int = 10,
                     batch_size: int = 100, seed: int = 0) -> dict[str, torch.Tensor]:
-    """``taylor`` or ``fisher`` scores from ``num_batches`` shuffled training batches
-    (``net`` is put in eval mode with frozen weights, as for :class:`SwitchedNetwork`)."""
+    """``taylor`` or ``fisher`` scores from ``num_batches`` shuffled training batches (``net`` run
+    in eval mode with frozen weights, as for :class:`SwitchedNetwork`). A channel group's
+    ``a * dL/da`` is summed over every point where its switch acts (:mod:`.groups`)."""
     if kind not in ("taylor", "fisher"):
         raise ValueError(f"kind must be 'taylor' or 'fisher', got {kind!r}")
     gen = torch.Generator().manual_seed(seed)
     batches = data.batches(batch_size, shuffle=True, generator=gen)
-    modules = SwitchedNetwork(net, layers).switch_points(next(iter(data.batches(2)))[0])  # net: eval, frozen
-    totals = {name: 0.0 for name in layers}
+    switched = SwitchedNetwork(net, layers, example_inputs=next(iter(data.batches(1)))[0])
+    sites = switched.switch_points()
+    totals = {name: 0.0 for name in sites}
     seen = 0
-    for _, (x, y, _) in zip(range(num_batches), batches):
-        acts: dict[str, torch.Tensor] = {}
-        handles = [m.register_forward_pre_hook(lambda mod, i, name=name: acts.__setitem__(name, i[0]))
-                   if is_input_site(name) else
-                   m.register_forward_hook(lambda mod, i, out, name=name: acts.__setitem__(name, out))
-                   for name, m in modules.items()]
-        try:
-            loss = F.cross_entropy(net(x.requires_grad_(True)), y, reduction="sum")
-        finally:
-            for h in handles:
-                h.remove()
-        grads = torch.autograd.grad(loss, [acts[name] for name in layers])
-        for name, g in zip(layers, grads):
-            a = acts[name].detach()
-            per_example = (a * g).flatten(2).sum(-1) if a.dim() > 2 else a * g  # (B, K), summed over space
-            if kind == "taylor":
-                space = a[0, 0].numel()
-                totals[name] = totals[name] + (per_example / space).abs().sum(0)
-            else:
-                totals[name] = totals[name] + 0.5 * per_example.pow(2).sum(0)
-        seen += len(y)
+    with frozen(net):
+        for _, (x, y, _) in zip(range(num_batches), batches):
+            acts: list[tuple[str, torch.Tensor]] = []  # (site, activation at one of its points)
+            handles = [m.register_forward_pre_hook(lambda mod, i, name=name: acts.append((name, i[0])))
+                       if is_input_site(name) else
+                       m.register_forward_hook(lambda mod, i, out, name=name: acts.append((name, out)))
+                       for name, points in sites.items() for m in points]
+            try:
+                loss = F.cross_entropy(net(x.requires_grad_(True)), y, reduction="sum")
+            finally:
+                for h in handles:
+                    h.remove()
+            grads = torch.autograd.grad(loss, [a for _, a in acts])
+            per_site = {name: 0.0 for name in sites}
+            for (name, a), g in zip(acts, grads):
+                a = a.detach()
+                summed = (a * g).flatten(2).sum(-1) if a.dim() > 2 else a * g  # (B, K), summed over space
+                per_site[name] = per_site[name] + (summed / a[0, 0].numel() if kind == "taylor" else summed)
+            for name, per_example in per_site.items():
+                if kind == "taylor":
+                    totals[name] = totals[name] + per_example.abs().sum(0)
+                else:
+                    totals[name] = totals[name] + 0.5 * per_example.pow(2).sum(0)
+            seen += len(y)
     return {name: (t / seen).cpu() for name, t in totals.items()}
 
 

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn as nn
 
+from .frozen import frozen
+
 
 @torch.no_grad()
 def latency_ms(net: nn.Module, input_shape: Sequence[int], batch_size: int, warmup: int = 10,
@@ -22,15 +24,11 @@ def latency_ms(net: nn.Module, input_shape: Sequence[int], batch_size: int, warm
     if batch_size < 1 or repeats < 1 or warmup < 0:
         raise ValueError(f"need batch_size, repeats >= 1 and warmup >= 0, got {batch_size}, {repeats}, {warmup}")
     device = next(net.parameters()).device
-    was_training = net.training
-    net.eval()
     x = torch.zeros(batch_size, *input_shape, device=device)
-    try:
+    with frozen(net):
         for _ in range(warmup):
             net(x)
         times = [_time_cuda(net, x) if device.type == "cuda" else _time_cpu(net, x) for _ in range(repeats)]
-    finally:
-        net.train(was_training)
     return statistics.median(times)
 
 

@@ -17,9 +17,10 @@ removal (keeping at least one channel per layer) brings the network within the b
 removed; binary search over the prefix length, since MACs fall as channels go.
 
 Trimming uses Torch-Pruning's dependency graph: a layer's removed output channels leave
-the layer, its BatchNorm and every consumer (conv -> flatten -> linear included). A layer
-whose channels are tied to another pruned layer's (e.g. through a residual sum) is
-refused with an error naming the coupled layers. An input site's removed features leave
+the layer, its BatchNorm, every layer tied to it (a channel group, :mod:`.groups`: residual
+sums, depthwise convs) and every consumer (conv -> flatten -> linear included). Two sites
+of one group are refused, as is a group whose layers have different widths (Torch-Pruning
+cannot match their channels). An input site's removed features leave
 the layer's weight columns; the layer then reads only its kept features
 (:class:`~.sites.InputSelect`), and a producer channel none of whose features is kept
 leaves the producer as well.
@@ -266,6 +267,13 @@ def trim(net: nn.Module, keep: Mapping[str, Sequence[int]], input_shape: Sequenc
             dead = set(range(width // stride)) - {f // stride for f in kept}
             removed.setdefault(producer, set()).update(dead)
         selections.append((layer, kept, producer, stride))
+    seen: dict[frozenset, str] = {}
+    for layer in removed:
+        key = _group_key(graph, layer_module(pruned, layer))
+        if key in seen:
+            raise ValueError(f"{seen[key]!r} and {layer!r} are one channel group (their channels are pruned "
+                             "together); give one of them")
+        seen[key] = layer
     for layer, channels in removed.items():
         if channels:
             _prune_outputs(graph, layer_module(pruned, layer), sorted(channels), names)
@@ -283,17 +291,24 @@ def trim(net: nn.Module, keep: Mapping[str, Sequence[int]], input_shape: Sequenc
 
 def _prune_outputs(graph: tp.DependencyGraph, module: nn.Module, channels: list[int],
                    names: Mapping[nn.Module, str]) -> None:
-    """Remove output ``channels`` of ``module`` from it and every layer that depends on them."""
+    """Remove output ``channels`` of ``module`` from its channel group (every layer whose
+    channels are tied to them, :mod:`.groups`) and from every layer that reads them."""
     group = graph.get_pruning_group(module, _out_handler(module), idxs=channels)
-    coupled = sorted({names.get(dep.target.module, "?") for dep, _ in group
-                      if isinstance(dep.target.module, (nn.Conv2d, nn.Linear)) and dep.target.module is not module
-                      and graph.is_out_channel_pruning_fn(dep.handler)})
-    if coupled:
+    widths = {names[dep.target.module]: layer_width(dep.target.module) for dep, _ in group
+              if isinstance(dep.target.module, (nn.Conv2d, nn.Linear)) and graph.is_out_channel_pruning_fn(dep.handler)}
+    if len(set(widths.values())) > 1:
         raise CoupledLayersError(
-            f"layer {names[module]!r} shares its output channels with {coupled} (e.g. through a residual sum); "
-            "prune a layer whose channels are not tied to others, such as the first conv inside a block"
+            f"layer {names[module]!r} cannot be pruned: Torch-Pruning ties its channels to layers of other widths "
+            f"({widths}; e.g. a shortcut that zero-pads channels), so they cannot be matched one to one"
         )
     group.prune()
+
+
+def _group_key(graph: tp.DependencyGraph, module: nn.Module) -> frozenset[nn.Module]:
+    """The conv/linear layers whose output channels go with ``module``'s."""
+    group = graph.get_pruning_group(module, _out_handler(module), idxs=[0])
+    return frozenset(dep.target.module for dep, _ in group
+                     if isinstance(dep.target.module, (nn.Conv2d, nn.Linear)) and graph.is_out_channel_pruning_fn(dep.handler))
 
 
 def save_pruned(net: nn.Module, spec: dict, folder: str | os.PathLike) -> None:

@@ -9,6 +9,9 @@ Particles: a switch value ``s`` of shape ``(..., K)`` holds ``P = s.numel() / K`
 (Pyro's vectorised particles give shape ``(S, 1, K)``). The first switched layer turns its
 ``(B, K, ...)`` output into ``(P * B, K, ...)`` (particle-major), so every later layer runs
 once on the folded batch; later switched layers reshape to ``(P, B, K, ...)`` to scale.
+Where a tensor from before the first switch meets the folded batch later (a residual
+shortcut), the input itself is repeated P times instead (found on the first forward pass,
+checked against one forward pass per particle).
 
 Many particles: when a switched layer's ``(B, K)`` output reaches a Linear layer with J < B
 outputs directly or through a ReLU (``relu(K s * h) = K s * relu(h)`` as ``s > 0``), that
@@ -26,6 +29,8 @@ import torch
 import torch.nn as nn
 from pyro import poutine
 
+from .frozen import frozen
+from .groups import channel_groups, default_example, resolve_layers
 from .sites import check_sites, is_input_site, layer_module, site_layer, site_width
 
 ESTIMATORS = ("mean", "mc")
@@ -131,12 +136,13 @@ class SwitchedNetwork:
     """A frozen trained network with Dirichlet switches on named sites, as a Pyro model.
 
     ``layers`` names the sites: a conv/linear layer's outputs (``"conv2"``) or a Linear
-    layer's input features (``"fc1:in"``), see :mod:`.sites`. ``net`` is put in eval mode
-    (BatchNorm statistics and dropout frozen) and its weights get ``requires_grad=False``.
+    layer's input features (``"fc1:in"``), see :mod:`.sites`. ``net`` runs in eval mode
+    (BatchNorm statistics and dropout frozen) with ``requires_grad=False`` on its weights
+    during each forward pass only (:func:`.frozen.frozen`): afterwards it is as it was found.
     An output switch multiplies the output of its layer, or of the BatchNorm that directly
     follows a conv layer (found on the first forward pass), so a zero switch removes the
     channel exactly; an input switch multiplies the layer's input. Hooks are attached only during a forward
-    pass: the user's module is not modified. ``likelihood``: ``"categorical"`` (logits
+    pass. ``likelihood``: ``"categorical"`` (logits
     ``(B, C)``) or ``"bernoulli"`` (one logit ``(B, 1)``, labels 0/1).
     ``fold_into_linear``: scale a consuming Linear's weights instead of the activations
     (module docstring); ``None`` (default) where it has fewer outputs than the batch has rows.
@@ -148,77 +154,88 @@ class SwitchedNetwork:
 
     def __init__(self, net: nn.Module, layers: Sequence[str], alpha0: float = 1.0, likelihood: str = "categorical",
                  fold_into_linear: bool | None = None, form: str = "Ks", steepness: float = 3.0,
-                 temperature: bool = False):
+                 temperature: bool = False, example_inputs=None, allow_output: bool = False):
         check_sites(net, layers)
         if form not in FORMS or not steepness > 0:
             raise ValueError(f"switch form must be one of {FORMS} with steepness > 0, got {form!r}, {steepness!r}")
         if likelihood not in LIKELIHOODS:
             raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
-        self.net = net.eval().requires_grad_(False)
-        self.layers = list(layers)
-        self.sizes = {name: site_width(net, name) for name in self.layers}
+        self.net = net
+        groups = {g.name: g for g in channel_groups(net, default_example(net, example_inputs))}
+        named = [site if is_input_site(site) else resolve_layers(list(groups.values()), [site], allow_output)[0]
+                 for site in layers]
+        self.layers = list(dict.fromkeys(named))  # naming several members of one group names the group once
+        self.sizes = {name: groups[name].size if name in groups else site_width(net, name) for name in self.layers}
+        self.groups = {name: groups[name] for name in self.layers if name in groups}
         self.alpha0 = check_alpha0(alpha0)
         self.likelihood = likelihood
         self.fold_into_linear = fold_into_linear
         self.form, self.steepness, self.temperature = form, float(steepness), bool(temperature)
-        self._switch_points: dict[str, nn.Module] | None = None
+        self._switch_points = {  # site -> modules whose outputs (an input site: whose input) it scales
+            name: [net.get_submodule(p) for p in self.groups[name].points] if name in self.groups
+            else [layer_module(net, site_layer(name))] for name in self.layers}
         self._consumers: dict[str, nn.Linear] = {}
+        self._fold_at_input = False
+        self._traced = False
 
     def _trace(self, x: torch.Tensor) -> None:
-        """Find each output site's switch point (the layer, or the BatchNorm that consumes its
-        output directly) and each Linear that consumes a switched 2-D output directly or
-        through a ReLU; keep those consumers only if scaling their weights gives the same
-        logits. An input site's switch point is its layer (scaled before it runs)."""
-        points = {name: layer_module(self.net, site_layer(name)) for name in self.layers}
-        by_module = {module: name for name, module in points.items() if not is_input_site(name)}
+        """Find each Linear that consumes a single-point switch's 2-D output directly or
+        through a ReLU, and keep those consumers only if scaling their weights gives the same
+        logits; decide whether particles must be folded at the input (module docstring)."""
+        single = {points[0]: name for name, points in self._switch_points.items()
+                  if not is_input_site(name) and len(points) == 1}
         outputs: dict[str, torch.Tensor] = {}
         consumers: dict[str, nn.Linear] = {}
 
         def record(module, inputs, output):
             u = inputs[0] if inputs else None
-            for name, o in list(outputs.items()):
-                if isinstance(module, nn.Linear) and o.dim() == 2 and (u is o or torch.equal(u, torch.relu(o))):
-                    consumers[name] = module
-                elif isinstance(module, nn.modules.batchnorm._BatchNorm) and u is o and points[name] in by_module:
-                    points[name], outputs[name] = module, output
-                    return
-            if module in by_module:
-                outputs[by_module[module]] = output
+            if isinstance(module, nn.Linear):
+                for name, o in outputs.items():
+                    if o.dim() == 2 and (u is o or torch.equal(u, torch.relu(o))):
+                        consumers[name] = module
+            if module in single:
+                outputs[single[module]] = output
 
         handles = [m.register_forward_hook(record) for m in self.net.modules()]
         try:
-            with torch.no_grad():
+            with frozen(self.net), torch.no_grad():
                 self.net(x[:1])
         finally:
             for h in handles:
                 h.remove()
-        self._switch_points, self._consumers = points, consumers if self.form != "bn" else {}
-        if self._consumers:
-            with torch.no_grad():
-                s = {}  # two distinct non-uniform particles per layer (no random numbers drawn)
-                for name, k in self.sizes.items():
-                    ramp = torch.linspace(0.5, 1.5, k, dtype=x.dtype, device=x.device)
-                    s[name] = torch.stack([ramp, ramp.flip(0)]) / ramp.sum()
-                plain = self.forward(x[:2], s, fold_into_linear=False)
-                try:
-                    folded = self.forward(x[:2], s, fold_into_linear=True)
-                except RuntimeError:  # e.g. the unscaled output also feeds an op with the folded batch
-                    folded = None
-            tolerance = 1e-5 * plain.abs().max().item()
-            if folded is None or not torch.allclose(folded, plain, rtol=1e-4, atol=tolerance):
+        self._traced = True
+        probe = x[:1].expand(2, *x.shape[1:])  # two equal rows: a batch mismatch cannot broadcast away
+        s = {}  # two distinct non-uniform particles per layer (no random numbers drawn)
+        for name, k in self.sizes.items():
+            ramp = torch.linspace(0.5, 1.5, k, dtype=x.dtype, device=x.device)
+            s[name] = torch.stack([ramp, ramp.flip(0)]) / ramp.sum()
+        with torch.no_grad():
+            each = torch.cat([self.forward(probe, {n: v[p] for n, v in s.items()}) for p in range(2)])
+            self._fold_at_input = not self._agrees(each, lambda: self.forward(probe, s))
+            self._consumers = consumers if self.form != "bn" else {}
+            if self._consumers and not self._agrees(each, lambda: self.forward(probe, s, fold_into_linear=True)):
                 self._consumers = {}
 
-    def switch_points(self, x: torch.Tensor) -> dict[str, nn.Module]:
-        """``{layer: module whose output the switch scales}`` (found with a forward pass on x)."""
-        if self._switch_points is None:
-            self._trace(x)
-        return dict(self._switch_points)
+    @staticmethod
+    def _agrees(reference: torch.Tensor, compute) -> bool:
+        """Whether ``compute()`` runs (a batch mismatch raises) and matches ``reference``."""
+        try:
+            value = compute()
+        except RuntimeError:
+            return False
+        tolerance = 1e-5 * reference.abs().max().item()
+        return value.shape == reference.shape and torch.allclose(value, reference, rtol=1e-4, atol=tolerance)
+
+    def switch_points(self) -> dict[str, list[nn.Module]]:
+        """``{site: modules whose outputs the switch scales}`` (an input site: its layer, whose
+        input it scales)."""
+        return {name: list(points) for name, points in self._switch_points.items()}
 
     def forward(self, x: torch.Tensor, switches: dict[str, torch.Tensor], fold_into_linear: bool | None = None
                 ) -> torch.Tensor:
         """Logits ``(P * B, C)`` of the network on x ``(B, ...)`` with the given switch values
         (``fold_into_linear`` overrides the network's setting)."""
-        if self._switch_points is None:
+        if not self._traced:
             self._trace(x)
         B = x.shape[0]
         if fold_into_linear is None:
@@ -234,15 +251,19 @@ class SwitchedNetwork:
                 handles.append(consumer.register_forward_hook(
                     lambda module, inputs, output, s=s: scaled_linear(module, inputs[0], s, B, *how)))
         for name, s in scale_in_point.items():
-            point = self._switch_points[name]
-            if is_input_site(name):
-                handles.append(point.register_forward_pre_hook(
-                    lambda module, inputs, s=s: (scale_channels(inputs[0], s, B, *how), *inputs[1:])))
-            else:
-                handles.append(point.register_forward_hook(
-                    lambda module, inputs, output, s=s: scale_channels(output, s, B, *how)))
+            for point in self._switch_points[name]:
+                if is_input_site(name):
+                    handles.append(point.register_forward_pre_hook(
+                        lambda module, inputs, s=s: (scale_channels(inputs[0], s, B, *how), *inputs[1:])))
+                else:
+                    handles.append(point.register_forward_hook(
+                        lambda module, inputs, output, s=s: scale_channels(output, s, B, *how)))
+        particles = max(v.numel() // v.shape[-1] for v in switches.values()) if switches else 1
+        if self._fold_at_input and particles > 1:
+            x = x.repeat(particles, *([1] * (x.dim() - 1)))  # (P * B, ...), particle-major
         try:
-            return self.net(x)
+            with frozen(self.net):
+                return self.net(x)
         finally:
             for h in handles:
                 h.remove()

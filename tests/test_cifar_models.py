@@ -72,12 +72,14 @@ def test_residual_architecture_strings():
     assert len(pdl.parse_architecture("80-160-320", wrn_sizes, wrn.layer_groups)) == 12
 
 
-@pytest.mark.parametrize("name", ["resnet56", "wrn28_10"])
-def test_layers_feeding_a_residual_sum_are_refused(name):
-    net = build_model(name, **TINY[name])
-    width = net.get_submodule("stage1.0.conv2").weight.shape[0]
-    with pytest.raises(pdl.CoupledLayersError, match="stage1.0.conv2"):
-        pdl.trim(net, {"stage1.0.conv2": list(range(width // 2))}, net.input_shape)
+def test_zero_padded_shortcut_channels_are_refused():
+    """ResNet-56's option-A shortcut pads channels: Torch-Pruning ties layers of 16, 32 and 64
+    channels, which cannot be matched one to one; refused when switched and when trimmed."""
+    net = build_model("resnet56", **TINY["resnet56"])
+    with pytest.raises(pdl.CoupledLayersError, match="'stage1.0.conv2' cannot be pruned"):
+        pdl.trim(net, {"stage1.0.conv2": [0, 1]}, net.input_shape)
+    with pytest.raises(ValueError, match="'stage2.0.conv2' cannot be pruned: its layers .* different widths"):
+        pdl.SwitchedNetwork(net, ["stage2.0.conv2"])
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -7,7 +7,6 @@ import torch.nn as nn
 import pyro_dirichlet as pdl
 from pyro_dirichlet import (
     CheckpointError,
-    CoupledLayersError,
     InputSelect,
     SwitchedNetwork,
     count_macs,
@@ -179,10 +178,12 @@ class Residual(nn.Module):
         return self.head(h.mean((2, 3)))
 
 
-def test_coupled_layers_are_refused_and_inner_layers_trim():
+def test_coupled_layers_trim_as_one_group_and_inner_layers_alone():
     net = Residual().eval()
-    with pytest.raises(CoupledLayersError, match=r"'outer' shares its output channels with \['stem'\]"):
-        trim(net, {"outer": [0, 1]}, net.input_shape)
+    small = trim(net, {"outer": [0, 1]}, net.input_shape)
+    assert (small.stem.out_channels, small.outer.out_channels, small.inner.in_channels) == (2, 2, 2)
+    with pytest.raises(ValueError, match="'stem' and 'outer' are one channel group"):
+        trim(net, {"stem": [0], "outer": [1]}, net.input_shape)
     small = trim(net, {"inner": [1, 3]}, net.input_shape)
     assert small.inner.out_channels == 2 and small.outer.in_channels == 2
 

@@ -80,16 +80,16 @@ def test_switch_folds_into_the_output_layer_only_where_it_is_exact(problem):
     assert net._consumers == {SWITCHED_LAYER: problem.net.out}
     assert folded.shape == (7 * 50, 1) and torch.allclose(folded, naive, atol=1e-5)
 
-    class SkipSum(nn.Module):  # the switched output also feeds a sum: folding into fc2 would be wrong
+    class SkipSum(nn.Module):  # the switched output also feeds another layer: folding into one would be wrong
         def __init__(self):
             super().__init__()
-            self.fc1, self.fc2 = nn.Linear(4, 5), nn.Linear(5, 1)
+            self.fc1, self.fc2, self.skip = nn.Linear(4, 5), nn.Linear(5, 1), nn.Linear(5, 1)
 
         def forward(self, x):
             h = self.fc1(x)
-            return self.fc2(h) + h.sum(1, keepdim=True)
+            return self.fc2(h) + self.skip(h)
 
-    skip = pdl.SwitchedNetwork(SkipSum(), ["fc1"], likelihood="bernoulli")
+    skip = pdl.SwitchedNetwork(SkipSum(), ["fc1"], likelihood="bernoulli", example_inputs=torch.randn(1, 4))
     x = torch.randn(8, 4)
     s = {"fc1": torch.distributions.Dirichlet(torch.ones(5)).sample((3,))}
     assert torch.allclose(skip.forward(x, s), skip.forward(x, s, fold_into_linear=False))
@@ -98,7 +98,7 @@ def test_switch_folds_into_the_output_layer_only_where_it_is_exact(problem):
 
 def test_bernoulli_needs_one_logit(problem):
     net = pdl.SwitchedNetwork(nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2)), ["0"],
-                              likelihood="bernoulli")
+                              likelihood="bernoulli", example_inputs=torch.randn(1, 4))
     with pytest.raises(ValueError, match="one output logit"):
         net.model(torch.randn(5, 4), torch.ones(5))
     with pytest.raises(ValueError, match="likelihood must be one of"):

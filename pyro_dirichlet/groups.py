@@ -1,0 +1,112 @@
+"""Coupled channels: the groups of layers whose output channels must be removed together.
+
+Torch-Pruning's dependency graph gives the groups: the convs whose outputs meet in a residual
+sum, a depthwise conv and the layer that produces its input, a layer and its BatchNorm. One
+Dirichlet switch serves a whole group (``K`` = the group's channel count). It is named after
+the group's first conv/linear member in the network's module order, so naming any member,
+or several, selects the same switch.
+
+Where the switch acts (``points``): the output of every BatchNorm in the group, and of every
+conv/linear member whose output does not go straight into one of those BatchNorms. So channel
+k of the group is multiplied by the switch wherever it is produced or re-normalised, and a
+zero switch removes it exactly (a BatchNorm's shift cannot bring it back). A group whose
+channels no layer reads (the logits layer) is the network's output: pruning it drops
+classes, so it is refused unless asked for.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch_pruning as tp
+
+from .frozen import frozen
+from .sites import layer_width
+
+LAYERS = (nn.Conv2d, nn.Linear)
+
+
+@dataclass(frozen=True)
+class ChannelGroup:
+    name: str  # the first conv/linear member in module order
+    size: int  # K, the channels that go together
+    members: tuple[str, ...]  # conv/linear layers whose output channels are the group's
+    points: tuple[str, ...]  # modules whose outputs the switch multiplies
+    is_output: bool  # no layer reads these channels: the network's outputs
+    problem: str | None = None  # why the group cannot be pruned, if it cannot
+
+
+def dependency_graph(net: nn.Module, example_inputs) -> tp.DependencyGraph:
+    """Torch-Pruning's graph of ``net`` (traced through autograd, in eval mode; ``net`` is left
+    as found). ``example_inputs``: a tensor, or a tuple / dict of forward arguments."""
+    with frozen(net), torch.enable_grad():
+        for p in net.parameters():
+            p.requires_grad_(True)
+        return tp.DependencyGraph().build_dependency(net, example_inputs=example_inputs)
+
+
+def channel_groups(net: nn.Module, example_inputs) -> list[ChannelGroup]:
+    """Every group of output channels of ``net``'s conv/linear layers (module docstring)."""
+    graph = dependency_graph(net, example_inputs)
+    names = {module: name for name, module in net.named_modules()}
+    order = {name: i for i, name in enumerate(names.values())}
+    groups = []
+    for group in graph.get_all_groups(root_module_types=list(LAYERS)):
+        outs = [dep.target.module for dep, _ in group if graph.is_out_channel_pruning_fn(dep.handler)]
+        readers = [dep.target.module for dep, _ in group
+                   if isinstance(dep.target.module, LAYERS) and not graph.is_out_channel_pruning_fn(dep.handler)]
+        members = sorted({names[m] for m in outs if isinstance(m, LAYERS)}, key=order.get)
+        norms = {m for m in outs if isinstance(m, nn.modules.batchnorm._BatchNorm)}
+        points = {names[m] for m in norms}
+        for module in outs:
+            if isinstance(module, LAYERS):
+                following = [node.module for node in graph.module2node[module].outputs]
+                if not (len(following) == 1 and following[0] in norms):
+                    points.add(names[module])
+        widths = {name: layer_width(net.get_submodule(name)) for name in members}
+        problem = None
+        if len(set(widths.values())) > 1:
+            problem = (f"its layers {members} have different widths ({sorted(set(widths.values()))}) although "
+                       "Torch-Pruning ties their channels (e.g. a shortcut that zero-pads channels, ResNet "
+                       "option A): their channels cannot be matched one to one")
+        groups.append(ChannelGroup(members[0], widths[members[0]], tuple(members),
+                                   tuple(sorted(points, key=order.get)), is_output=not readers, problem=problem))
+    return sorted(groups, key=lambda g: order[g.name])
+
+
+def resolve_layers(groups: Sequence[ChannelGroup], layers: Sequence[str], allow_output: bool = False) -> list[str]:
+    """The group names of ``layers`` (conv/linear layer names), in order, each group once.
+
+    Raises a ValueError for the network's output layer unless ``allow_output``.
+    """
+    by_member = {member: g for g in groups for member in g.members}
+    resolved: list[str] = []
+    for layer in layers:
+        group = by_member.get(layer)
+        if group is None:
+            raise ValueError(f"{layer!r} is not a conv/linear layer the forward pass reaches; "
+                             f"prunable layers: {sorted(by_member)}")
+        if group.problem:
+            raise ValueError(f"{layer!r} cannot be pruned: {group.problem}")
+        if group.is_output and not allow_output:
+            raise ValueError(f"{layer!r} is the network's output layer: no layer reads its {group.size} channels, "
+                             "so pruning it would drop outputs (classes). Switch an earlier layer or its input "
+                             f"features ({layer + ':in'!r}), or pass allow_output=True if you mean it")
+        if group.name not in resolved:
+            resolved.append(group.name)
+    return resolved
+
+
+def default_example(net: nn.Module, example_inputs=None):
+    """``example_inputs``, else one zero input of shape ``net.input_shape`` (the zoo's networks
+    have one) with the net's dtype and device."""
+    if example_inputs is not None:
+        return example_inputs
+    shape = getattr(net, "input_shape", None)
+    if shape is None:
+        raise ValueError("pass example_inputs= (e.g. one batch of your inputs, or a tuple / dict of forward "
+                         "arguments): the network is traced once to find the channels that go together")
+    weight = next(net.parameters())
+    return torch.zeros(1, *shape, dtype=weight.dtype, device=weight.device)
