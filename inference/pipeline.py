@@ -52,18 +52,13 @@ class Target:
             return f"arch-{self.arch}"
         return f"macs-{self.budget_macs}" if self.budget_macs is not None else f"mass-{self.mass}"
 
-    def counts(self, net: nn.Module, scores: dict[str, torch.Tensor], model_kwargs: dict, links: pdl.pruning.Links
-               ) -> dict[str, int]:
+    def counts(self, net: nn.Module, scores: dict[str, torch.Tensor], links: pdl.pruning.Links) -> dict[str, int]:
         """Keep counts for the zoo network ``net`` (``net.zoo_name``) with posterior-mean ``scores``."""
         if self.arch is not None:
             sizes = {name: len(s) for name, s in scores.items()}
             return pdl.parse_architecture(self.arch, sizes, getattr(net, "layer_groups", None), links)
         if self.budget_macs is not None:
-            def macs_of(counts: dict[str, int]) -> int:  # build the zoo network at those widths: no trimming
-                kwargs = {**model_kwargs, "widths": list(counts.values())}
-                return pdl.count_macs(build_model(net.zoo_name, **kwargs), net.input_shape)
-
-            return pdl.counts_for_budget(net, scores, self.budget_macs, net.input_shape, macs_of, links)
+            return pdl.counts_for_budget(net, scores, self.budget_macs, net.input_shape, links=links)
         return pdl.feasible_counts(pdl.counts_for_mass(scores, self.mass), links)
 
 
@@ -222,7 +217,7 @@ def prune(cfg: PipelineConfig, net: nn.Module, idata, test: pdl.ArrayDataset) ->
         return pdl.load_pruned(folder, device=test.device)[0]
     scores = pdl.posterior_means(idata)
     links = pdl.input_links(net, list(scores), net.input_shape)
-    counts = cfg.target.counts(net, scores, _model_kwargs(cfg), links)
+    counts = cfg.target.counts(net, scores, links)
     keep = pdl.keep_indices(scores, counts, links)
     pruned = pdl.trim(net, keep, net.input_shape)
     spec = {"model": cfg.model, "model_kwargs": _model_kwargs(cfg), "input_shape": list(net.input_shape),

@@ -10,11 +10,12 @@ Public API (one screen):
 - pruning: ``parse_architecture``, ``counts_for_budget`` (``normalise_scores``), ``counts_for_mass``, ``keep_indices``,
   ``input_links``, ``feasible_counts``, ``trim``, ``save_pruned``, ``load_pruned``.
 - sites: ``InputSelect``, ``site_sizes`` (``"fc1:in"`` names a Linear layer's input features).
-- counting: ``count_macs``, ``count_ops`` (MACs and the LeNet-5 tables' FLOPs), ``count_params``; training: ``TrainConfig``, ``train``, ``evaluate``;
+- counting: ``count_macs``, ``count_ops`` (MACs and the LeNet-5 tables' FLOPs), ``count_params``,
+  ``mac_model`` (MACs of keep counts without trimming); training: ``TrainConfig``, ``train``, ``evaluate``;
   data: ``load_mnist``, ``load_cifar10``, ``data_root`` (``$PYRO_DIRICHLET_DATA``), ``FeatureDataset``; ``simulate``
   (the synthetic study's ground truth).
 """
-from .counting import count_macs, count_ops, count_params
+from .counting import count_macs, count_ops, count_params, mac_model
 from .data import DATA_ENV, ArrayDataset, DataNotFoundError, FeatureDataset, data_root, load_cifar10, load_mnist
 from .devices import resolve_device
 from .fit import FitConfig, fit_switches
@@ -43,7 +44,7 @@ __all__ = [
     "ArrayDataset", "CheckpointError", "CoupledLayersError", "DATA_ENV", "DataNotFoundError", "FeatureDataset", "FitConfig",
     "InputSelect", "MeanDirichlet", "SwitchGuide", "SwitchedNetwork", "TrainConfig", "count_macs", "count_ops", "count_params",
     "counts_for_budget", "counts_for_mass", "data_root", "dirichlet_switch", "evaluate", "feasible_counts", "fit_switches",
-    "format_architecture", "input_links", "keep_indices", "load_idata", "load_cifar10", "load_mnist", "load_pruned", "normalise_scores",
+    "format_architecture", "input_links", "keep_indices", "mac_model", "load_idata", "load_cifar10", "load_mnist", "load_pruned", "normalise_scores",
     "parse_architecture",
     "posterior_idata", "posterior_means", "resolve_device", "save_idata", "save_pruned", "scale_channels", "switch_factor",
     "simulate", "site_sizes", "summarize", "SyntheticProblem", "train", "trim",

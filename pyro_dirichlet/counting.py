@@ -8,38 +8,93 @@ output. (``torch.utils.flop_counter`` reports 2 FLOPs per MAC.)
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 import torch.nn as nn
 
 from .frozen import frozen
+from .groups import call, channel_groups, default_example
+from .sites import is_input_site, layer_module, layer_width, site_layer, site_width
+
+
+def layer_ops(net: nn.Module, example_inputs) -> dict[str, tuple[int, int]]:
+    """``{layer: (MACs, bias adds)}`` per example for every conv/linear layer a forward pass of
+    ``net`` on ``example_inputs`` runs (a tensor, or a tuple / dict of forward arguments)."""
+    ops: dict[str, tuple[int, int]] = {}
+    names = {module: name for name, module in net.named_modules()}
+
+    def hook(module, inputs, output):
+        outputs = output.numel() // output.shape[0]  # per example
+        if isinstance(module, nn.Conv2d):
+            kh, kw = module.kernel_size
+            macs = outputs * (module.in_channels // module.groups) * kh * kw
+        else:
+            macs = outputs * module.in_features
+        done = ops.get(names[module], (0, 0))
+        ops[names[module]] = (done[0] + macs, done[1] + (outputs if module.bias is not None else 0))
+
+    handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    try:
+        with frozen(net), torch.no_grad():
+            call(net, example_inputs)
+    finally:
+        for h in handles:
+            h.remove()
+    return ops
 
 
 def count_ops(net: nn.Module, input_shape: Sequence[int]) -> dict[str, int]:
     """``{"macs", "paper_flops"}`` of one forward pass of ``net`` on one input of shape
     ``input_shape`` (no batch dim)."""
-    macs = bias_adds = 0
+    ops = layer_ops(net, torch.zeros(1, *input_shape, device=next(net.parameters()).device)).values()
+    macs = sum(m for m, _ in ops)
+    return {"macs": int(macs), "paper_flops": int(macs + sum(b for _, b in ops))}
 
-    def hook(module, inputs, output):
-        nonlocal macs, bias_adds
-        outputs = output.numel() // output.shape[0]  # batch 1
-        if isinstance(module, nn.Conv2d):
-            kh, kw = module.kernel_size
-            macs += outputs * (module.in_channels // module.groups) * kh * kw
-        else:
-            macs += outputs * module.in_features
-        bias_adds += outputs if module.bias is not None else 0
 
-    handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    device = next(net.parameters()).device
-    try:
-        with frozen(net), torch.no_grad():
-            net(torch.zeros(1, *input_shape, device=device))
-    finally:
-        for h in handles:
-            h.remove()
-    return {"macs": int(macs), "paper_flops": int(macs + bias_adds)}
+def mac_model(net: nn.Module, sites: Sequence[str], example_inputs=None) -> Callable[[Mapping[str, int]], int]:
+    """``macs(counts)``: the MACs of ``net`` trimmed to ``counts[site]`` channels per site, without
+    trimming it. Each conv/linear layer's MACs scale with its kept output channels (if it is
+    a member of a switched channel group) and kept input channels (if it reads one, or is
+    an input site ``"<linear>:in"``): ``m_l * (c_out / C_out) * (c_in / C_in)``; a depthwise
+    conv by its output channels only. Exact where trimming removes only those channels
+    (an input site's producer keeps every filter that one of its kept features reads)."""
+    example = default_example(net, example_inputs)
+    ops = layer_ops(net, example)
+    groups = channel_groups(net, example)
+    by_member = {m: g for g in groups for m in g.members}
+    outputs: dict[str, str] = {}  # layer -> site that sets its kept output channels
+    inputs: dict[str, str] = {}  # layer -> site that sets its kept input channels
+    sizes = {}
+    for site in sites:
+        if is_input_site(site):
+            continue
+        group = by_member[site_layer(site)]
+        sizes[site] = group.size
+        outputs.update({m: site for m in group.members})
+        inputs.update({r: site for r in group.readers})
+    for site in sites:
+        if is_input_site(site):
+            inputs[site_layer(site)] = site
+            sizes[site] = site_width(net, site)
+    terms = []  # (MACs per kept output x input channel, output site, output scale, input site, input scale)
+    for name, (macs, _) in ops.items():
+        module = layer_module(net, name)
+        out_width = layer_width(module)
+        in_width = module.in_channels if isinstance(module, nn.Conv2d) else module.in_features
+        if isinstance(module, nn.Conv2d) and module.groups == module.in_channels > 1:
+            in_width = 1  # depthwise: the kept outputs set the inputs
+            inputs.pop(name, None)
+        out_site, in_site = outputs.get(name), inputs.get(name)
+        out_scale = out_width // sizes[out_site] if out_site else out_width
+        in_scale = in_width // sizes[in_site] if in_site else in_width
+        terms.append((macs // (out_width * in_width), out_site, out_scale, in_site, in_scale))
+
+    def macs(counts: Mapping[str, int]) -> int:
+        return sum(unit * (counts[o] if o else 1) * o_scale * (counts[i] if i else 1) * i_scale
+                   for unit, o, o_scale, i, i_scale in terms)
+
+    return macs
 
 
 def count_macs(net: nn.Module, input_shape: Sequence[int]) -> int:

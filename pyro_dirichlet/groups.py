@@ -33,6 +33,7 @@ class ChannelGroup:
     name: str  # the first conv/linear member in module order
     size: int  # K, the channels that go together
     members: tuple[str, ...]  # conv/linear layers whose output channels are the group's
+    readers: tuple[str, ...]  # conv/linear layers whose input channels are the group's
     points: tuple[str, ...]  # modules whose outputs the switch multiplies
     is_output: bool  # no layer reads these channels: the network's outputs
     problem: str | None = None  # why the group cannot be pruned, if it cannot
@@ -72,6 +73,7 @@ def channel_groups(net: nn.Module, example_inputs) -> list[ChannelGroup]:
                        "Torch-Pruning ties their channels (e.g. a shortcut that zero-pads channels, ResNet "
                        "option A): their channels cannot be matched one to one")
         groups.append(ChannelGroup(members[0], widths[members[0]], tuple(members),
+                                   tuple(sorted({names[m] for m in readers}, key=order.get)),
                                    tuple(sorted(points, key=order.get)), is_output=not readers, problem=problem))
     return sorted(groups, key=lambda g: order[g.name])
 
@@ -110,3 +112,12 @@ def default_example(net: nn.Module, example_inputs=None):
                          "arguments): the network is traced once to find the channels that go together")
     weight = next(net.parameters())
     return torch.zeros(1, *shape, dtype=weight.dtype, device=weight.device)
+
+
+def call(net: nn.Module, inputs):
+    """``net`` applied to a tensor, or to a tuple (positional) / dict (keyword) of arguments."""
+    if isinstance(inputs, dict):
+        return net(**inputs)
+    if isinstance(inputs, (tuple, list)):
+        return net(*inputs)
+    return net(inputs)

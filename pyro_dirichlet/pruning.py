@@ -36,7 +36,7 @@ import torch
 import torch.nn as nn
 import torch_pruning as tp
 
-from .counting import count_macs
+from .counting import mac_model
 from .io import CheckpointError, atomic_write, load_json, load_torch, save_json
 from .sites import InputSelect, is_input_site, layer_module, layer_width, site_layer, site_width
 
@@ -163,16 +163,16 @@ def counts_for_budget(
     """Per-layer counts from the global order of the normalised scores that fit ``budget_macs``
     (:func:`normalise_scores`; the default ``mean`` ranks posterior means by ``K_l * E[s_lk]``).
 
-    ``macs_of(counts)`` gives the MACs of the network with those keep counts; by default the
-    network is trimmed and counted (exact for any graph, ~50 ms a call for LeNet-5). After
+    ``macs_of(counts)`` gives the MACs of the network with those keep counts; by default
+    :func:`~.counting.mac_model` (per-layer MACs scaled by kept channels, no trimming). After
     the binary search, removed channels are added back in descending score order while the
     budget allows, so the budget is used up as far as single channels can fill it. Counts
     are kept feasible for ``links`` (:func:`feasible_counts`).
     """
     sizes = {name: len(s) for name, s in scores.items()}
     if macs_of is None:
-        def macs_of(counts: Mapping[str, int]) -> int:
-            return count_macs(trim(net, keep_indices(scores, counts, links), input_shape), input_shape)
+        weight = next(net.parameters())
+        macs_of = mac_model(net, list(scores), torch.zeros(1, *input_shape, dtype=weight.dtype, device=weight.device))
 
     smallest = macs_of(feasible_counts({name: 1 for name in sizes}, links))
     if budget_macs < smallest:

@@ -144,3 +144,19 @@ def test_the_users_module_is_left_as_found():
                                        pruning_ratio=0.5, ignored_layers=[net.head])
     pruner.step()
     assert net.conv.out_channels == 3
+
+
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2", "wrn28_10"])
+def test_the_mac_model_counts_what_trimming_leaves(name):
+    net, example, sites = NETWORKS[name]()
+    macs = pdl.mac_model(net, sites, example)
+    switched = pdl.SwitchedNetwork(net, sites, example_inputs=example)
+    gen = torch.Generator().manual_seed(3)
+    for _ in range(2):
+        counts = {s: int(torch.randint(1, k + 1, (1,), generator=gen)) for s, k in switched.sizes.items()}
+        keep = pdl.keep_indices({s: torch.rand(k, generator=gen) for s, k in switched.sizes.items()}, counts)
+        assert macs(counts) == pdl.count_macs(pdl.trim(net, keep, example.shape[1:]), example.shape[1:])
+    full = pdl.count_macs(net, example.shape[1:])
+    counts = pdl.counts_for_budget(net, {s: torch.rand(k, generator=gen) for s, k in switched.sizes.items()},
+                                   full // 2, example.shape[1:])
+    assert 0.97 * full // 2 < macs(counts) <= full // 2
