@@ -45,7 +45,12 @@ def dependency_graph(net: nn.Module, example_inputs) -> tp.DependencyGraph:
     with frozen(net), torch.enable_grad():
         for p in net.parameters():
             p.requires_grad_(True)
-        return tp.DependencyGraph().build_dependency(net, example_inputs=example_inputs)
+        try:
+            return tp.DependencyGraph().build_dependency(net, example_inputs=example_inputs)
+        except Exception as e:
+            shape = tuple(example_inputs.shape) if isinstance(example_inputs, torch.Tensor) else type(example_inputs)
+            raise ValueError(f"the network does not run on the example inputs ({shape}): {type(e).__name__}: {e}. "
+                             "Pass example_inputs= that its forward accepts (one batch)") from e
 
 
 def channel_groups(net: nn.Module, example_inputs) -> list[ChannelGroup]:

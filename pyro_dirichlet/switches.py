@@ -160,6 +160,11 @@ class SwitchedNetwork:
             raise ValueError(f"switch form must be one of {FORMS} with steepness > 0, got {form!r}, {steepness!r}")
         if likelihood not in LIKELIHOODS:
             raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
+        if example_inputs is not None and not isinstance(example_inputs, torch.Tensor):
+            raise ValueError(
+                f"example_inputs is a {type(example_inputs).__name__}: a switched network is fitted on batches of one "
+                "tensor. Wrap a network whose forward takes other arguments, e.g. a module whose forward(x) "
+                "returns net({'image': x}), and pass one batch tensor")
         self.net = net
         groups = {g.name: g for g in channel_groups(net, default_example(net, example_inputs))}
         named = [site if is_input_site(site) else resolve_layers(list(groups.values()), [site], allow_output)[0]

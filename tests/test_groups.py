@@ -160,3 +160,34 @@ def test_the_mac_model_counts_what_trimming_leaves(name):
     counts = pdl.counts_for_budget(net, {s: torch.rand(k, generator=gen) for s, k in switched.sizes.items()},
                                    full // 2, example.shape[1:])
     assert 0.97 * full // 2 < macs(counts) <= full // 2
+
+
+class DictNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc0, self.fc1 = nn.Linear(4, 6), nn.Linear(6, 2)
+
+    def forward(self, batch):
+        return self.fc1(torch.relu(self.fc0(batch["x"])))
+
+
+@pytest.mark.filterwarnings("ignore:Using a non-tuple sequence")
+def test_a_network_that_takes_a_dict_is_refused_with_the_fix():
+    with pytest.raises(ValueError, match=r"example_inputs is a dict.*Wrap a network"):
+        pdl.SwitchedNetwork(DictNet(), ["fc0"], example_inputs={"batch": {"x": torch.zeros(1, 4)}})
+    with pytest.raises(ValueError, match=r"does not run on the example inputs \(\(1, 4\)\): TypeError"):
+        pdl.SwitchedNetwork(DictNet(), ["fc0"], example_inputs=torch.zeros(1, 4))
+
+    class Wrapped(nn.Module):  # the fix the message names
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):
+            return self.net({"x": x})
+
+    switched = pdl.SwitchedNetwork(Wrapped(DictNet()), ["net.fc0"], example_inputs=torch.zeros(1, 4))
+    assert switched.sizes == {"net.fc0": 6}
+    # counting and the budget work on any example inputs Torch-Pruning accepts, a dict included
+    macs = pdl.mac_model(DictNet(), ["fc0"], {"batch": {"x": torch.zeros(1, 4)}})
+    assert macs({"fc0": 3}) == 3 * 4 + 3 * 2
