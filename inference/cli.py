@@ -12,27 +12,33 @@ import sys
 import warnings
 
 from pyro_dirichlet import distributed
+from pyro_dirichlet.io import check_writable
 from pyro_dirichlet.inference import pipeline
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+STEPS = ("pretrain", "fit", "prune", "finetune", "run")
+
+
+def _step_options(p: argparse.ArgumentParser, step: str) -> None:
+    """The options a step reads: each step also needs the settings of the steps before it,
+    because every step's folder is keyed by them."""
+    from pyro_dirichlet.models import MODELS
+
     g = p.add_argument_group("run")
     g.add_argument("--run-dir", default=None, help="folder for all outputs (default: runs/<model>-<data set>)")
-    g.add_argument("--model", default="lenet5", help="network from the zoo (default: %(default)s)")
+    g.add_argument("--model", default="lenet5", choices=sorted(MODELS), help="network from the zoo")
     g.add_argument("--widths", default=None, help="full widths of the switch sites, e.g. 20-50-800-500")
-    g.add_argument("--device", default="auto", help="auto | cpu | cuda (default: %(default)s)")
+    g.add_argument("--device", default="auto", help="auto | cpu | cuda")
     g.add_argument("--data-root", default=None, help="data folder (default: $PYRO_DIRICHLET_DATA, else ./data)")
     g.add_argument("--no-download", action="store_true", help="never download missing data")
-    g.add_argument("--train-subset", type=int, default=None, help="use N random training examples")
-    g.add_argument("--test-subset", type=int, default=None, help="use N random test examples")
-    g.add_argument("--holdout", type=int, default=0, help="training examples held out of pretraining (default: 0)")
+    g.add_argument("--train-subset", type=int, default=None, help="use N random training examples (N >= 1)")
+    g.add_argument("--test-subset", type=int, default=None, help="use N random test examples (N >= 1)")
+    g.add_argument("--holdout", type=int, default=0, help="training examples held out of pretraining")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
-    g = p.add_argument_group("pretrain / finetune")
+    g = p.add_argument_group("training (pretraining" + (" and fine-tuning)" if step in ("finetune", "run") else ")"))
     g.add_argument("--pretrain-epochs", type=int, default=12)
     g.add_argument("--pretrain-lr", type=float, default=1e-3)
-    g.add_argument("--finetune-epochs", type=int, default=20)
-    g.add_argument("--finetune-lr", type=float, default=1e-3)
     g.add_argument("--optimizer", default="adam", choices=["adam", "sgd"])
     g.add_argument("--batch-size", type=int, default=128)
     g.add_argument("--schedule", default="cosine", choices=["cosine", "onecycle", "constant"])
@@ -41,9 +47,11 @@ def _common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--augment", action="store_true", help="random crop (pad 4) + flip on the device (CIFAR-10)")
     g.add_argument("--channels-last", action="store_true", help="channels_last memory format (fast on GPUs)")
     g.add_argument("--compile", action="store_true", help="torch.compile the network for training")
+    if step == "pretrain":
+        return
     g = p.add_argument_group("switch fitting")
     g.add_argument("--fit-data", default="train", choices=["train", "holdout"],
-                   help="fit the switches on the pretraining examples or on the held-out ones (default: %(default)s)")
+                   help="fit the switches on the pretraining examples or on the held-out ones")
     g.add_argument("--estimator", default="mean", choices=["mean", "mc"])
     g.add_argument("--samples", type=int, default=16, help="Monte-Carlo particles per step for mc")
     g.add_argument("--mode", default="layerwise", choices=["joint", "layerwise"])
@@ -55,36 +63,52 @@ def _common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--kl-weight", type=float, default=1.0, help="final KL weight (1: the ELBO; below 1 tempers the prior)")
     g.add_argument("--switch-form", default="s", choices=["Ks", "s", "gate", "bn"],
                    help="a switch multiplies its channel by K s, s, the gate tanh(c K s)/tanh(c), or s followed by "
-                        "a training-mode BatchNorm (default: %(default)s)")
+                        "a training-mode BatchNorm")
     g.add_argument("--temperature", action="store_true", help="fit a logit temperature beside the switches")
-    g.add_argument("--steepness", type=float, default=3.0, help="the gate's c (default: %(default)s)")
-    g = p.add_argument_group("pruning target (one of)")
-    g.add_argument("--arch", default=None, help="keep counts per switch site, e.g. 5-8-45-15 (lenet5's default)")
+    g.add_argument("--steepness", type=float, default=3.0, help="the gate's c")
+    if step == "fit":
+        return
+    g = p.add_argument_group("pruning target (one of; lenet5's default: --arch 5-8-45-15, other models: required)")
+    g.add_argument("--arch", default=None, help="keep counts per switch site, e.g. 5-8-45-15")
     g.add_argument("--budget-macs", type=int, default=None, help="choose counts to fit this many MACs")
     g.add_argument("--mass", type=float, default=None, help="keep the top channels holding this posterior mass")
+    if step == "prune":
+        return
+    g = p.add_argument_group("fine-tuning")
+    g.add_argument("--finetune-epochs", type=int, default=20)
+    g.add_argument("--finetune-lr", type=float, default=1e-3)
 
 
 def config_from_args(a: argparse.Namespace) -> pipeline.PipelineConfig:
+    """The pipeline configuration of a step's options (options a step does not have keep
+    their defaults; a step before pruning has no target)."""
     from pyro_dirichlet import FitConfig, TrainConfig
 
-    if a.arch is None and a.budget_macs is None and a.mass is None:
-        a.arch = "5-8-45-15" if a.model == "lenet5" and a.widths is None else None
+    def opt(name, default):
+        return getattr(a, name, default)
+
     def train_cfg(epochs, lr):
         return TrainConfig(epochs=epochs, lr=lr, optimizer=a.optimizer, batch_size=a.batch_size, seed=a.seed,
                            schedule=a.schedule, weight_decay=a.weight_decay, label_smoothing=a.label_smoothing,
                            augment=a.augment, channels_last=a.channels_last, compile=a.compile)
 
+    target = None
+    if hasattr(a, "arch"):
+        if a.arch is None and a.budget_macs is None and a.mass is None and a.model == "lenet5" and a.widths is None:
+            a.arch = "5-8-45-15"
+        target = pipeline.Target(arch=a.arch, budget_macs=a.budget_macs, mass=a.mass)
+    fit = FitConfig(seed=a.seed)
+    if hasattr(a, "estimator"):
+        fit = FitConfig(estimator=a.estimator, num_samples=a.samples, mode=a.mode, epochs=a.fit_epochs,
+                        batch_size=a.fit_batch_size, lr=a.fit_lr, anneal_epochs=a.anneal_epochs,
+                        kl_weight=a.kl_weight, seed=a.seed)
     return pipeline.PipelineConfig(
         run_dir=a.run_dir, model=a.model, widths=_widths(a.widths), data_root=a.data_root, download=not a.no_download,
-        train_subset=a.train_subset, test_subset=a.test_subset, device=a.device, alpha0=a.alpha0,
-        holdout=a.holdout, fit_data=a.fit_data, switch_form=a.switch_form, steepness=a.steepness,
-        temperature=a.temperature,
-        pretrain=train_cfg(a.pretrain_epochs, a.pretrain_lr),
-        fit=FitConfig(estimator=a.estimator, num_samples=a.samples, mode=a.mode, epochs=a.fit_epochs,
-                      batch_size=a.fit_batch_size, lr=a.fit_lr, anneal_epochs=a.anneal_epochs, kl_weight=a.kl_weight,
-                      seed=a.seed),
-        target=pipeline.Target(arch=a.arch, budget_macs=a.budget_macs, mass=a.mass),
-        finetune=train_cfg(a.finetune_epochs, a.finetune_lr), progress=not a.no_progress,
+        train_subset=a.train_subset, test_subset=a.test_subset, device=a.device, alpha0=opt("alpha0", 0.5),
+        holdout=a.holdout, fit_data=opt("fit_data", "train"), switch_form=opt("switch_form", "s"),
+        steepness=opt("steepness", 3.0), temperature=opt("temperature", False),
+        pretrain=train_cfg(a.pretrain_epochs, a.pretrain_lr), fit=fit, target=target,
+        finetune=train_cfg(opt("finetune_epochs", 20), opt("finetune_lr", 1e-3)), progress=not a.no_progress,
     )
 
 
@@ -157,10 +181,10 @@ def cmd_ablate(a: argparse.Namespace) -> dict:
 
 def _study_args(p: argparse.ArgumentParser, run_dir: str) -> None:
     """The options of a study harness (compare, ablate): pipeline.StudySettings, run dir, results."""
-    p.add_argument("--pretrain-epochs", type=int, default=12, help="(default: %(default)s)")
-    p.add_argument("--run-dir", default=run_dir, help="cache of every step (default: %(default)s)")
-    p.add_argument("--results", default="results", help="(default: %(default)s)")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: %(default)s)")
+    p.add_argument("--pretrain-epochs", type=int, default=12, help="comma-separated")
+    p.add_argument("--run-dir", default=run_dir, help="cache of every step")
+    p.add_argument("--results", default="results", help="comma-separated")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--data-root", default=None, help="data folder (default: $PYRO_DIRICHLET_DATA, else ./data)")
     p.add_argument("--train-subset", type=int, default=None)
     p.add_argument("--test-subset", type=int, default=None)
@@ -193,6 +217,7 @@ def _size(text: str) -> tuple[int, int]:
 def _step(name: str):
     def command(a: argparse.Namespace) -> dict:
         cfg = config_from_args(a)
+        check_writable(cfg.root)
         if name == "run":
             return pipeline.run(cfg)
         train, test = pipeline.load_data(cfg)
@@ -211,6 +236,31 @@ def _step(name: str):
     return command
 
 
+CACHED = (" Work is cached in the run directory under folders keyed by the settings: a rerun with the same "
+          "settings reuses it, changed settings compute anew, and an interrupted run resumes.")
+
+
+class HELP(argparse.HelpFormatter):
+    """Each option's default after its help, unless the help already says it (or it has none)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = (action.help or "").strip()
+        if action.option_strings and _has_default(action) and "default" not in text:
+            text += " (default: %(default)s)"
+        return text.strip()
+
+
+def _has_default(action: argparse.Action) -> bool:
+    return not (action.default is None or action.default is False or action.default is argparse.SUPPRESS)
+
+
+def _show_defaults(parser: argparse.ArgumentParser) -> None:
+    """Options without a help text get one, so that their default is shown too."""
+    for action in parser._actions:
+        if action.option_strings and action.help is None and _has_default(action):
+            action.help = "(default: %(default)s)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pyro-dirichlet", description="Dirichlet pruning of neural networks in Pyro.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -222,62 +272,67 @@ def build_parser() -> argparse.ArgumentParser:
         "run": "all steps in one run directory",
     }
     for name, text in helps.items():
-        p = sub.add_parser(name, help=text, description=text)
-        _common(p)
+        p = sub.add_parser(name, help=text, description=text + "." + CACHED, formatter_class=HELP)
+        _step_options(p, name)
         p.set_defaults(func=_step(name))
-    p = sub.add_parser("count", help="print {macs, paper_flops, params} of a zoo network as one JSON line")
-    p.add_argument("--model", default="lenet5")
+    from pyro_dirichlet.models import MODELS
+
+    text = "print {macs, paper_flops, params} of a zoo network as one JSON line"
+    p = sub.add_parser("count", help=text, description=text, formatter_class=HELP)
+    p.add_argument("--model", default="lenet5", choices=sorted(MODELS), help="network from the zoo")
     p.add_argument("--widths", default=None, help="full widths, e.g. 20-50-800-500")
     p.add_argument("--arch", default=None, help="pruned widths, e.g. 5-8-45-15 (lenet5: conv1, conv2, fc1 inputs, fc1)")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: %(default)s)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.set_defaults(func=cmd_count)
     text = "the synthetic posterior study (mc against mean) and its speed benchmark"
-    p = sub.add_parser("synthetic", help=text, description=text)
-    p.add_argument("--sizes", default="100x20,500x200,1000x500", help="comma-separated D_XxD_H (default: %(default)s)")
-    p.add_argument("--epochs", type=int, default=40, help="fit epochs per estimator and size (default: %(default)s)")
-    p.add_argument("--samples", type=int, default=1000, help="mc particles per step (default: %(default)s)")
-    p.add_argument("--timing-size", default="1000x500", help="D_XxD_H of the speed benchmark (default: %(default)s)")
-    p.add_argument("--timing-epochs", type=int, default=5, help="timed epochs after one warm-up (default: %(default)s)")
-    p.add_argument("--naive-epochs", type=int, default=2, help="timed epochs of naive mc, 0 to skip (default: %(default)s)")
+    p = sub.add_parser("synthetic", help=text, description=text + CACHED, formatter_class=HELP)
+    p.add_argument("--sizes", default="100x20,500x200,1000x500", help="comma-separated D_XxD_H")
+    p.add_argument("--epochs", type=int, default=40, help="fit epochs per estimator and size")
+    p.add_argument("--samples", type=int, default=1000, help="mc particles per step")
+    p.add_argument("--timing-size", default="1000x500", help="D_XxD_H of the speed benchmark")
+    p.add_argument("--timing-epochs", type=int, default=5, help="timed epochs after one warm-up")
+    p.add_argument("--naive-epochs", type=int, default=2, help="timed epochs of naive mc, 0 to skip")
     p.add_argument("--no-timing", action="store_true", help="skip the speed benchmark")
-    p.add_argument("--results", default="results", help="folder for synthetic.json/.md and figures (default: %(default)s)")
-    p.add_argument("--run-dir", default="runs/synthetic", help="fit checkpoints (default: %(default)s)")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: %(default)s)")
+    p.add_argument("--results", default="results", help="folder for synthetic.json/.md and figures")
+    p.add_argument("--run-dir", default="runs/synthetic", help="fit checkpoints")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_synthetic)
     from pyro_dirichlet.inference.compare import ALLOCATIONS, BUDGETS, METHODS, CompareConfig
 
     text = "every criterion on one trained LeNet-5 at several MAC budgets (the compression curve)"
-    p = sub.add_parser("compare", help=text, description=text)
-    p.add_argument("--methods", default=",".join(METHODS), help="comma-separated (default: all)")
-    p.add_argument("--budgets", default=",".join(map(str, BUDGETS)), help="MAC budgets (default: %(default)s)")
+    p = sub.add_parser("compare", help=text, description=text + CACHED, formatter_class=HELP)
+    p.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, from {', '.join(METHODS)}")
+    p.add_argument("--budgets", default=",".join(map(str, BUDGETS)), help="MAC budgets")
     p.add_argument("--allocations", default=",".join(ALLOCATIONS),
                    help="same: every method keeps the same per-layer counts; own: each method's global ranking "
                    "(default: %(default)s)")
-    p.add_argument("--seeds", default="0,1,2", help="(default: %(default)s)")
-    p.add_argument("--finetune-epochs", type=int, default=CompareConfig.finetune_epochs, help="(default: %(default)s)")
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated")
+    p.add_argument("--finetune-epochs", type=int, default=CompareConfig.finetune_epochs, help="comma-separated")
     p.add_argument("--finetune-length", default=None, metavar="N,N,...",
                    help="instead of the comparison: the error after each number of fine-tuning epochs at the "
                    "smallest budget (lenet5_finetune_length.json)")
-    p.add_argument("--fit-epochs", type=int, default=1, help="Dirichlet fit epochs per stage (default: %(default)s)")
-    p.add_argument("--samples", type=int, default=4, help="mc particles for dirichlet-mc (default: %(default)s)")
+    p.add_argument("--fit-epochs", type=int, default=1, help="Dirichlet fit epochs per stage")
+    p.add_argument("--samples", type=int, default=4, help="mc particles for dirichlet-mc")
     _study_args(p, "runs/lenet5-compare")
     p.set_defaults(func=cmd_compare)
     from pyro_dirichlet.inference.ablate import AblateConfig
 
     text = "what makes the switch posterior rank channels well: fit settings and switch forms on LeNet-5-Caffe"
     defaults = AblateConfig()
-    p = sub.add_parser("ablate", help=text, description=text)
-    p.add_argument("--variants", default=",".join(defaults.variants), help="comma-separated (default: all)")
-    p.add_argument("--seeds", default="0,1,2", help="(default: %(default)s)")
+    p = sub.add_parser("ablate", help=text, description=text + CACHED, formatter_class=HELP)
+    p.add_argument("--variants", default=",".join(defaults.variants), help="comma-separated (see inference/ablate.py)")
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated")
     p.add_argument("--holdout", type=int, default=defaults.holdout, help="training examples held out of pretraining "
-                   "for the fit (default: %(default)s)")
-    p.add_argument("--budgets", default=",".join(map(str, defaults.budgets)), help="MAC budgets (default: %(default)s)")
+                   "for the fit")
+    p.add_argument("--budgets", default=",".join(map(str, defaults.budgets)), help="MAC budgets")
     p.add_argument("--cost-examples", type=int, default=defaults.cost_examples,
-                   help="test images that measure removal costs; the rest measure errors (default: %(default)s)")
+                   help="test images that measure removal costs; the rest measure errors")
     _study_args(p, defaults.run_dir)
     p.set_defaults(func=cmd_ablate)
+    for p in sub.choices.values():
+        _show_defaults(p)
     return parser
 
 
@@ -287,12 +342,19 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.command_line = "pyro-dirichlet " + shlex.join(argv)
     try:
+        for folder in (getattr(args, "run_dir", None), getattr(args, "results", None)):
+            if folder is not None:
+                check_writable(folder)
         device = distributed.init()  # under torchrun: this rank's device
         if device is not None and getattr(args, "device", "auto") in ("auto", "cuda"):
             args.device = str(device)
         result = args.func(args)
     except (ValueError, FileNotFoundError, RuntimeError) as e:
         print(f"pyro-dirichlet {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"pyro-dirichlet {args.command}: interrupted. Finished epochs are checkpointed: run the same command "
+              "again to resume (the result is the same as an uninterrupted run's)", file=sys.stderr)
         return 2
     if distributed.is_main():
         print(json.dumps(result, default=str))

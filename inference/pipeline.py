@@ -80,7 +80,7 @@ class PipelineConfig:
     fit_data: str = "train"  # "train" (the pretraining examples) | "holdout"
     pretrain: pdl.TrainConfig = field(default_factory=lambda: pdl.TrainConfig(epochs=12, lr=1e-3))
     fit: pdl.FitConfig = field(default_factory=pdl.FitConfig)
-    target: Target = field(default_factory=lambda: Target(arch="5-8-45-15"))
+    target: Target | None = field(default_factory=lambda: Target(arch="5-8-45-15"))  # None: no pruning step
     finetune: pdl.TrainConfig = field(default_factory=lambda: pdl.TrainConfig(epochs=20, lr=1e-3))
     progress: bool = True
 
@@ -88,6 +88,10 @@ class PipelineConfig:
         pdl.switches.check_alpha0(self.alpha0)
         if self.model not in DATASETS:
             raise ValueError(f"unknown model {self.model!r}; choose one of {sorted(DATASETS)}")
+        for flag, n in (("--train-subset", self.train_subset), ("--test-subset", self.test_subset)):
+            if n is not None and n < 1:
+                raise ValueError(f"{flag} {n}: a subset needs at least one example (give N >= 1, or leave it out "
+                                 "for all)")
         if self.switch_form not in pdl.switches.FORMS or not self.steepness > 0:
             raise ValueError(f"switch form must be one of {pdl.switches.FORMS} with steepness > 0, "
                              f"got {self.switch_form!r}, {self.steepness!r}")
@@ -118,6 +122,8 @@ class PipelineConfig:
 
     @property
     def prune_dir(self) -> Path:
+        if self.target is None:
+            raise ValueError("give one pruning target: --arch A-B-C-D, --budget-macs N or --mass T")
         return self.fit_dir / f"prune-{self.target.tag}"
 
     @property

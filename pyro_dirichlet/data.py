@@ -74,6 +74,15 @@ class ArrayDataset(_Batched):
     source: torch.Tensor | None = None
 
     def __post_init__(self):
+        if self.images.dtype != torch.uint8 or self.images.dim() != 4:
+            raise ValueError(
+                f"ArrayDataset holds uint8 images (N, C, H, W) in 0..255 and normalises them per batch; got "
+                f"{self.images.dtype} of shape {tuple(self.images.shape)}. Convert floats in [0, 1] with "
+                "(images * 255).round().to(torch.uint8), or use FeatureDataset for float features")
+        check_labels_shape(self.labels, self.images.shape[0])
+        if not len(self.mean) == len(self.std) == self.images.shape[1] or min(self.std) <= 0:
+            raise ValueError(f"mean {self.mean} and std {self.std} need one value per channel "
+                             f"({self.images.shape[1]}), std > 0")
         if self.source is None:
             self.source = torch.arange(len(self.labels))
 
@@ -88,6 +97,9 @@ class ArrayDataset(_Batched):
 
     def subset(self, n: int | None, seed: int = 0) -> "ArrayDataset":
         """A random subset of n examples (fixed by ``seed``); all of them if n is None or >= N."""
+        if n is not None and n < 1:
+            raise ValueError(f"a subset needs at least one example, got {n} (give N >= 1, or no subset for all "
+                             f"{len(self)})")
         if n is None or n >= len(self):
             return self
         return self.take(torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n])
@@ -119,11 +131,38 @@ class FeatureDataset(_Batched):
     labels: torch.Tensor
     name: str = ""
 
+    def __post_init__(self):
+        check_labels_shape(self.labels, self.features.shape[0])
+        bad = ~torch.isfinite(self.features).reshape(len(self.features), -1).all(1)
+        if bad.any():
+            rows = torch.nonzero(bad).flatten()
+            raise ValueError(f"{len(rows)} example(s) have NaN or infinite features (rows {rows[:5].tolist()}"
+                             f"{'...' if len(rows) > 5 else ''}); remove or impute them first")
+
     def to(self, device: torch.device | str) -> "FeatureDataset":
         return FeatureDataset(self.features.to(device), self.labels.to(device), self.name)
 
     def inputs(self, idx: torch.Tensor) -> torch.Tensor:
         return self.features[idx]
+
+
+def check_labels_shape(labels: torch.Tensor, n: int) -> None:
+    if labels.dim() != 1 or labels.shape[0] != n:
+        raise ValueError(f"labels must be one per example, shape ({n},); got {tuple(labels.shape)}")
+
+
+def check_labels(data: _Batched, num_outputs: int) -> None:
+    """Raise a ValueError naming the fix if ``data`` is empty or holds labels a network with
+    ``num_outputs`` logits cannot predict (classes ``0..C-1``; one logit: 0 or 1)."""
+    if len(data) == 0:
+        raise ValueError("the data set is empty (0 examples); check --train-subset / subset() and the data folder")
+    labels = data.labels
+    classes = 2 if num_outputs == 1 else num_outputs
+    low, high = labels.min().item(), labels.max().item()
+    if low < 0 or high >= classes or (labels.is_floating_point() and not torch.equal(labels, labels.round())):
+        raise ValueError(f"labels must be class indices 0..{classes - 1} for a network with {num_outputs} "
+                         f"output(s); found labels from {low} to {high}. Relabel the data or give the network "
+                         "one output per class")
 
 
 def batch_indices(

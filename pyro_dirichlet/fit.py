@@ -36,6 +36,7 @@ from . import distributed
 from .data import ArrayDataset
 from .io import CheckpointError, load_torch, save_torch
 from .switches import ESTIMATORS, SwitchedNetwork, SwitchGuide
+from .training import check_data
 
 MODES = ("joint", "layerwise")
 
@@ -88,6 +89,7 @@ def fit_switches(
     ``"temperature"`` when the model fits one) with ``loss`` the mean negative ELBO per step. Clears Pyro's global parameter store first.
     """
     device = data.device
+    check_data(switched.net, data)
     guide = SwitchGuide(switched.sizes, cfg.estimator, cfg.init_concentration, switched.temperature).to(device)
     stages = [switched.layers] if cfg.mode == "joint" else [[name] for name in switched.layers]
     identity = {"config": asdict(cfg), "layers": switched.layers, "alpha0": switched.alpha0, "num_data": len(data),
@@ -131,6 +133,9 @@ def fit_switches(
             history.append({"stage": stage, "epoch": epoch + 1,
                             "loss": distributed.mean_over_ranks(loss_sum / steps, device),
                             "seconds": time.perf_counter() - t0})
+            if not math.isfinite(history[-1]["loss"]):
+                raise ValueError(f"the negative ELBO became {history[-1]['loss']} in {desc}: lower the fit learning "
+                                 f"rate (now {cfg.lr}); the checkpoint keeps the last finite epoch")
             if guide.log_temperature is not None:
                 history[-1]["temperature"] = guide.log_temperature.exp().item()
             if progress and distributed.is_main():

@@ -79,6 +79,19 @@ def load_json(path: str | os.PathLike) -> Any:
         raise CheckpointError(f"{path} is not valid JSON ({e}); re-create it or point to another file") from e
 
 
+def check_writable(folder: str | os.PathLike) -> Path:
+    """``folder`` (created if missing), or a ValueError naming it if files cannot be written there."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise ValueError(f"cannot write to {folder} ({e.strerror}); choose a writable folder "
+                         "(--run-dir / --results) or fix its permissions") from None
+    return folder
+
+
 def settings_key(settings: Any) -> str:
     """10 hex digits of the SHA-256 of ``settings`` as canonical JSON (sorted keys)."""
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]

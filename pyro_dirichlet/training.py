@@ -26,7 +26,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import distributed
-from .data import ArrayDataset
+from .data import ArrayDataset, check_labels
+from .frozen import frozen
 from .io import CheckpointError, load_torch, save_torch
 
 
@@ -106,6 +107,7 @@ def train(
     """Train ``net`` in place on ``data`` (already on the net's device); returns per-epoch history.
     ``regularizer(net)`` (a scalar) is added to every batch's loss."""
     device = next(net.parameters()).device
+    check_data(net, data)
     net.requires_grad_(True)
     opt = _optimizer(net, cfg)
     part = distributed.shard()  # (rank, world) under torchrun
@@ -156,6 +158,9 @@ def train(
             seen += len(y)
         history.append({"epoch": epoch + 1, "loss": distributed.mean_over_ranks(loss_sum / max(seen, 1), device),
                         "seconds": time.perf_counter() - t0})
+        if not math.isfinite(history[-1]["loss"]):
+            raise ValueError(f"the training loss became {history[-1]['loss']} in epoch {epoch + 1}: lower the learning "
+                             f"rate (now {cfg.lr}); the checkpoint keeps the last epoch with a finite loss")
         if progress and distributed.is_main():
             tqdm.write(f"epoch {epoch + 1}/{cfg.epochs}: loss {history[-1]['loss']:.4f} ({history[-1]['seconds']:.1f} s)")
         if checkpoint is not None and distributed.is_main():
@@ -166,13 +171,24 @@ def train(
     return history
 
 
+def check_data(net: nn.Module, data: ArrayDataset) -> None:
+    """Refuse an empty data set or labels that ``net``'s outputs cannot predict (:func:`.data.check_labels`)."""
+    if len(data) == 0:
+        check_labels(data, 1)
+    with frozen(net), torch.no_grad():
+        outputs = net(data.inputs(torch.zeros(1, dtype=torch.long, device=data.device))).shape[-1]
+    check_labels(data, outputs)
+
+
 @torch.no_grad()
 def evaluate(net: nn.Module, data: ArrayDataset, batch_size: int = 1000) -> float:
-    """Test error in percent of ``net`` (eval mode) on ``data``."""
+    """Test error in percent of ``net`` (run in eval mode, then left as found) on ``data``."""
+    if len(data) == 0:
+        check_labels(data, 1)
     device = next(net.parameters()).device
-    net.eval()
     wrong = 0
-    for x, y, _ in data.batches(batch_size):
-        with autocast(device):
-            wrong += (net(x).argmax(-1) != y).sum().item()
+    with frozen(net):
+        for x, y, _ in data.batches(batch_size):
+            with autocast(device):
+                wrong += (net(x).argmax(-1) != y).sum().item()
     return 100.0 * wrong / len(data)

@@ -43,6 +43,19 @@ def small_run(mnist_root, tmp_path_factory):
     return run_dir, common
 
 
+def without(args, *flags):
+    """``args`` without the given options and their values (a step has only its own options)."""
+    out, skip = [], False
+    for a in args:
+        if skip:
+            skip = False
+        elif a in flags:
+            skip = True
+        else:
+            out.append(a)
+    return out
+
+
 def only(folder, pattern):
     """The one path under ``folder`` that matches ``pattern``."""
     (path,) = folder.glob(pattern)
@@ -67,6 +80,7 @@ def test_pipeline_on_real_mnist(small_run, mnist_root, capsys):
 
 def test_budget_and_mass_targets_reuse_the_run(small_run, capsys):
     run_dir, common = small_run
+    common = without(common, "--finetune-epochs")
     capsys.readouterr()
     code, out, _ = run_cli(capsys, "prune", *common, "--budget-macs", "136825")
     assert code == 0
@@ -78,13 +92,16 @@ def test_budget_and_mass_targets_reuse_the_run(small_run, capsys):
     assert code == 2 and "below the smallest possible network" in err
     code, _, err = run_cli(capsys, "prune", *common, "--arch", "5-8-45")
     assert code == 2 and "has 3 counts" in err
+    with pytest.raises(SystemExit) as exit_:  # prune has no fine-tuning options
+        run_cli(capsys, "prune", *common, "--finetune-epochs", "2")
+    assert exit_.value.code == 2 and "unrecognized arguments: --finetune-epochs" in capsys.readouterr().err
     code, _, err = run_cli(capsys, "fit", *common, "--alpha0", "0")
     assert code == 2 and "alpha0 must be a positive number" in err
 
 
 def test_corrupt_checkpoint_is_reported(small_run, capsys, tmp_path):
     _, common = small_run
-    args = [*common]
+    args = without(common, "--finetune-epochs", "--fit-epochs")
     args[args.index("--run-dir") + 1] = str(tmp_path / "r")
     folder = config_from_args(build_parser().parse_args(["pretrain", *args])).pretrained_dir
     (folder / "train.ckpt").write_bytes(b"\x00garbage")
@@ -150,5 +167,5 @@ def test_the_fit_split_never_overlaps_the_pretraining_data(mnist_root, tmp_path,
     assert not set(held) & set(pretrain_data.source.tolist())
     assert len(pretrain_data) + len(held) == len(train) == 1000
     assert "fit-mean-layerwise-" in result["folder"]
-    code, _, err = run_cli(capsys, "fit", "--data-root", mnist_root, *TINY, "--fit-data", "holdout")
+    code, _, err = run_cli(capsys, "fit", "--data-root", mnist_root, *without(TINY, "--finetune-epochs"), "--fit-data", "holdout")
     assert code == 2 and "--holdout N > 0" in err
