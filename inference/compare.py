@@ -341,22 +341,14 @@ def markdown(result: dict) -> str:
             heads = [f"{b:,} ({table[(methods[0], allocation, b)]['architectures'][0]})" for b in budgets]
         else:
             heads = [f"≤ {b:,}" for b in budgets]
+        cell = {m: [table[(m, allocation, b)] for b in budgets] for m in methods}
         for kind, title in (("finetuned", "after fine-tuning"), ("pruned", "right after pruning (no fine-tuning)")):
-            lines += [f"**{ALLOCATION_TITLE[allocation]}**: test error (%) {title}, mean ± sd over seeds:", "",
-                      "| method | " + " | ".join(heads) + " |", "|---" * (len(budgets) + 1) + "|"]
-            for m in methods:
-                cells = [f"{table[(m, allocation, b)][kind][0]:.2f} ± {table[(m, allocation, b)][kind][1]:.2f}"
-                         for b in budgets]
-                lines.append(f"| {m} | " + " | ".join(cells) + " |")
-            lines.append("")
+            lines += _table(f"**{ALLOCATION_TITLE[allocation]}**: test error (%) {title}, mean ± sd over seeds:",
+                            heads, {m: [f"{c[kind][0]:.2f} ± {c[kind][1]:.2f}" for c in cell[m]] for m in methods})
         if allocation == "own":
-            lines += ["Architectures each method chose (seed 0) and mean MACs over seeds:", "",
-                      "| method | " + " | ".join(heads) + " |", "|---" * (len(budgets) + 1) + "|"]
-            for m in methods:
-                cells = [f"{table[(m, allocation, b)]['architectures'][0]} ({table[(m, allocation, b)]['macs'][0]:,.0f})"
-                         for b in budgets]
-                lines.append(f"| {m} ({NORMALISATION[m]}) | " + " | ".join(cells) + " |")
-            lines.append("")
+            lines += _table("Architectures each method chose (seed 0) and mean MACs over seeds:", heads,
+                            {f"{m} ({NORMALISATION[m]})": [f"{c['architectures'][0]} ({c['macs'][0]:,.0f})"
+                                                           for c in cell[m]] for m in methods})
     lines += ["Supplement Table 1 points on LeNet-5-Caffe, recounted by this project's counter (paper FLOPs = MACs + "
               "one add per output bias element; stated FLOPs: see PAPER_POINTS):", "",
               "| method | architecture | error (%) | stated FLOPs | MACs (ours) | paper FLOPs (ours) | params (ours) |",
@@ -365,6 +357,12 @@ def markdown(result: dict) -> str:
               f"{'—' if p['stated_flops'] is None else format(p['stated_flops'], ',')} | {p['macs']:,} | "
               f"{p['paper_flops']:,} | {p['params']:,} |" for p in result["paper_points"]]
     return "\n".join(lines) + "\n"
+
+
+def _table(title: str, heads: list[str], rows: dict[str, list[str]]) -> list[str]:
+    """Markdown lines: ``title``, then one row per method."""
+    return [title, "", "| method | " + " | ".join(heads) + " |", "|---" * (len(heads) + 1) + "|",
+            *(f"| {label} | " + " | ".join(cells) + " |" for label, cells in rows.items()), ""]
 
 
 def plot(result: dict, path: Path) -> Path:
