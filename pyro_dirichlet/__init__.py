@@ -9,7 +9,8 @@ Public API (one screen):
 - posterior: ``posterior_idata``, ``posterior_means``, ``summarize``, ``save_idata``, ``load_idata``.
 - pruning: ``parse_architecture``, ``counts_for_budget`` (``normalise_scores``), ``counts_for_mass``, ``keep_indices``,
   ``input_links``, ``feasible_counts``, ``trim``, ``save_pruned``, ``load_pruned``.
-- sites: ``InputSelect``, ``site_sizes`` (``"fc1:in"`` names a Linear layer's input features).
+- sites: ``InputSelect``, ``site_sizes`` (``"fc1:in"`` names a Linear layer's input features);
+  ``channel_groups`` (channels that go together, one switch each).
 - counting: ``count_macs``, ``count_ops`` (MACs and the LeNet-5 tables' FLOPs), ``count_params``,
   ``mac_model`` (MACs of keep counts without trimming); training: ``TrainConfig``, ``train``, ``evaluate``;
   data: ``load_mnist``, ``load_cifar10``, ``data_root`` (``$PYRO_DIRICHLET_DATA``), ``FeatureDataset``; ``simulate``
@@ -19,6 +20,7 @@ from .counting import count_macs, count_ops, count_params, mac_model
 from .data import DATA_ENV, ArrayDataset, DataNotFoundError, FeatureDataset, data_root, load_cifar10, load_mnist
 from .devices import resolve_device
 from .fit import FitConfig, fit_switches
+from .groups import ChannelGroup, channel_groups
 from .io import CheckpointError
 from .posterior import load_idata, posterior_idata, posterior_means, save_idata, summarize
 from .pruning import (
@@ -41,8 +43,8 @@ from .switches import MeanDirichlet, SwitchedNetwork, SwitchGuide, dirichlet_swi
 from .training import TrainConfig, evaluate, train
 
 __all__ = [
-    "ArrayDataset", "CheckpointError", "CoupledLayersError", "DATA_ENV", "DataNotFoundError", "FeatureDataset", "FitConfig",
-    "InputSelect", "MeanDirichlet", "SwitchGuide", "SwitchedNetwork", "TrainConfig", "count_macs", "count_ops", "count_params",
+    "ArrayDataset", "ChannelGroup", "CheckpointError", "CoupledLayersError", "DATA_ENV", "DataNotFoundError", "FeatureDataset", "FitConfig",
+    "InputSelect", "MeanDirichlet", "SwitchGuide", "SwitchedNetwork", "TrainConfig", "channel_groups", "count_macs", "count_ops", "count_params",
     "counts_for_budget", "counts_for_mass", "data_root", "dirichlet_switch", "evaluate", "feasible_counts", "fit_switches",
     "format_architecture", "input_links", "keep_indices", "mac_model", "load_idata", "load_cifar10", "load_mnist", "load_pruned", "normalise_scores",
     "parse_architecture",
