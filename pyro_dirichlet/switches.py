@@ -139,10 +139,13 @@ class SwitchedNetwork:
     layer's input features (``"fc1:in"``), see :mod:`.sites`. ``net`` runs in eval mode
     (BatchNorm statistics and dropout frozen) with ``requires_grad=False`` on its weights
     during each forward pass only (:func:`.frozen.frozen`): afterwards it is as it was found.
-    An output switch multiplies the output of its layer, or of the BatchNorm that directly
-    follows a conv layer (found on the first forward pass), so a zero switch removes the
-    channel exactly; an input switch multiplies the layer's input. Hooks are attached only during a forward
-    pass. ``likelihood``: ``"categorical"`` (logits
+    An output site switches its layer's channel group (:mod:`.groups`; naming several members
+    of one group names it once, under the group's name): the switch multiplies the output of
+    each of the group's BatchNorms and of each member that does not feed straight into one,
+    so a zero switch removes the channels exactly; an input switch multiplies the layer's
+    input. ``example_inputs`` (one batch; default zeros of ``net.input_shape``) trace the
+    network once; the output layer is refused unless ``allow_output``. Hooks are attached only
+    during a forward pass. ``likelihood``: ``"categorical"`` (logits
     ``(B, C)``) or ``"bernoulli"`` (one logit ``(B, 1)``, labels 0/1).
     ``fold_into_linear``: scale a consuming Linear's weights instead of the activations
     (module docstring); ``None`` (default) where it has fewer outputs than the batch has rows.
