@@ -306,7 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, from {', '.join(METHODS)}")
     p.add_argument("--budgets", default=",".join(map(str, BUDGETS)), help="MAC budgets")
     p.add_argument("--allocations", default=",".join(ALLOCATIONS),
-                   help="same: every method keeps the same per-layer counts; own: each method's global ranking "
+                   help="same: every method keeps the same per-layer counts; own: each method's global ranking; "
+                   "mass: Dirichlet methods keep the same share of each layer's posterior mass "
                    "(default: %(default)s)")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated")
     p.add_argument("--finetune-epochs", type=int, default=CompareConfig.finetune_epochs, help="comma-separated")

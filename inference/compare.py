@@ -4,7 +4,7 @@ One trained LeNet-5-Caffe (the pipeline's ``pretrained-<h>`` folder under ``run_
 each seed and method the channel scores are computed once (cached in
 ``<pretrained>/scores-<h>``, keyed by the scoring settings), and each (method, allocation,
 budget, seed) run once (cached in ``<pretrained>/compare-<h>/runs``, keyed by every setting
-that changes a result), so a re-run resumes. Two allocations of each MAC budget:
+that changes a result), so a re-run resumes. Allocations of each MAC budget:
 
 - ``same``: every method keeps the **same per-site counts**: the paper's 5-8-45-15 at
   136,825 MACs, elsewhere the largest uniform keep fraction ``f`` (``max(1, round(f * K_l))``
@@ -13,6 +13,10 @@ that changes a result), so a re-run resumes. Two allocations of each MAC budget:
 - ``own``: each method's scores ranked across layers (:func:`pyro_dirichlet.counts_for_budget`)
   after the normalisation its paper uses (``NORMALISATION``), so the method also chooses
   how many channels each layer keeps.
+- ``mass`` (Dirichlet methods only): every layer keeps its top channels holding the same
+  share of its posterior mass, the largest share that fits
+  (:func:`pyro_dirichlet.pruning.counts_for_mass_budget`): the posterior's own allocation,
+  insensitive to the near-zero means of the channels it switched off.
 
 Each pruned network is evaluated right after pruning and after the same fine-tuning (Adam,
 lr 1e-3, cosine, ``finetune_epochs``, seed); the last epoch is reported, never the best.
@@ -49,7 +53,7 @@ DIRICHLET = {"dirichlet-mean": ("mean", "layerwise"), "dirichlet-mc": ("mc", "la
 METHODS = (*criteria.CRITERIA, *DIRICHLET)
 BUDGETS = (1_000_000, 500_000, 300_000, 200_000, 136_825, 105_000)
 PAPER_ARCH = {136_825: "5-8-45-15"}
-ALLOCATIONS = ("same", "own")
+ALLOCATIONS = ("same", "own", "mass")
 # How each method's scores are made comparable across layers for the "own" allocation
 # (pyro_dirichlet.normalise_scores):
 # - l1, l2, data-free: "mean" (Torch-Pruning's default for norm importance). Li et al. (2017)
@@ -171,12 +175,17 @@ def method_scores(cfg: CompareConfig, method: str, seed: int, net: nn.Module, tr
     return scores, work
 
 
-def own_counts(net: nn.Module, scores: dict, budget: int, links: pdl.pruning.Links, method: str) -> dict[str, int]:
-    """Per-site counts from ``method``'s own global ranking (``NORMALISATION``) under ``budget``."""
-    def macs_of(counts: dict[str, int]) -> int:  # the zoo network at those widths: no trimming
+def zoo_macs(net: nn.Module):
+    """``macs(counts)``: the MACs of the zoo network built at those widths (no trimming)."""
+    def macs_of(counts: dict[str, int]) -> int:
         return pdl.count_macs(build_model(net.zoo_name, list(counts.values())), net.input_shape)
 
-    return pdl.counts_for_budget(net, scores, budget, net.input_shape, macs_of, links, NORMALISATION[method])
+    return macs_of
+
+
+def own_counts(net: nn.Module, scores: dict, budget: int, links: pdl.pruning.Links, method: str) -> dict[str, int]:
+    """Per-site counts from ``method``'s own global ranking (``NORMALISATION``) under ``budget``."""
+    return pdl.counts_for_budget(net, scores, budget, net.input_shape, zoo_macs(net), links, NORMALISATION[method])
 
 
 def prune_and_finetune(cfg: CompareConfig, net: nn.Module, scores: dict, counts: dict, links: pdl.pruning.Links,
@@ -217,7 +226,10 @@ class Harness:
     def counts(self, method: str, allocation: str, budget: int, seed: int) -> dict[str, int]:
         if allocation == "same":
             return budget_counts(self.net, budget, self.links)
-        return own_counts(self.net, self.scores(method, seed)[0], budget, self.links, method)
+        scores = self.scores(method, seed)[0]
+        if allocation == "mass":
+            return pdl.pruning.counts_for_mass_budget(scores, budget, zoo_macs(self.net), self.links)
+        return own_counts(self.net, scores, budget, self.links, method)
 
     def run(self, method: str, allocation: str, budget: int, seed: int) -> dict:
         """One pruned and fine-tuned network's record, computed once (``<folder>/runs``)."""
@@ -244,16 +256,21 @@ def device_name(cfg: CompareConfig) -> str:
     return torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
 
 
+def allocations_of(cfg: CompareConfig, method: str) -> list[str]:
+    """The configured allocations that apply to ``method`` (``mass``: Dirichlet methods only)."""
+    return [a for a in cfg.allocations if a != "mass" or method in DIRICHLET]
+
+
 def run_compare(cfg: CompareConfig, results_dir: str | Path = "results", command: str = "") -> dict:
     """Every (seed, method, allocation, budget) run, then ``lenet5_baselines.json``, ``.md``
     and ``.png`` in ``results_dir``."""
     harness = Harness(cfg)
     runs = []
-    total = len(cfg.seeds) * len(cfg.methods) * len(cfg.allocations) * len(cfg.budgets)
+    total = len(cfg.seeds) * sum(len(allocations_of(cfg, m)) for m in cfg.methods) * len(cfg.budgets)
     with tqdm(total=total, desc="compare", disable=not cfg.progress) as bar:
         for seed in cfg.seeds:
             for method in cfg.methods:
-                for allocation in cfg.allocations:
+                for allocation in allocations_of(cfg, method):
                     for budget in cfg.budgets:
                         bar.set_postfix_str(f"seed {seed} {method} {allocation} {budget}")
                         runs.append(harness.run(method, allocation, budget, seed))
@@ -324,7 +341,8 @@ def aggregate(runs: list[dict]) -> dict[tuple[str, str, int], dict]:
 
 
 ALLOCATION_TITLE = {"same": "same per-layer counts for every method",
-                    "own": "each method's own allocation (its normalised scores ranked across layers)"}
+                    "own": "each method's own allocation (its normalised scores ranked across layers)",
+                    "mass": "Dirichlet's posterior-mass allocation (the same share of each layer's mass)"}
 
 
 def markdown(result: dict) -> str:
@@ -345,10 +363,10 @@ def markdown(result: dict) -> str:
         for kind, title in (("finetuned", "after fine-tuning"), ("pruned", "right after pruning (no fine-tuning)")):
             lines += _table(f"**{ALLOCATION_TITLE[allocation]}**: test error (%) {title}, mean ± sd over seeds:",
                             heads, {m: [f"{c[kind][0]:.2f} ± {c[kind][1]:.2f}" for c in cell[m]] for m in methods})
-        if allocation == "own":
+        if allocation != "same":
             lines += _table("Architectures each method chose (seed 0) and mean MACs over seeds:", heads,
-                            {f"{m} ({NORMALISATION[m]})": [f"{c['architectures'][0]} ({c['macs'][0]:,.0f})"
-                                                           for c in cell[m]] for m in methods})
+                            {(f"{m} ({NORMALISATION[m]})" if allocation == "own" else m):
+                             [f"{c['architectures'][0]} ({c['macs'][0]:,.0f})" for c in cell[m]] for m in methods})
     lines += ["Supplement Table 1 points on LeNet-5-Caffe, recounted by this project's counter (paper FLOPs = MACs + "
               "one add per output bias element; stated FLOPs: see PAPER_POINTS):", "",
               "| method | architecture | error (%) | stated FLOPs | MACs (ours) | paper FLOPs (ours) | params (ours) |",

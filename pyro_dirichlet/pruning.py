@@ -151,6 +151,27 @@ def normalise_scores(scores: Mapping[str, torch.Tensor], how: str = "mean") -> d
     return out
 
 
+def counts_for_mass_budget(scores: Mapping[str, torch.Tensor], budget_macs: int,
+                           macs_of: Callable[[dict[str, int]], int], links: Links | None = None) -> dict[str, int]:
+    """Per-layer counts for the largest share ``m`` of each layer's score mass that fits
+    ``budget_macs``: every layer keeps its fewest top channels holding ``m`` of its mass
+    (:func:`counts_for_mass`), so a layer whose posterior is spread over many channels keeps
+    many. Bisection over m (counts grow with m)."""
+    def counts(m: float) -> dict[str, int]:
+        return feasible_counts(counts_for_mass(scores, m), links)
+
+    if macs_of(counts(1.0)) <= budget_macs:
+        return counts(1.0)
+    lo, hi = 1e-12, 1.0
+    if macs_of(counts(lo)) > budget_macs:
+        raise ValueError(f"MAC budget {budget_macs:,} is below the smallest possible network "
+                         f"({macs_of(counts(lo)):,} MACs with one channel in every switched layer); raise the budget")
+    for _ in range(50):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if macs_of(counts(mid)) <= budget_macs else (lo, mid)
+    return counts(lo)
+
+
 def counts_for_budget(
     net: nn.Module,
     scores: Mapping[str, torch.Tensor],

@@ -212,3 +212,16 @@ def test_trim_on_cuda():
     small = trim(net, keep, net.input_shape)
     assert next(small.parameters()).is_cuda and small.fc1.index.is_cuda
     assert small(torch.randn(2, 1, 28, 28, device="cuda")).shape == (2, 10)
+
+
+def test_mass_budget_keeps_the_same_share_of_every_layer():
+    scores = {"a": torch.tensor([0.7, 0.2, 0.05, 0.05]), "b": torch.full((10,), 0.1)}
+
+    def macs(counts):  # a toy cost: 10 per channel of a, 1 per channel of b
+        return 10 * counts["a"] + counts["b"]
+
+    counts = pdl.pruning.counts_for_mass_budget(scores, 28, macs)
+    assert counts == {"a": 2, "b": 8}  # share 0.8 (0.9 would need a: 3, b: 9 = 39)
+    assert pdl.pruning.counts_for_mass_budget(scores, 100, macs) == {"a": 4, "b": 10}
+    with pytest.raises(ValueError, match="below the smallest possible network"):
+        pdl.pruning.counts_for_mass_budget(scores, 5, macs)
