@@ -390,10 +390,11 @@ def plot(result: dict, path: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     table = aggregate(result["runs"])
     allocations = list(dict.fromkeys(a for _, a, _ in table))
-    fig, axes = plt.subplots(1, len(allocations), figsize=(7 * len(allocations), 5), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(allocations), figsize=(7 * len(allocations), 5), squeeze=False)
     for ax, allocation in zip(axes[0], allocations):
         methods = list(dict.fromkeys(m for m, a, _ in table if a == allocation))
         for m in methods:
@@ -408,10 +409,13 @@ def plot(result: dict, path: Path) -> Path:
             ax.annotate(p["method"], (p["macs"], p["error_pct"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
         ax.axhline(result["full"]["error_finetuned_pct"], color="gray", linewidth=0.8, label="full network")
         ax.set_xscale("log")
+        ax.set_yscale("log")
+        for axis_formatter in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter):
+            axis_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
         ax.set_xlabel("MACs (log; mean over seeds)")
         ax.set_title(f"{allocation}: {ALLOCATION_TITLE[allocation]}", fontsize=9)
         ax.legend(fontsize=7, ncol=2)
-    axes[0][0].set_ylabel("test error after fine-tuning (%)")
+    axes[0][0].set_ylabel("test error after fine-tuning (%, log)")
     fig.suptitle("LeNet-5-Caffe on MNIST (stars: supplement Table 1)")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
