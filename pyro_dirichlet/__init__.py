@@ -10,7 +10,8 @@ Public API (one screen):
 - pruning: ``parse_architecture``, ``counts_for_budget`` (``normalise_scores``), ``counts_for_mass``, ``keep_indices``,
   ``input_links``, ``feasible_counts``, ``trim``, ``save_pruned``, ``load_pruned``.
 - sites: ``InputSelect``, ``site_sizes`` (``"fc1:in"`` names a Linear layer's input features);
-  ``channel_groups`` (channels that go together, one switch each).
+  ``channel_groups`` (channels that go together, one switch each); ``DirichletImportance``
+  (posterior means as a Torch-Pruning importance).
 - counting: ``count_macs``, ``count_ops`` (MACs and the LeNet-5 tables' FLOPs), ``count_params``,
   ``mac_model`` (MACs of keep counts without trimming); training: ``TrainConfig``, ``train``, ``evaluate``;
   data: ``load_mnist``, ``load_cifar10``, ``data_root`` (``$PYRO_DIRICHLET_DATA``), ``FeatureDataset``; ``simulate``
@@ -21,6 +22,7 @@ from .data import DATA_ENV, ArrayDataset, DataNotFoundError, FeatureDataset, dat
 from .devices import resolve_device
 from .fit import FitConfig, fit_switches
 from .groups import ChannelGroup, channel_groups
+from .interop import DirichletImportance
 from .io import CheckpointError
 from .posterior import load_idata, posterior_idata, posterior_means, save_idata, summarize
 from .pruning import (
@@ -43,7 +45,7 @@ from .switches import MeanDirichlet, SwitchedNetwork, SwitchGuide, dirichlet_swi
 from .training import TrainConfig, evaluate, train
 
 __all__ = [
-    "ArrayDataset", "ChannelGroup", "CheckpointError", "CoupledLayersError", "DATA_ENV", "DataNotFoundError", "FeatureDataset", "FitConfig",
+    "ArrayDataset", "ChannelGroup", "CheckpointError", "DirichletImportance", "CoupledLayersError", "DATA_ENV", "DataNotFoundError", "FeatureDataset", "FitConfig",
     "InputSelect", "MeanDirichlet", "SwitchGuide", "SwitchedNetwork", "TrainConfig", "channel_groups", "count_macs", "count_ops", "count_params",
     "counts_for_budget", "counts_for_mass", "data_root", "dirichlet_switch", "evaluate", "feasible_counts", "fit_switches",
     "format_architecture", "input_links", "keep_indices", "mac_model", "load_idata", "load_cifar10", "load_mnist", "load_pruned", "normalise_scores",

@@ -14,5 +14,7 @@ def test_readme_example_runs(index, mnist_root, monkeypatch, capsys):
     printed = capsys.readouterr().out
     if "resnet18" in BLOCKS[index]:
         assert printed.splitlines()[0] == "12 64" and printed.splitlines()[-1] == "True"
+    if "DirichletImportance" in BLOCKS[index]:
+        assert printed.splitlines()[-1] == "True"
     if "5-8-45-15" in BLOCKS[index]:
         assert "'macs': 136825, 'paper_flops': 140242} 1988" in printed
