@@ -1,7 +1,8 @@
 """Switch posteriors as ArviZ ``InferenceData``.
 
-``posterior``: one variable per switched layer, ``(chain=1, draw, <layer>_channel)``, draws
-from ``Dir(phi_l)``. ``constant_data``: ``phi`` per layer with the same channel dimension,
+``posterior``: one variable per switched site, ``(chain=1, draw, <site>_channel)``, draws
+from the guide (any guide: :func:`posterior_idata`). ``constant_data``: ``phi`` per site
+(where the guide has one) with the same channel dimension,
 from which :func:`posterior_means` reads the exact means ``E_q[s_l] = phi_l / sum(phi_l)``
 (the draws' means agree with them within Monte-Carlo error).
 """
@@ -12,7 +13,9 @@ from pathlib import Path
 
 import arviz as az
 import numpy as np
+import pyro.distributions as dist
 import torch
+from pyro import poutine
 
 from .io import CheckpointError, atomic_write
 from .switches import SwitchGuide
@@ -22,25 +25,61 @@ def channel_dim(layer: str) -> str:
     return f"{layer}_channel"
 
 
-def posterior_idata(guide: SwitchGuide, num_draws: int = 1000, seed: int = 0) -> az.InferenceData:
-    """Draw ``num_draws`` switch vectors per layer from the fitted guide."""
+def posterior_idata(guide, num_draws: int = 1000, seed: int = 0, model_args: tuple = (),
+                    model_kwargs: dict | None = None) -> az.InferenceData:
+    """Draw ``num_draws`` switch vectors per site from a fitted guide, in one layout for any guide.
+
+    The library's :class:`SwitchGuide` draws from ``Dir(phi_l)``. Any other guide (a hand-written
+    one with ``Dirichlet`` sites, or one of Pyro's autoguides) is run ``num_draws`` times on
+    ``model_args`` / ``model_kwargs`` (what the model takes), and its switch sites are the
+    sample sites whose values lie on the simplex ``(K,)``. ``constant_data`` holds ``phi``
+    where the guide has one (a ``Dirichlet`` site's concentration); :func:`posterior_means`
+    uses it, else the draws' mean.
+    """
     posterior, phis, dims = {}, {}, {}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        for name in guide.names:
-            phi = guide.phi(name).detach().double().cpu()
-            posterior[name] = torch.distributions.Dirichlet(phi).sample((1, num_draws)).numpy()
-            phis[name] = phi.numpy()
-            dims[name] = [channel_dim(name)]
+        if isinstance(guide, SwitchGuide):
+            for name in guide.names:
+                phi = guide.phi(name).detach().double().cpu()
+                posterior[name] = torch.distributions.Dirichlet(phi).sample((1, num_draws)).numpy()
+                phis[name] = phi.numpy()
+        else:
+            draws: dict[str, list[torch.Tensor]] = {}
+            for _ in range(num_draws):
+                trace = poutine.trace(guide).get_trace(*model_args, **(model_kwargs or {}))
+                for name, site in trace.nodes.items():
+                    value = site.get("value")
+                    if site["type"] != "sample" or not _on_simplex(value):
+                        continue
+                    draws.setdefault(name, []).append(value.detach().double().cpu())
+                    if isinstance(site["fn"], dist.Dirichlet):
+                        phis[name] = site["fn"].concentration.detach().double().cpu().numpy()
+            if not draws:
+                raise ValueError("the guide has no switch sites (sample sites with values on the simplex, shape (K,))")
+            posterior = {name: torch.stack(values)[None].numpy() for name, values in draws.items()}
+    dims = {name: [channel_dim(name)] for name in posterior}
     return az.from_dict(posterior=posterior, constant_data=phis, dims=dims)
 
 
+def _on_simplex(value) -> bool:
+    if not isinstance(value, torch.Tensor) or value.dim() != 1 or value.numel() < 2:
+        return False
+    value = value.detach()
+    return bool((value >= 0).all()) and abs(float(value.sum()) - 1.0) < 1e-4
+
+
 def posterior_means(idata: az.InferenceData) -> dict[str, torch.Tensor]:
-    """``{layer: E_q[s] (K,)}`` from the ``phi`` stored in ``idata.constant_data``."""
+    """``{site: E_q[s] (K,)}``: exact ``phi / sum(phi)`` where ``idata.constant_data`` holds phi,
+    else the mean of the posterior draws."""
     means = {}
-    for name, phi in idata.constant_data.data_vars.items():
-        phi = torch.as_tensor(np.asarray(phi.values), dtype=torch.float64)
-        means[name] = phi / phi.sum()
+    phis = idata.constant_data.data_vars if "constant_data" in idata.groups() else {}
+    for name, draws in idata.posterior.data_vars.items():
+        if name in phis:
+            phi = torch.as_tensor(np.asarray(phis[name].values), dtype=torch.float64)
+            means[name] = phi / phi.sum()
+        else:
+            means[name] = torch.as_tensor(np.asarray(draws.values), dtype=torch.float64).mean((0, 1))
     return means
 
 

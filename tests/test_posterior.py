@@ -44,3 +44,43 @@ def test_netcdf_round_trip(guide, tmp_path):
     (tmp_path / "bad.nc").write_bytes(b"not netcdf")
     with pytest.raises(CheckpointError, match="corrupt"):
         load_idata(tmp_path / "bad.nc")
+
+
+def test_any_guide_gives_the_same_layout(bn_net):
+    """A hand-written guide with Dirichlet sites and Pyro's AutoNormal, fitted on a switched
+    network: one variable per switch site with a named channel dimension, phi where it exists."""
+    import pyro
+    import pyro.distributions as dist
+    from pyro.infer import SVI, Trace_ELBO
+    from pyro.infer.autoguide import AutoNormal
+
+    import pyro_dirichlet as pdl
+
+    switched = pdl.SwitchedNetwork(bn_net, ["conv1", "fc1"], alpha0=0.5)
+    x, y = torch.randn(8, *bn_net.input_shape), torch.randint(0, 3, (8,))
+
+    def handwritten(x, y=None, **kwargs):
+        for name, k in switched.sizes.items():
+            phi = pyro.param(f"phi_{name}", torch.linspace(1.0, 4.0, k), constraint=dist.constraints.positive)
+            pyro.sample(name, dist.Dirichlet(phi))
+
+    pyro.clear_param_store()
+    idata = posterior_idata(handwritten, num_draws=300, model_args=(x, y))
+    assert set(idata.posterior.data_vars) == {"conv1", "fc1"}
+    assert idata.posterior["conv1"].dims == ("chain", "draw", "conv1_channel")
+    phi = pyro.param("phi_fc1").detach().double()
+    assert torch.allclose(posterior_means(idata)["fc1"], phi / phi.sum())
+
+    pyro.clear_param_store()
+    auto = AutoNormal(switched.model)
+    svi = SVI(switched.model, auto, pyro.optim.Adam({"lr": 0.01}), Trace_ELBO())
+    for _ in range(3):
+        svi.step(x, y)
+    idata = posterior_idata(auto, num_draws=200, model_args=(x, y))
+    assert set(idata.posterior.data_vars) == {"conv1", "fc1"}
+    assert idata.posterior["fc1"].shape == (1, 200, switched.sizes["fc1"])
+    assert "constant_data" not in idata.groups() or "fc1" not in idata.constant_data
+    means = posterior_means(idata)
+    assert torch.allclose(means["conv1"].sum(), torch.tensor(1.0, dtype=torch.float64))
+    with pytest.raises(ValueError, match="no switch sites"):
+        posterior_idata(lambda: None, num_draws=2)
