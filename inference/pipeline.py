@@ -212,6 +212,7 @@ def fit(cfg: PipelineConfig, net: nn.Module, train: pdl.ArrayDataset):
     save_text(pdl.summarize(idata).to_csv(), folder / "summary.csv")
     save_json({**cfg.fit_settings, "history": history, "fit_seconds": sum(h["seconds"] for h in history)},
               folder / "fit.json")
+    pdl.posterior.plot_forests(idata, folder)
     pdl.save_idata(idata, folder / "posterior.nc")
     return idata
 

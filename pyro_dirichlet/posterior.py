@@ -83,6 +83,31 @@ def posterior_means(idata: az.InferenceData) -> dict[str, torch.Tensor]:
     return means
 
 
+def plot_forests(idata: az.InferenceData, folder: str | os.PathLike, top: int = 40) -> list[Path]:
+    """One ArviZ forest plot per switch site, ``forest-<site>.png`` in ``folder`` (``:`` in a
+    site name becomes ``-``): the ``top`` channels by posterior mean (all if fewer), highest
+    first, with 94% HDIs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    means = posterior_means(idata)
+    paths = []
+    for name, mean in means.items():
+        order = torch.argsort(mean, descending=True)[:top].tolist()
+        axes = az.plot_forest(idata, var_names=[name], coords={channel_dim(name): order}, combined=True,
+                              hdi_prob=0.94, figsize=(6, 1.2 + 0.22 * len(order)))
+        shown = f"top {len(order)} of {len(mean)}" if len(order) < len(mean) else f"all {len(mean)}"
+        axes[0].set_title(f"{name}: switch posterior, {shown} channels by mean (94% HDI)", fontsize=9)
+        path = Path(folder) / f"forest-{name.replace(':', '-')}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, lambda tmp: axes[0].figure.savefig(tmp, dpi=90, format="png", bbox_inches="tight"))
+        plt.close(axes[0].figure)
+        paths.append(path)
+    return paths
+
+
 def summarize(idata: az.InferenceData, hdi_prob: float = 0.94):
     """``az.summary`` (mean, sd, HDI; unrounded) of every switch, one row per ``layer[channel]``."""
     return az.summary(idata, kind="stats", hdi_prob=hdi_prob, round_to="none")

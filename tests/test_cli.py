@@ -76,6 +76,8 @@ def test_pipeline_on_real_mnist(small_run, mnist_root, capsys):
     test = load_mnist(mnist_root, train=False).subset(1000)
     assert evaluate(net, test) == pytest.approx(result["error_pct"])
     assert only(run_dir, "pretrained-*/fit-mean-layerwise-*/posterior.nc").stat().st_size > 0
+    forests = sorted(p.name for p in only(run_dir, "pretrained-*/fit-mean-layerwise-*").glob("forest-*.png"))
+    assert forests == ["forest-conv1.png", "forest-conv2.png", "forest-fc1-in.png", "forest-fc1.png"]
 
 
 def test_budget_and_mass_targets_reuse_the_run(small_run, capsys):
