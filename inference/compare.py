@@ -114,8 +114,10 @@ def uniform_counts(net: nn.Module, budget: int, links: pdl.pruning.Links) -> dic
     def counts(f: float) -> dict[str, int]:
         return pdl.feasible_counts({name: max(1, round(f * k)) for name, k in sizes.items()}, links)
 
+    macs_of = pdl.mac_model(net, list(sizes))
+
     def macs(f: float) -> int:
-        return pdl.count_macs(build_model(net.zoo_name, list(counts(f).values())), net.input_shape)
+        return macs_of(counts(f))
 
     if macs(0.0) > budget:
         raise ValueError(f"budget {budget} MACs is below the smallest network ({macs(0.0)} MACs, one channel a layer)")
@@ -175,17 +177,9 @@ def method_scores(cfg: CompareConfig, method: str, seed: int, net: nn.Module, tr
     return scores, work
 
 
-def zoo_macs(net: nn.Module):
-    """``macs(counts)``: the MACs of the zoo network built at those widths (no trimming)."""
-    def macs_of(counts: dict[str, int]) -> int:
-        return pdl.count_macs(build_model(net.zoo_name, list(counts.values())), net.input_shape)
-
-    return macs_of
-
-
 def own_counts(net: nn.Module, scores: dict, budget: int, links: pdl.pruning.Links, method: str) -> dict[str, int]:
     """Per-site counts from ``method``'s own global ranking (``NORMALISATION``) under ``budget``."""
-    return pdl.counts_for_budget(net, scores, budget, net.input_shape, zoo_macs(net), links, NORMALISATION[method])
+    return pdl.counts_for_budget(net, scores, budget, net.input_shape, links=links, normalisation=NORMALISATION[method])
 
 
 def prune_and_finetune(cfg: CompareConfig, net: nn.Module, scores: dict, counts: dict, links: pdl.pruning.Links,
@@ -228,7 +222,7 @@ class Harness:
             return budget_counts(self.net, budget, self.links)
         scores = self.scores(method, seed)[0]
         if allocation == "mass":
-            return pdl.pruning.counts_for_mass_budget(scores, budget, zoo_macs(self.net), self.links)
+            return pdl.pruning.counts_for_mass_budget(scores, budget, pdl.mac_model(self.net, list(scores)), self.links)
         return own_counts(self.net, scores, budget, self.links, method)
 
     def run(self, method: str, allocation: str, budget: int, seed: int) -> dict:
