@@ -3,9 +3,11 @@
 Public API (one screen):
 
 - switches: ``SwitchedNetwork(net, layers, alpha0)`` (``.model(x, y, ...)`` is the Pyro model),
-  ``SwitchGuide`` (``estimator="mc" | "mean"``), ``dirichlet_switch`` (primitive for your own
-  model), ``MeanDirichlet``.
-- fitting: ``FitConfig``, ``fit_switches``.
+  ``SwitchGuide`` (``Dir(phi)`` per site), ``dirichlet_switch`` (primitive for your own model).
+- estimators: ``switch_elbo("mean" | "mc", S)`` (the ELBO owns the estimator: ``MeanSwitchELBO``
+  fits the guide's mean, ``MeanDirichlet``).
+- fitting: ``FitConfig``, ``fit_switches`` (a ``SwitchedNetwork`` or your own Pyro model);
+  your own model: ``unfold_particles`` (logits for the data plate), ``switch_layers`` (site -> layer).
 - posterior: ``posterior_idata``, ``posterior_means``, ``summarize``, ``save_idata``, ``load_idata``.
 - pruning: ``parse_architecture``, ``counts_for_budget`` (``normalise_scores``), ``counts_for_mass``, ``keep_indices``,
   ``input_links``, ``feasible_counts``, ``trim``, ``save_pruned``, ``load_pruned``.
@@ -20,6 +22,7 @@ Public API (one screen):
 from .counting import count_macs, count_ops, count_params, mac_model
 from .data import DATA_ENV, ArrayDataset, DataNotFoundError, FeatureDataset, data_root, load_cifar10, load_mnist
 from .devices import resolve_device
+from .estimators import MeanDirichlet, MeanSwitchELBO, switch_elbo
 from .fit import FitConfig, fit_switches
 from .groups import ChannelGroup, channel_groups
 from .interop import DirichletImportance
@@ -41,15 +44,17 @@ from .pruning import (
 )
 from .sites import InputSelect, site_sizes
 from .simulate import SyntheticProblem, simulate
-from .switches import MeanDirichlet, SwitchedNetwork, SwitchGuide, dirichlet_switch, scale_channels, switch_factor
+from .switches import SwitchedNetwork, SwitchGuide, dirichlet_switch, scale_channels, switch_factor
 from .training import TrainConfig, evaluate, train
+from .user_model import switch_layers, unfold_particles
 
 __all__ = [
     "ArrayDataset", "ChannelGroup", "CheckpointError", "DirichletImportance", "CoupledLayersError", "DATA_ENV", "DataNotFoundError", "FeatureDataset", "FitConfig",
-    "InputSelect", "MeanDirichlet", "SwitchGuide", "SwitchedNetwork", "TrainConfig", "channel_groups", "count_macs", "count_ops", "count_params",
+    "InputSelect", "MeanDirichlet", "MeanSwitchELBO", "SwitchGuide", "SwitchedNetwork", "TrainConfig", "channel_groups", "count_macs", "count_ops", "count_params",
     "counts_for_budget", "counts_for_mass", "data_root", "dirichlet_switch", "evaluate", "feasible_counts", "fit_switches",
     "format_architecture", "input_links", "keep_indices", "mac_model", "load_idata", "load_cifar10", "load_mnist", "load_pruned", "normalise_scores",
     "parse_architecture",
     "posterior_idata", "posterior_means", "resolve_device", "save_idata", "save_pruned", "scale_channels", "switch_factor",
-    "simulate", "site_sizes", "summarize", "SyntheticProblem", "train", "trim",
+    "simulate", "site_sizes", "summarize", "switch_elbo", "switch_layers", "SyntheticProblem", "train", "trim",
+    "unfold_particles",
 ]

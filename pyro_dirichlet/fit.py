@@ -4,10 +4,9 @@ ELBO (per data set, minibatch likelihood scaled by N/B by the data plate)::
 
     L(phi) = sum_i E_q[log p(y_i | x_i, s)] - beta * sum_l KL(Dir(phi_l) || Dir(alpha0 1))
 
-- ``estimator="mc"``: ``Trace_ELBO(num_particles=S, vectorize_particles=True)``; the S draws
-  are one batched forward pass. The KL enters as the sampled ``log p(s) - log q(s)``.
-- ``estimator="mean"``: ``TraceMeanField_ELBO``; ``E_q[log p(y|x,s)]`` is replaced by
-  ``log p(y | x, E_q[s])`` and the KL is analytic.
+The estimator (``"mc"`` with S particles, or ``"mean"``) is the ELBO's:
+:func:`.estimators.switch_elbo`. The model is a :class:`.SwitchedNetwork` or any Pyro model
+with Dirichlet switch sites (:mod:`.user_model`); both are fitted by the same loop.
 
 ``beta`` rises linearly to ``kl_weight`` (default 1, the ELBO) over ``anneal_epochs`` epochs
 (step t of T: ``kl_weight * (t+1)/T``; Pyro needs scale > 0), then stays there;
@@ -25,18 +24,22 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass
+from collections.abc import Callable
 from pathlib import Path
 
 import pyro
 import torch
-from pyro.infer import SVI, Trace_ELBO, TraceMeanField_ELBO
+from pyro.infer import SVI
 from tqdm.auto import tqdm
 
 from . import distributed
 from .data import ArrayDataset
 from .io import CheckpointError, load_torch, save_torch
-from .switches import ESTIMATORS, SwitchedNetwork, SwitchGuide
+from .data import check_labels
+from .estimators import ESTIMATORS, switch_elbo
+from .switches import SwitchedNetwork, SwitchGuide
 from .training import check_data
+from .user_model import UserModel
 
 MODES = ("joint", "layerwise")
 
@@ -70,33 +73,38 @@ def epoch_seed(seed: int, stage: int, epoch: int) -> int:
     return (seed * 1_000_003 + stage) * 1_000_003 + epoch
 
 
-def make_elbo(cfg: FitConfig):
-    if cfg.estimator == "mc":
-        return Trace_ELBO(num_particles=cfg.num_samples, vectorize_particles=True, max_plate_nesting=1)
-    return TraceMeanField_ELBO(num_particles=1, max_plate_nesting=1)
-
-
 def fit_switches(
-    switched: SwitchedNetwork,
+    model: SwitchedNetwork | Callable,
     data: ArrayDataset,
     cfg: FitConfig,
     checkpoint: str | Path | None = None,
     progress: bool = True,
 ) -> tuple[SwitchGuide, list[dict]]:
-    """Fit ``q(s) = prod_l Dir(phi_l)`` for the switched network on ``data``.
+    """Fit ``q(s) = prod_l Dir(phi_l)`` for the switches of ``model`` on ``data``.
 
-    Returns the fitted guide and a history of ``{"stage", "epoch", "loss", "seconds"}`` (and
-    ``"temperature"`` when the model fits one) with ``loss`` the mean negative ELBO per step. Clears Pyro's global parameter store first.
+    ``model``: a :class:`.SwitchedNetwork`, or a Pyro model of your own called as
+    ``model(x, y, idx=, num_data=)`` per minibatch (:mod:`.user_model`: its switch sites are
+    found from a trace). Returns the fitted guide and a history of ``{"stage", "epoch", "loss",
+    "seconds"}`` (and ``"temperature"`` when the model fits one) with ``loss`` the mean negative
+    ELBO per step. Clears Pyro's global parameter store first.
     """
     device = data.device
-    check_data(switched.net, data)
-    guide = SwitchGuide(switched.sizes, cfg.estimator, cfg.init_concentration, switched.temperature).to(device)
+    if isinstance(model, SwitchedNetwork):
+        check_data(model.net, data)
+        switched, about = model, {"alpha0": model.alpha0, "form": [model.form, model.steepness],
+                                  "temperature": model.temperature}
+    else:
+        if len(data) == 0:
+            check_labels(data, 1)
+        x, y, _ = next(iter(data.batches(min(2, len(data)))))
+        switched = UserModel(model, x, y, len(data))
+        about = {"model": switched.name, "sizes": switched.sizes}
+    guide = SwitchGuide(switched.sizes, cfg.init_concentration, switched.temperature).to(device)
     stages = [switched.layers] if cfg.mode == "joint" else [[name] for name in switched.layers]
-    identity = {"config": asdict(cfg), "layers": switched.layers, "alpha0": switched.alpha0, "num_data": len(data),
-                "form": [switched.form, switched.steepness], "temperature": switched.temperature}
+    identity = {"config": asdict(cfg), "layers": switched.layers, "num_data": len(data), **about}
     pyro.clear_param_store()
     optim = pyro.optim.Adam({"lr": cfg.lr})
-    svi = SVI(switched.model, guide, optim, loss=make_elbo(cfg))
+    svi = SVI(switched.model, guide, optim, loss=switch_elbo(cfg.estimator, cfg.num_samples))
     history: list[dict] = []
     done = (0, 0)  # (stage, epochs completed in it)
     if checkpoint is not None and Path(checkpoint).exists():

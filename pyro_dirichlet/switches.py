@@ -20,6 +20,7 @@ so the ``(P, B, K)`` scaled activations are never formed.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Sequence
 
@@ -33,7 +34,6 @@ from .frozen import frozen
 from .groups import channel_groups, default_example, resolve_layers
 from .sites import check_sites, is_input_site, layer_module, site_layer, site_width
 
-ESTIMATORS = ("mean", "mc")
 FORMS = ("Ks", "s", "gate", "bn")
 BN_EPS = 1e-5
 TEMPERATURE_SITE = "log_temperature"
@@ -76,7 +76,8 @@ def scale_channels(x: torch.Tensor, s: torch.Tensor, data_batch: int | None = No
     switch acts through the saturating ``s / sqrt(s^2 + eps / var_h)``.
 
     x: ``(B, K, *rest)`` or already folded ``(P * B, K, *rest)``; s: ``(..., K)`` with P
-    particles; data_batch: B (defaults to ``x.shape[0]``). Returns ``(P * B, K, *rest)``.
+    particles, or one value ``(K,)`` for every particle of a folded x; data_batch: B (defaults
+    to ``x.shape[0]``). Returns ``(P * B, K, *rest)``.
     """
     K = s.shape[-1]
     if x.dim() < 2 or x.shape[1] != K:
@@ -86,8 +87,8 @@ def scale_channels(x: torch.Tensor, s: torch.Tensor, data_batch: int | None = No
     B = x.shape[0] if data_batch is None else data_batch
     if x.shape[0] == B:
         folded = x.unsqueeze(0)
-    elif x.shape[0] == P * B:
-        folded = x.reshape(P, B, *x.shape[1:])
+    elif x.shape[0] % B == 0 and P in (1, x.shape[0] // B):  # one switch value scales every particle alike
+        folded = x.reshape(-1, B, *x.shape[1:])
     else:
         raise ValueError(f"batch {x.shape[0]} is neither the data batch {B} nor {P} particles x {B}")
     shape = (P, 1, K, *([1] * (x.dim() - 2)))
@@ -99,7 +100,7 @@ def scale_channels(x: torch.Tensor, s: torch.Tensor, data_batch: int | None = No
         out = (scaled - mean_s) * torch.sqrt((var_h + BN_EPS) / (var_s + BN_EPS)) + mean_h
     else:
         out = folded * switch_factor(s, form, steepness).to(x.dtype).reshape(shape)
-    return out.reshape(P * folded.shape[1], *x.shape[1:])
+    return out.reshape(-1, *x.shape[1:])
 
 
 def scaled_linear(linear: nn.Linear, u: torch.Tensor, s: torch.Tensor, data_batch: int, form: str = "Ks",
@@ -123,9 +124,29 @@ def scaled_linear(linear: nn.Linear, u: torch.Tensor, s: torch.Tensor, data_batc
     return out.reshape(P * B, -1)
 
 
+_recorded: list[tuple[str, torch.Tensor]] | None = None  # see recording_switches
+
+
+@contextlib.contextmanager
+def recording_switches():
+    """Within the block, each :func:`dirichlet_switch` call appends ``(site, x)`` to the yielded list."""
+    global _recorded
+    outer, _recorded = _recorded, []
+    try:
+        yield _recorded
+    finally:
+        _recorded = outer
+
+
 def dirichlet_switch(name: str, x: torch.Tensor, alpha0: float = 1.0, data_batch: int | None = None) -> torch.Tensor:
     """Pyro primitive for a user's own model: sample ``s ~ Dir(alpha0 * 1_K)`` at site
-    ``name`` (K = ``x.shape[1]``) and return ``scale_channels(x, s, data_batch)``."""
+    ``name`` (K = ``x.shape[1]``) and return ``scale_channels(x, s, data_batch)``.
+
+    x: ``(B, K, ...)``, or ``(P * B, K, ...)`` after an earlier switch (then pass ``data_batch=B``).
+    Returns ``(P * B, K, ...)``, particle-major; :func:`.user_model.unfold_particles` shapes
+    the logits for the data plate. The uniform switch ``1/K`` leaves x unchanged."""
+    if _recorded is not None:
+        _recorded.append((name, x))
     K = x.shape[1]
     concentration = torch.full((K,), check_alpha0(alpha0), dtype=x.dtype, device=x.device)
     s = pyro.sample(name, dist.Dirichlet(concentration))
@@ -313,35 +334,23 @@ class SwitchedNetwork:
             return pyro.sample("y", y_dist, obs=y)
 
 
-class MeanDirichlet(dist.Dirichlet):
-    """``Dir(phi)`` whose ``rsample`` returns its mean ``phi / sum(phi)`` (the "mean" estimator).
-
-    Being a Dirichlet, ``kl_divergence(MeanDirichlet(phi), Dirichlet(alpha))`` is torch's
-    analytic Dirichlet KL, which ``TraceMeanField_ELBO`` uses.
-    """
-
-    def rsample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:
-        return self.mean.expand(self._extended_shape(sample_shape))
-
-
 class SwitchGuide(nn.Module):
-    """Variational posterior ``q(s_l) = Dir(phi_l)`` for each switched layer.
+    """Variational posterior ``q(s_l) = Dir(phi_l)`` for each switch site ``{name: K_l}``.
 
     ``phi_l = exp(log_phi_l)`` (positive by construction), initialised to
     ``init_concentration * 1_K``: the uniform mean, so fitting starts from the trained
-    network's function. ``estimator="mc"`` draws reparameterised samples (implicit Gamma
-    gradients); ``"mean"`` uses the mean, see :class:`MeanDirichlet`. ``temperature``: a point
-    estimate (``Delta``) of the model's log logit temperature, trained in every stage.
+    network's function. The estimator is the ELBO's (:func:`.estimators.switch_elbo`): a
+    ``Trace_ELBO`` draws from ``Dir(phi)``, :class:`.MeanSwitchELBO` uses its mean. It ignores
+    the model's arguments; ``layers`` and ``beta`` (the KL weight) are keywords.
+    ``temperature``: a point estimate (``Delta``) of the model's log logit temperature, trained in
+    every stage.
     """
 
-    def __init__(self, sizes: dict[str, int], estimator: str = "mean", init_concentration: float = 10.0,
-                 temperature: bool = False):
+    def __init__(self, sizes: dict[str, int], init_concentration: float = 10.0, temperature: bool = False):
         super().__init__()
-        if estimator not in ESTIMATORS:
-            raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
-        if not init_concentration > 0:
-            raise ValueError(f"init_concentration must be positive, got {init_concentration!r}")
-        self.estimator = estimator
+        if not isinstance(init_concentration, (int, float)) or not init_concentration > 0:
+            raise ValueError(f"init_concentration must be a positive number, got {init_concentration!r} "
+                             "(the estimator is chosen by the ELBO: pyro_dirichlet.switch_elbo)")
         self.names = list(sizes)
         self.log_phi = nn.ParameterList(
             [nn.Parameter(torch.full((k,), math.log(init_concentration))) for k in sizes.values()]
@@ -360,11 +369,10 @@ class SwitchGuide(nn.Module):
         for name, p in zip(self.names, self.log_phi):
             p.requires_grad_(name in layers)
 
-    def forward(self, x=None, y=None, idx=None, num_data=None, layers: Sequence[str] | None = None, beta: float = 1.0):
+    def forward(self, *model_args, layers: Sequence[str] | None = None, beta: float = 1.0, **model_kwargs):
         pyro.module("switch_guide", self)
-        family = MeanDirichlet if self.estimator == "mean" else dist.Dirichlet
         with poutine.scale(scale=beta):
             for name in layers or self.names:
-                pyro.sample(name, family(self.phi(name)))
+                pyro.sample(name, dist.Dirichlet(self.phi(name)))
         if self.log_temperature is not None:  # after the switches, in the model's order
             pyro.sample(TEMPERATURE_SITE, dist.Delta(self.log_temperature))

@@ -6,7 +6,6 @@ initial guide, the fitted switch concentrations, and the state of a network trai
 import sys
 
 import torch
-from pyro.infer import TraceMeanField_ELBO
 
 import pyro_dirichlet as pdl
 from pyro_dirichlet import distributed
@@ -24,8 +23,8 @@ def main(out: str) -> None:
     data = problem.data
     gen = torch.Generator().manual_seed(epoch_seed(0, 0, 0) + 1)  # fit_switches' first shuffling generator
     x, y, idx = next(data.batches(BATCH, shuffle=True, generator=gen, shard=distributed.shard()))
-    first_loss = TraceMeanField_ELBO(max_plate_nesting=1).loss(
-        switched.model, pdl.SwitchGuide(switched.sizes, "mean"), x, y, idx=idx, num_data=len(data))
+    first_loss = pdl.MeanSwitchELBO(max_plate_nesting=1).loss(
+        switched.model, pdl.SwitchGuide(switched.sizes), x, y, idx=idx, num_data=len(data))
     cfg = pdl.FitConfig(estimator="mean", epochs=3, batch_size=BATCH, anneal_epochs=0)
     guide, history = pdl.fit_switches(switched, data, cfg, progress=False)
     torch.manual_seed(0)

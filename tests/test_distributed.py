@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from pyro.infer import TraceMeanField_ELBO
 
 import pyro_dirichlet as pdl
 from pyro_dirichlet.simulate import simulate
@@ -24,7 +23,7 @@ def two_ranks(tmp_path_factory):
 
 def full_data_loss(problem, switched, guide):
     n = len(problem.data)
-    return TraceMeanField_ELBO(max_plate_nesting=1).loss(
+    return pdl.MeanSwitchELBO(max_plate_nesting=1).loss(
         switched.model, guide, problem.data.features, problem.data.labels, idx=torch.arange(n), num_data=n)
 
 
@@ -41,17 +40,17 @@ def test_elbo_matches_a_single_process_run(two_ranks):
     switched = pdl.SwitchedNetwork(problem.net, ["hidden0"], 0.1, likelihood="bernoulli")
     # the mean of the ranks' minibatch losses is the single-process loss of the union batch (global N scaling)
     union = torch.cat([r["first_idx"] for r in two_ranks])
-    single = TraceMeanField_ELBO(max_plate_nesting=1).loss(
-        switched.model, pdl.SwitchGuide(switched.sizes, "mean"), problem.data.features[union],
+    single = pdl.MeanSwitchELBO(max_plate_nesting=1).loss(
+        switched.model, pdl.SwitchGuide(switched.sizes), problem.data.features[union],
         problem.data.labels[union], idx=union, num_data=len(problem.data))
     assert sum(r["first_loss"] for r in two_ranks) / 2 == pytest.approx(single, rel=1e-6)
     # after fitting: the same objective value as one process with the union batch size
     guide, _ = pdl.fit_switches(switched, problem.data, pdl.FitConfig(estimator="mean", epochs=3, batch_size=40,
                                                                       anneal_epochs=0), progress=False)
-    ddp_guide = pdl.SwitchGuide(switched.sizes, "mean")
+    ddp_guide = pdl.SwitchGuide(switched.sizes)
     with torch.no_grad():
         ddp_guide.log_phi[0].copy_(two_ranks[0]["phi"].log())
-    initial = full_data_loss(problem, switched, pdl.SwitchGuide(switched.sizes, "mean"))
+    initial = full_data_loss(problem, switched, pdl.SwitchGuide(switched.sizes))
     fitted_single, fitted_ddp = full_data_loss(problem, switched, guide), full_data_loss(problem, switched, ddp_guide)
     assert fitted_ddp == pytest.approx(fitted_single, rel=0.01)
     assert initial - fitted_ddp > 10 * abs(fitted_ddp - fitted_single)  # both fits moved far, and to the same place

@@ -4,9 +4,9 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
+from pyro.infer import Trace_ELBO
 
-from pyro_dirichlet import SwitchedNetwork, SwitchGuide
+from pyro_dirichlet import MeanSwitchELBO, SwitchedNetwork, SwitchGuide
 from pyro_dirichlet.models import MLP
 
 
@@ -22,7 +22,7 @@ def problem():
     torch.manual_seed(0)
     net = MLP(in_features=6, widths=(5, 4), num_classes=3).double().eval()
     switched = SwitchedNetwork(net, net.prunable_layers, alpha0=0.6)
-    guide = SwitchGuide(switched.sizes, "mean").double()
+    guide = SwitchGuide(switched.sizes).double()
     with torch.no_grad():
         for p in guide.log_phi:
             p.uniform_(-0.5, 1.5)  # non-uniform phi: the mean switch changes the function
@@ -40,21 +40,20 @@ def log_lik(switched, x, y, switches):
 
 def test_mean_objective_is_scaled_log_likelihood_at_mean_minus_kl(problem):
     switched, guide, x, y, idx, N = problem
-    loss = TraceMeanField_ELBO(max_plate_nesting=1).differentiable_loss(
+    loss = MeanSwitchELBO(max_plate_nesting=1).differentiable_loss(
         switched.model, guide, x, y, idx=idx, num_data=N)
     means = {name: guide.phi(name) / guide.phi(name).sum() for name in guide.names}
     kl = sum(kl_dirichlet_by_hand(guide.phi(n), torch.full_like(guide.phi(n), 0.6)) for n in guide.names)
     elbo = N / x.shape[0] * log_lik(switched, x, y, means).squeeze() - kl
     assert loss.item() == pytest.approx(-elbo.item(), rel=1e-10)
     # beta scales only the KL
-    half = TraceMeanField_ELBO(max_plate_nesting=1).differentiable_loss(
+    half = MeanSwitchELBO(max_plate_nesting=1).differentiable_loss(
         switched.model, guide, x, y, idx=idx, num_data=N, beta=0.5)
     assert half.item() == pytest.approx(-(elbo + 0.5 * kl).item(), rel=1e-10)
 
 
 def test_mc_objective_matches_plain_torch_monte_carlo(problem):
     switched, guide, x, y, idx, N = problem
-    guide.estimator = "mc"
     S = 4000
     torch.manual_seed(1)
     pyro_estimate = -Trace_ELBO(num_particles=S, vectorize_particles=True, max_plate_nesting=1).loss(
@@ -83,7 +82,6 @@ def test_mc_objective_matches_plain_torch_monte_carlo(problem):
 
 def test_mc_gradients_flow_to_phi(problem):
     switched, guide, x, y, idx, N = problem
-    guide.estimator = "mc"
     loss = Trace_ELBO(num_particles=8, vectorize_particles=True, max_plate_nesting=1).differentiable_loss(
         switched.model, guide, x, y, idx=idx, num_data=N)
     loss.backward()

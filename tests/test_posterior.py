@@ -7,7 +7,7 @@ from pyro_dirichlet import CheckpointError, SwitchGuide, load_idata, posterior_i
 
 @pytest.fixture
 def guide():
-    g = SwitchGuide({"conv1": 4, "fc.1": 6}, "mean")
+    g = SwitchGuide({"conv1": 4, "fc.1": 6})
     with torch.no_grad():
         g.log_phi[0].copy_(torch.tensor([3.0, 1.0, 0.0, -1.0]))
         g.log_phi[1].uniform_(0, 2)
