@@ -11,8 +11,8 @@ that changes a result), so a re-run resumes. Allocations of each MAC budget:
   in every site, fc1's input features clamped to 1..16 per kept conv2 filter) that fits.
   Only *which* channels are kept comes from each method, so this measures the rankings.
 - ``own``: each method's scores ranked across layers (:func:`pyro_dirichlet.counts_for_budget`)
-  after the normalisation its paper uses (``NORMALISATION``), so the method also chooses
-  how many channels each layer keeps.
+  after the normalisation its paper uses (its criterion's ``normalisation``,
+  :mod:`pyro_dirichlet.criteria`), so the method also chooses how many channels each layer keeps.
 - ``mass`` (Dirichlet methods only): every layer keeps its top channels holding the same
   share of its posterior mass, the largest share that fits
   (:func:`pyro_dirichlet.pruning.counts_for_mass_budget`): the posterior's own allocation,
@@ -50,23 +50,10 @@ from . import pipeline
 
 DIRICHLET = {"dirichlet-mean": ("mean", "layerwise"), "dirichlet-mc": ("mc", "layerwise"),
              "dirichlet-joint": ("mean", "joint")}
-METHODS = (*criteria.CRITERIA, *DIRICHLET)
+METHODS = (*(name for name in criteria.CRITERIA if name != "dirichlet"), *DIRICHLET)
 BUDGETS = (1_000_000, 500_000, 300_000, 200_000, 136_825, 105_000)
 PAPER_ARCH = {136_825: "5-8-45-15"}
 ALLOCATIONS = ("same", "own", "mass")
-# How each method's scores are made comparable across layers for the "own" allocation
-# (pyro_dirichlet.normalise_scores):
-# - l1, l2, data-free: "mean" (Torch-Pruning's default for norm importance). Li et al. (2017)
-#   and Srinivas & Babu (2015) choose each layer's rate by hand / sensitivity, not by a
-#   global ranking, so theirs cannot be used as stated.
-# - taylor: "l2", the layer-wise L2 normalisation of Molchanov et al. (2017).
-# - fisher: "none". Theis et al. (2018) rank the raw Fisher signal (an estimate of the loss
-#   increase) across layers (their FLOP penalty is left out: the budget plays its part).
-# - group-lasso: "none". Wen et al. (2016) zero the groups whose norm falls below one threshold.
-# - random: "none" (uniform scores, one global random order).
-# - dirichlet-*: "mean", i.e. K_l E[s_lk], as the pipeline's --budget-macs.
-NORMALISATION = {"l1": "mean", "l2": "mean", "data-free": "mean", "taylor": "l2", "fisher": "none",
-                 "group-lasso": "none", "random": "none", **{m: "mean" for m in DIRICHLET}}
 
 # Supplement Table 1 (LeNet-5-Caffe on MNIST): method, architecture, error %, stated FLOPs.
 # Checked rows (GD, SBP, BC-GNJ, BC-GHS): architecture, error and FLOPs as stated in the
@@ -135,51 +122,53 @@ def budget_counts(net: nn.Module, budget: int, links: pdl.pruning.Links) -> dict
     return uniform_counts(net, budget, links)
 
 
+def criterion_of(cfg: CompareConfig, method: str, num_layers: int, checkpoint: Path | None = None
+                 ) -> criteria.Criterion:
+    """The registry's criterion for ``method`` with the comparison's settings."""
+    if method in DIRICHLET:
+        estimator, mode = DIRICHLET[method]
+        epochs = cfg.fit_epochs * (num_layers if mode == "joint" else 1)  # as many SVI steps as layerwise
+        fit_cfg = pdl.FitConfig(estimator=estimator, mode=mode, num_samples=cfg.mc_samples, epochs=epochs)
+        return criteria.Dirichlet(fit_cfg, cfg.alpha0, cfg.switch_form, checkpoint)
+    criterion = criteria.CRITERIA[method]
+    if method in ("taylor", "fisher"):
+        return replace(criterion, num_batches=cfg.score_batches)
+    if method == "group-lasso":
+        return replace(criterion, strength=cfg.group_lasso_strength, epochs=cfg.group_lasso_epochs)
+    return criterion
+
+
+def normalisation_of(method: str) -> str:
+    return criteria.CRITERIA["dirichlet" if method in DIRICHLET else method].normalisation
+
+
 def method_scores(cfg: CompareConfig, method: str, seed: int, net: nn.Module, train_data, folder: Path
-                  ) -> tuple[dict, nn.Module]:
-    """``(scores, network to prune)`` for one method and seed, cached in ``folder``."""
+                  ) -> criteria.ChannelScores:
+    """One method's scores for one seed (``.network``: the network to prune), cached in ``folder``."""
     layers = list(net.prunable_layers)
     cache = folder / f"{method}-s{seed}.pt"
+    criterion = criterion_of(cfg, method, len(layers), cache.with_suffix(".ckpt"))
     if cache.exists():
         state = load_torch(cache)
-        if state["net"] is None:
-            return state["scores"], net  # trim works on a copy
-        retrained = copy.deepcopy(net)
-        retrained.load_state_dict(state["net"])
-        return state["scores"], retrained
-    work = copy.deepcopy(net)
+        network = net  # trim works on a copy
+        if state["net"] is not None:
+            network = copy.deepcopy(net)
+            network.load_state_dict(state["net"])
+        return criteria.ChannelScores(state["scores"], criterion.normalisation, network)
     t0 = time.perf_counter()
-    if method in ("l1", "l2"):
-        scores = criteria.norm_scores(work, layers, p=int(method[1]))
-    elif method == "random":
-        scores = criteria.random_scores(work, layers, seed)
-    elif method in ("taylor", "fisher"):
-        scores = criteria.gradient_scores(work, layers, train_data, method, cfg.score_batches, seed=seed)
-    elif method == "data-free":
-        scores = criteria.data_free_scores(work, layers, net.input_shape)
-    elif method == "group-lasso":
-        train_cfg = pdl.TrainConfig(epochs=cfg.group_lasso_epochs, lr=1e-3, weight_decay=5e-4, seed=seed)
-        work = criteria.group_lasso_retrain(net, layers, train_data, train_cfg, cfg.group_lasso_strength)
-        scores = criteria.norm_scores(work, layers, p=2)
-    else:
-        estimator, mode = DIRICHLET[method]
-        epochs = cfg.fit_epochs * (len(layers) if mode == "joint" else 1)  # as many SVI steps as layerwise
-        fit_cfg = pdl.FitConfig(estimator=estimator, mode=mode, num_samples=cfg.mc_samples, epochs=epochs, seed=seed)
-        switched = pdl.SwitchedNetwork(work, layers, cfg.alpha0, form=cfg.switch_form)
-        guide, _ = pdl.fit_switches(switched, train_data, fit_cfg, checkpoint=cache.with_suffix(".ckpt"),
-                                    progress=False)
-        scores = {name: (guide.phi(name) / guide.phi(name).sum()).detach().cpu() for name in layers}
-        work = net
-    seconds = time.perf_counter() - t0
-    scores = {name: s.detach().float().cpu() for name, s in scores.items()}
-    save_torch({"scores": scores, "seconds": seconds,
-                "net": work.state_dict() if method == "group-lasso" else None}, cache)
-    return scores, work
+    scores = criterion(copy.deepcopy(net), layers, train_data, seed)
+    retrained = scores.network if method == "group-lasso" else None
+    save_torch({"scores": dict(scores), "seconds": time.perf_counter() - t0,
+                "net": None if retrained is None else retrained.state_dict()}, cache)
+    if retrained is None:
+        scores.network = net
+    return scores
 
 
-def own_counts(net: nn.Module, scores: dict, budget: int, links: pdl.pruning.Links, method: str) -> dict[str, int]:
-    """Per-site counts from ``method``'s own global ranking (``NORMALISATION``) under ``budget``."""
-    return pdl.counts_for_budget(net, scores, budget, net.input_shape, links=links, normalisation=NORMALISATION[method])
+def own_counts(net: nn.Module, scores: criteria.ChannelScores, budget: int, links: pdl.pruning.Links
+               ) -> dict[str, int]:
+    """Per-site counts from the method's own global ranking (its criterion's normalisation) under ``budget``."""
+    return pdl.counts_for_budget(net, scores, budget, net.input_shape, links=links)
 
 
 def prune_and_finetune(cfg: CompareConfig, net: nn.Module, scores: dict, counts: dict, links: pdl.pruning.Links,
@@ -209,9 +198,9 @@ class Harness:
             k: v for k, v in settings.items()
             if k not in ("run_dir", "methods", "budgets", "allocations", "seeds", "device", "data_root", "progress")})
         self.links = pdl.input_links(self.net, self.net.prunable_layers, self.net.input_shape)
-        self._scores: dict[tuple[str, int], tuple[dict, nn.Module]] = {}
+        self._scores: dict[tuple[str, int], criteria.ChannelScores] = {}
 
-    def scores(self, method: str, seed: int) -> tuple[dict, nn.Module]:
+    def scores(self, method: str, seed: int) -> criteria.ChannelScores:
         if (method, seed) not in self._scores:
             self._scores = {(method, seed): method_scores(self.cfg, method, seed, self.net, self.train_data,
                                                           self.scores_folder)}
@@ -220,18 +209,18 @@ class Harness:
     def counts(self, method: str, allocation: str, budget: int, seed: int) -> dict[str, int]:
         if allocation == "same":
             return budget_counts(self.net, budget, self.links)
-        scores = self.scores(method, seed)[0]
+        scores = self.scores(method, seed)
         if allocation == "mass":
             return pdl.pruning.counts_for_mass_budget(scores, budget, pdl.mac_model(self.net, list(scores)), self.links)
-        return own_counts(self.net, scores, budget, self.links, method)
+        return own_counts(self.net, scores, budget, self.links)
 
     def run(self, method: str, allocation: str, budget: int, seed: int) -> dict:
         """One pruned and fine-tuned network's record, computed once (``<folder>/runs``)."""
         record = self.folder / "runs" / f"{method}-{allocation}-{budget}-s{seed}.json"
         if not record.exists():
-            scores, prune_from = self.scores(method, seed)
+            scores = self.scores(method, seed)
             counts = self.counts(method, allocation, budget, seed)
-            result = prune_and_finetune(self.cfg, prune_from, scores, counts, self.links, seed, self.train_data,
+            result = prune_and_finetune(self.cfg, scores.network, scores, counts, self.links, seed, self.train_data,
                                         self.test_data)
             save_json({"method": method, "allocation": allocation, "budget_macs": budget, "seed": seed} | result,
                       record)
@@ -359,7 +348,7 @@ def markdown(result: dict) -> str:
                             heads, {m: [f"{c[kind][0]:.2f} ± {c[kind][1]:.2f}" for c in cell[m]] for m in methods})
         if allocation != "same":
             lines += _table("Architectures each method chose (seed 0) and mean MACs over seeds:", heads,
-                            {(f"{m} ({NORMALISATION[m]})" if allocation == "own" else m):
+                            {(f"{m} ({normalisation_of(m)})" if allocation == "own" else m):
                              [f"{c['architectures'][0]} ({c['macs'][0]:,.0f})" for c in cell[m]] for m in methods})
     lines += ["Supplement Table 1 points on LeNet-5-Caffe, recounted by this project's counter (paper FLOPs = MACs + "
               "one add per output bias element; stated FLOPs: see PAPER_POINTS):", "",

@@ -1,10 +1,18 @@
-"""Baseline channel-importance criteria: one score per channel of each switch site
-(higher = more important), consumed by the same ``keep_indices`` / ``trim`` as the
-Dirichlet posterior means. Sites are output channels (``"conv2"``) or a Linear layer's
-input features (``"fc1:in"``, :mod:`.sites`).
+"""Channel-importance criteria: one score per channel of each switch site (higher = more
+important), consumed by the same ``counts_for_budget`` / ``keep_indices`` / ``trim`` as the
+Dirichlet posterior means. Sites are output channels (``"conv2"``, a channel group: :mod:`.groups`)
+or a Linear layer's input features (``"fc1:in"``, :mod:`.sites`).
 
-- ``l1``, ``l2``: norm of the channel's weights (conv: the output filter ``W[k]``;
-  linear: the unit's incoming weights ``W[k, :]``; input feature j: the column ``W[:, j]``).
+One interface (:class:`Criterion`, after Torch-Pruning's ``Importance``): a callable
+``criterion(net, sites, data=None, seed=0) -> ChannelScores`` (``{site: (K,)}``), which also
+carries how its scores compare across layers (``normalisation``, read by ``counts_for_budget``)
+and the network they rank (``network``: group lasso's retrained copy). ``CRITERIA`` registers one
+of each: ``l1``, ``l2``, ``taylor``, ``fisher``, ``group-lasso``, ``data-free``, ``random`` and
+``dirichlet``.
+
+- ``l1``, ``l2``: norm of the channel's weights over every member of its channel group (conv:
+  the output filter ``W[k]``; linear: the unit's incoming weights ``W[k, :]``; input feature j:
+  the column ``W[:, j]``).
 - ``taylor`` (Molchanov et al. 2017): ``|mean_space(a * dL/da)|`` per example, averaged over
   examples; a = the layer's output after its BatchNorm if any (the switch point), or the
   layer's input for an input site; L the summed cross-entropy so ``dL/da_n`` is example
@@ -19,33 +27,51 @@ input features (``"fc1:in"``, :mod:`.sites`).
   feature j: ``<a_j^2>`` from its column ``W[:, j]``, times the distance term of the
   producer channel it comes from (1 when the features are the network's input).
 - ``random``: uniform scores from a seeded generator, the floor.
+- ``dirichlet``: the switch posterior means ``E_q[s_l]`` of a fit (:func:`.fit.fit_switches`).
 """
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import ClassVar, Protocol
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .fit import FitConfig, fit_switches
 from .frozen import frozen
+from .groups import channel_groups, default_example
 from .pruning import input_links
 from .sites import is_input_site, layer_module, site_layer
 from .switches import SwitchedNetwork
 from .training import TrainConfig, train
 
-CRITERIA = ("l1", "l2", "taylor", "fisher", "group-lasso", "data-free", "random")
+
+def site_members(net: nn.Module, sites: Sequence[str], example_inputs=None) -> dict[str, tuple[str, ...]]:
+    """``{site: layers whose output channels are the site's}``: an output site's channel group
+    members (:mod:`.groups`), an input site's own layer."""
+    members = {site: (site_layer(site),) for site in sites}
+    outputs = [site for site in sites if not is_input_site(site)]
+    if outputs:
+        by_layer = {m: g.members for g in channel_groups(net, default_example(net, example_inputs)) for m in g.members}
+        members.update({site: by_layer.get(site, (site,)) for site in outputs})
+    return members
 
 
-def _channel_weights(net: nn.Module, site: str) -> torch.Tensor:
-    """``(K, fan)``: each channel's weights, flattened (an input feature's: its weight column)."""
-    weight = layer_module(net, site_layer(site)).weight
-    return weight.T if is_input_site(site) else weight.flatten(1)
+def _channel_weights(net: nn.Module, site: str, members: Sequence[str] = ()) -> torch.Tensor:
+    """``(K, fan)``: each channel's weights, flattened and concatenated over ``members`` (default:
+    the site's layer); an input feature's: its weight column."""
+    if is_input_site(site):
+        return layer_module(net, site_layer(site)).weight.T
+    return torch.cat([layer_module(net, m).weight.flatten(1) for m in members or (site,)], 1)
 
 
-def norm_scores(net: nn.Module, layers: Sequence[str], p: int) -> dict[str, torch.Tensor]:
-    return {name: _channel_weights(net, name).detach().norm(p=p, dim=1) for name in layers}
+def norm_scores(net: nn.Module, layers: Sequence[str], p: int, example_inputs=None) -> dict[str, torch.Tensor]:
+    """``||W_k||_p`` of each channel's weights over its group's members (:func:`site_members`)."""
+    members = site_members(net, layers, example_inputs)
+    return {name: _channel_weights(net, name, members[name]).detach().norm(p=p, dim=1) for name in layers}
 
 
 def random_scores(net: nn.Module, layers: Sequence[str], seed: int) -> dict[str, torch.Tensor]:
@@ -138,21 +164,144 @@ def data_free_scores(net: nn.Module, layers: Sequence[str], input_shape: Sequenc
     return scores
 
 
-def group_norm_penalty(net: nn.Module, layers: Sequence[str]) -> torch.Tensor:
-    """``sum_l sqrt(fan_l) sum_k ||W_lk||_2`` over each site's channel weights (groups weighted
-    by the square root of their size)."""
+def group_norm_penalty(net: nn.Module, layers: Sequence[str], members: Mapping[str, Sequence[str]] | None = None
+                       ) -> torch.Tensor:
+    """``sum_l sqrt(fan_l) sum_k ||W_lk||_2`` over each site's channel weights (over its
+    ``members``, default its layer; groups weighted by the square root of their size)."""
     total = 0.0
     for name in layers:
-        w = _channel_weights(net, name)
+        w = _channel_weights(net, name, (members or {}).get(name, ()))
         total = total + w.shape[1] ** 0.5 * w.norm(dim=1).sum()
     return total
 
 
 def group_lasso_retrain(net: nn.Module, layers: Sequence[str], data, cfg: TrainConfig, strength: float,
-                        progress: bool = False) -> nn.Module:
+                        progress: bool = False, example_inputs=None) -> nn.Module:
     """A copy of ``net`` retrained with per-batch loss ``mean CE + strength * group_norm_penalty``
     (plus ``cfg.weight_decay``)."""
     retrained = copy.deepcopy(net)
+    members = site_members(retrained, layers, example_inputs)
     train(retrained, data, cfg, progress=progress,
-          regularizer=lambda model: strength * group_norm_penalty(model, layers))
+          regularizer=lambda model: strength * group_norm_penalty(model, layers, members))
     return retrained
+
+
+class ChannelScores(dict):
+    """``{site: (K,) scores}`` with how they compare across layers (``normalisation``, one of
+    ``pruning.NORMALISATIONS``) and the ``network`` they rank."""
+
+    def __init__(self, scores: Mapping[str, torch.Tensor], normalisation: str, network: nn.Module):
+        super().__init__({name: s.detach().float().cpu() for name, s in scores.items()})
+        self.normalisation, self.network = normalisation, network
+
+
+class Criterion(Protocol):
+    """Per-channel scores of ``sites`` of ``net`` (data-driven criteria read ``data``; ``seed``
+    fixes their randomness); ``net`` is left as found."""
+
+    normalisation: ClassVar[str]
+
+    def __call__(self, net: nn.Module, sites: Sequence[str], data=None, seed: int = 0) -> ChannelScores: ...
+
+
+def _needs(data, name: str):
+    if data is None:
+        raise ValueError(f"the {name} criterion reads training data: call it with data=<your training ArrayDataset>")
+    return data
+
+
+def _example(data):
+    return None if data is None else next(iter(data.batches(1)))[0]
+
+
+@dataclass(frozen=True)
+class Norm:
+    """``l1`` / ``l2``: weight norms, each layer's scores divided by their mean for the budget
+    (Torch-Pruning's default; Li et al. set per-layer rates by hand)."""
+    p: int = 2
+    normalisation: ClassVar[str] = "mean"
+
+    def __call__(self, net, sites, data=None, seed=0):
+        return ChannelScores(norm_scores(net, sites, self.p, _example(data)), self.normalisation, net)
+
+
+@dataclass(frozen=True)
+class Gradient:
+    """``taylor`` (each layer L2-normalised for the budget, as Molchanov et al.) or ``fisher``
+    (raw, as Theis et al.): :func:`gradient_scores` on ``num_batches`` batches."""
+    kind: str = "taylor"
+    num_batches: int = 10
+    batch_size: int = 100
+
+    @property
+    def normalisation(self) -> str:
+        return "l2" if self.kind == "taylor" else "none"
+
+    def __call__(self, net, sites, data=None, seed=0):
+        scores = gradient_scores(net, sites, _needs(data, self.kind), self.kind, self.num_batches, self.batch_size, seed)
+        return ChannelScores(scores, self.normalisation, net)
+
+
+@dataclass(frozen=True)
+class GroupLasso:
+    """``group-lasso``: retrain a copy with the group penalty (:func:`group_lasso_retrain`) and
+    score its channels' L2 norms, raw for the budget (one threshold, as Wen et al.)."""
+    strength: float = 1e-4
+    epochs: int = 2
+    lr: float = 1e-3
+    weight_decay: float = 5e-4
+    normalisation: ClassVar[str] = "none"
+
+    def __call__(self, net, sites, data=None, seed=0):
+        cfg = TrainConfig(epochs=self.epochs, lr=self.lr, weight_decay=self.weight_decay, seed=seed)
+        example = _example(_needs(data, "group-lasso"))
+        retrained = group_lasso_retrain(net, sites, data, cfg, self.strength, example_inputs=example)
+        return ChannelScores(norm_scores(retrained, sites, 2, example), self.normalisation, retrained)
+
+
+@dataclass(frozen=True)
+class DataFree:
+    """``data-free``: :func:`data_free_scores` (sequential networks), layer mean for the budget."""
+    normalisation: ClassVar[str] = "mean"
+
+    def __call__(self, net, sites, data=None, seed=0):
+        shape = getattr(net, "input_shape", None) or tuple(_example(_needs(data, "data-free")).shape[1:])
+        coupled = {site: m for site, m in site_members(net, sites, _example(data)).items() if len(m) > 1}
+        if coupled:
+            raise ValueError(f"data-free scores one layer's channels by the next layer's weights; {coupled} couple "
+                             "several layers' channels (a residual network): use another criterion there")
+        return ChannelScores(data_free_scores(net, sites, shape), self.normalisation, net)
+
+
+@dataclass(frozen=True)
+class Random:
+    """``random``: one global random order (raw for the budget), the floor."""
+    normalisation: ClassVar[str] = "none"
+
+    def __call__(self, net, sites, data=None, seed=0):
+        return ChannelScores(random_scores(net, sites, seed), self.normalisation, net)
+
+
+@dataclass(frozen=True)
+class Dirichlet:
+    """``dirichlet``: switch posterior means ``E_q[s_l] = phi_l / sum(phi_l)`` from
+    :func:`.fit.fit_switches` (``fit``'s seed replaced by ``seed``; ``checkpoint``: resume there),
+    ``K_l E[s_lk]`` for the budget."""
+    fit: FitConfig = field(default_factory=FitConfig)
+    alpha0: float = 0.5
+    form: str = "s"
+    checkpoint: str | None = None
+    normalisation: ClassVar[str] = "mean"
+
+    def __call__(self, net, sites, data=None, seed=0):
+        switched = SwitchedNetwork(net, sites, self.alpha0, form=self.form, example_inputs=_example(data))
+        guide, _ = fit_switches(switched, _needs(data, "dirichlet"), replace(self.fit, seed=seed), self.checkpoint,
+                                progress=False)
+        return ChannelScores({name: guide.phi(name) / guide.phi(name).sum() for name in guide.names},
+                             self.normalisation, net)
+
+
+CRITERIA: dict[str, Criterion] = {
+    "l1": Norm(1), "l2": Norm(2), "taylor": Gradient("taylor"), "fisher": Gradient("fisher"),
+    "group-lasso": GroupLasso(), "data-free": DataFree(), "random": Random(), "dirichlet": Dirichlet(),
+}

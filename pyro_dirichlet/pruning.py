@@ -179,10 +179,12 @@ def counts_for_budget(
     input_shape: Sequence[int],
     macs_of: Callable[[dict[str, int]], int] | None = None,
     links: Links | None = None,
-    normalisation: str = "mean",
+    normalisation: str | None = None,
 ) -> dict[str, int]:
     """Per-layer counts from the global order of the normalised scores that fit ``budget_macs``
-    (:func:`normalise_scores`; the default ``mean`` ranks posterior means by ``K_l * E[s_lk]``).
+    (:func:`normalise_scores`). ``normalisation`` defaults to the scores' own (a criterion's
+    ``ChannelScores.normalisation``: :mod:`.criteria`), else ``mean``, which ranks posterior means
+    by ``K_l * E[s_lk]``.
 
     ``macs_of(counts)`` gives the MACs of the network with those keep counts; by default
     :func:`~.counting.mac_model` (per-layer MACs scaled by kept channels, no trimming). After
@@ -203,7 +205,7 @@ def counts_for_budget(
         )
     if budget_macs >= macs_of(sizes):
         return dict(sizes)
-    ranked = normalise_scores(scores, normalisation)
+    ranked = normalise_scores(scores, normalisation or getattr(scores, "normalisation", "mean"))
     order = sorted(((float(v), name) for name, s in ranked.items() for v in s.tolist()), key=lambda t: t[0])
 
     def counts_after(removed: int) -> dict[str, int]:

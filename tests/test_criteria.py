@@ -143,3 +143,74 @@ def test_compare_command_on_real_mnist(mnist_root, tmp_path, capsys):
     assert "unknown method" in capsys.readouterr().err
     assert main(argv + ["--allocations", "mine"]) == 2
     assert "choose one or more of ['same', 'own', 'mass']" in capsys.readouterr().err
+
+
+class Residual(torch.nn.Module):
+    """conv1 and conv3 write the same residual stream: one channel group of two members."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.conv2 = torch.nn.Conv2d(4, 5, 3, padding=1)
+        self.conv3 = torch.nn.Conv2d(5, 4, 3, padding=1)
+        self.fc = torch.nn.Linear(4, 2)
+        self.input_shape = (3, 6, 6)
+
+    def forward(self, x):
+        h = torch.relu(self.conv1(x))
+        h = torch.relu(h + self.conv3(torch.relu(self.conv2(h))))
+        return self.fc(h.mean((2, 3)))
+
+
+@pytest.mark.parametrize("name", list(criteria.CRITERIA))
+def test_every_registered_criterion_scores_every_site(name, bn_net):
+    criterion = criteria.CRITERIA[name]
+    before = {k: v.clone() for k, v in bn_net.state_dict().items()}
+    scores = criterion(bn_net, ["conv2", "fc1", "fc2:in"], tiny_data(), seed=0)
+    assert isinstance(scores, criteria.ChannelScores) and list(scores) == ["conv2", "fc1", "fc2:in"]
+    assert [s.shape for s in scores.values()] == [(8,), (12,), (12,)]
+    assert all(torch.isfinite(s).all() and s.max() > s.min() for s in scores.values())
+    assert scores.normalisation in pdl.pruning.NORMALISATIONS
+    assert (scores.network is bn_net) == (name != "group-lasso")  # group lasso ranks its retrained copy
+    assert all(torch.equal(v, bn_net.state_dict()[k]) for k, v in before.items())  # the user's network is untouched
+
+
+@pytest.mark.parametrize("name", ["taylor", "fisher", "group-lasso", "dirichlet"])
+def test_a_criterion_that_reads_data_asks_for_it(name, bn_net):
+    with pytest.raises(ValueError, match="reads training data"):
+        criteria.CRITERIA[name](bn_net, ["conv2"])
+
+
+def test_the_budget_policy_normalises_each_criterion_its_own_way():
+    net = build_model("lenet5").eval()
+    links = pdl.input_links(net, net.prunable_layers, net.input_shape)
+    taylor = criteria.CRITERIA["taylor"]
+    assert (taylor.normalisation, criteria.CRITERIA["fisher"].normalisation) == ("l2", "none")
+    gen = torch.Generator().manual_seed(0)
+    raw = {n: torch.rand(k, generator=gen) * 10 ** i for i, (n, k) in enumerate(pdl.site_sizes(net).items())}
+    scores = criteria.ChannelScores(raw, "l2", net)
+    by_scores = pdl.counts_for_budget(net, scores, 300_000, net.input_shape, links=links)
+    assert by_scores == pdl.counts_for_budget(net, raw, 300_000, net.input_shape, links=links, normalisation="l2")
+    assert by_scores != pdl.counts_for_budget(net, raw, 300_000, net.input_shape, links=links, normalisation="none")
+
+
+def test_norms_cover_every_layer_of_a_channel_group():
+    torch.manual_seed(0)
+    net = Residual().eval()
+    scores = criteria.CRITERIA["l2"](net, ["conv1", "conv2"])
+    both = torch.cat([net.conv1.weight.flatten(1), net.conv3.weight.flatten(1)], 1)
+    assert torch.allclose(scores["conv1"], both.norm(dim=1))  # conv1's group: conv1 and conv3
+    assert torch.allclose(scores["conv2"], net.conv2.weight.flatten(1).norm(dim=1))
+    with pytest.raises(ValueError, match="residual network"):
+        criteria.CRITERIA["data-free"](net, ["conv1"])
+
+
+def test_the_dirichlet_criterion_is_the_fits_posterior_mean(bn_net):
+    data = tiny_data()
+    criterion = criteria.Dirichlet(pdl.FitConfig(epochs=1, batch_size=16), alpha0=0.5, form="s")
+    scores = criterion(bn_net, ["conv2", "fc1"], data, seed=3)
+    switched = pdl.SwitchedNetwork(bn_net, ["conv2", "fc1"], 0.5, form="s")
+    guide, _ = pdl.fit_switches(switched, data, pdl.FitConfig(epochs=1, batch_size=16, seed=3), progress=False)
+    for name in ("conv2", "fc1"):
+        assert torch.allclose(scores[name], (guide.phi(name) / guide.phi(name).sum()).detach())
+        assert scores[name].max() > scores[name].min()  # fitted: the start is exactly uniform
