@@ -14,11 +14,14 @@ Public API (one screen):
 - sites: ``InputSelect``, ``site_sizes`` (``"fc1:in"`` names a Linear layer's input features);
   ``channel_groups`` (channels that go together, one switch each); ``DirichletImportance``
   (posterior means as a Torch-Pruning importance).
+- criteria: ``CRITERIA`` (``name -> criterion(net, sites, data, seed) -> ChannelScores``: l1, l2,
+  taylor, fisher, group-lasso, data-free, random, dirichlet).
 - counting: ``count_macs``, ``count_ops`` (MACs and the LeNet-5 tables' FLOPs), ``count_params``,
   ``mac_model`` (MACs of keep counts without trimming); training: ``TrainConfig``, ``train``, ``evaluate``;
   data: ``load_mnist``, ``load_cifar10``, ``data_root`` (``$PYRO_DIRICHLET_DATA``), ``FeatureDataset``; ``simulate``
   (the synthetic study's ground truth).
 """
+from .criteria import CRITERIA, ChannelScores, Criterion
 from .counting import count_macs, count_ops, count_params, mac_model
 from .data import DATA_ENV, ArrayDataset, DataNotFoundError, FeatureDataset, data_root, load_cifar10, load_mnist
 from .devices import resolve_device
@@ -49,7 +52,7 @@ from .training import TrainConfig, evaluate, train
 from .user_model import switch_layers, unfold_particles
 
 __all__ = [
-    "ArrayDataset", "ChannelGroup", "CheckpointError", "DirichletImportance", "CoupledLayersError", "DATA_ENV", "DataNotFoundError", "FeatureDataset", "FitConfig",
+    "ArrayDataset", "CRITERIA", "ChannelGroup", "ChannelScores", "Criterion", "CheckpointError", "DirichletImportance", "CoupledLayersError", "DATA_ENV", "DataNotFoundError", "FeatureDataset", "FitConfig",
     "InputSelect", "MeanDirichlet", "MeanSwitchELBO", "SwitchGuide", "SwitchedNetwork", "TrainConfig", "channel_groups", "count_macs", "count_ops", "count_params",
     "counts_for_budget", "counts_for_mass", "data_root", "dirichlet_switch", "evaluate", "feasible_counts", "fit_switches",
     "format_architecture", "input_links", "keep_indices", "mac_model", "load_idata", "load_cifar10", "load_mnist", "load_pruned", "normalise_scores",

@@ -19,7 +19,8 @@ class DirichletImportance(tp.importance.Importance):
     ``None`` for a group with no switch, which Torch-Pruning then leaves alone.
 
     ``scores``: ``{site: posterior means (K,)}`` (e.g. ``posterior_means(idata)``) of the network
-    the switches were fitted on; input sites (``"fc1:in"``) are ignored. One-shot: a layer that
+    the switches were fitted on, or any criterion's ``ChannelScores`` (then normalised its own
+    way, :mod:`.criteria`); input sites (``"fc1:in"``) are ignored. One-shot: a layer that
     has lost channels since (an earlier pruning step) is refused, as the scores no longer
     index its channels.
     """
@@ -29,7 +30,7 @@ class DirichletImportance(tp.importance.Importance):
         by_member = {member: g for g in groups.values() for member in g.members}
         modules = dict(net.named_modules())
         outputs = {site: s for site, s in scores.items() if not is_input_site(site)}
-        self.scores = normalise_scores(outputs, "mean")
+        self.scores = normalise_scores(outputs, getattr(scores, "normalisation", "mean"))
         self.site_of: dict[nn.Module, str] = {}
         for site in outputs:
             group = by_member.get(site_layer(site))

@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pytest
 
+import pyro_dirichlet as pdl
+
 BLOCKS = re.findall(r"```python\n(.*?)```", (Path(__file__).parents[1] / "README.md").read_text(), re.S)
 
 
@@ -19,5 +21,8 @@ def test_readme_example_runs(index, mnist_root, monkeypatch, capsys):
     if "dirichlet_switch" in BLOCKS[index]:  # your own Pyro model: a quarter of the MACs, fine-tuned
         fits, error = printed.splitlines()[-1].split()
         assert fits == "True" and float(error) < 6.0
+    if "pdl.CRITERIA" in BLOCKS[index]:  # every registered criterion meets the budget
+        lines = printed.splitlines()
+        assert [line.split()[0] for line in lines] == list(pdl.CRITERIA) and all(line.endswith("True") for line in lines)
     if "5-8-45-15" in BLOCKS[index]:
         assert "'macs': 136825, 'paper_flops': 140242} 1988" in printed
