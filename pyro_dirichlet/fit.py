@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pyro
@@ -33,9 +33,8 @@ from pyro.infer import SVI
 from tqdm.auto import tqdm
 
 from . import distributed
-from .data import ArrayDataset
+from .data import ArrayDataset, check_labels
 from .io import CheckpointError, load_torch, save_torch
-from .data import check_labels
 from .estimators import ESTIMATORS, switch_elbo
 from .switches import SwitchedNetwork, SwitchGuide
 from .training import check_data
