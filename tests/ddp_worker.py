@@ -5,6 +5,8 @@ initial guide, the fitted switch concentrations, and the state of a network trai
 """
 import sys
 
+import pyro
+import pyro.distributions as dist
 import torch
 
 import pyro_dirichlet as pdl
@@ -14,6 +16,15 @@ from pyro_dirichlet.models import build_model
 from pyro_dirichlet.simulate import simulate
 
 BATCH = 20  # per rank
+
+
+def own_model(net):
+    """The switched network above written as a user's own Pyro model."""
+    def model(x, y=None, idx=None, num_data=None):
+        h = torch.relu(pdl.dirichlet_switch("hidden0", net.hidden0(x), 0.1))
+        with pyro.plate("data", num_data or x.shape[0], subsample=idx):
+            pyro.sample("y", dist.Bernoulli(logits=pdl.unfold_particles(net.out(h), len(x)).squeeze(-1)), obs=y)
+    return model
 
 
 def main(out: str) -> None:
@@ -27,12 +38,14 @@ def main(out: str) -> None:
         switched.model, pdl.SwitchGuide(switched.sizes), x, y, idx=idx, num_data=len(data))
     cfg = pdl.FitConfig(estimator="mean", epochs=3, batch_size=BATCH, anneal_epochs=0)
     guide, history = pdl.fit_switches(switched, data, cfg, progress=False)
+    own_guide, own_history = pdl.fit_switches(own_model(problem.net), data, cfg, progress=False)
     torch.manual_seed(0)
     net = build_model("mlp", [6], in_features=40, num_classes=2)
     labelled = pdl.FeatureDataset(data.features, data.labels.long())
     pdl.train(net, labelled, pdl.TrainConfig(epochs=2, batch_size=BATCH), progress=False)
     torch.save({"first_idx": idx, "first_loss": first_loss, "phi": guide.phi("hidden0").detach(),
-                "history": history, "net": net.state_dict()}, f"{out}/rank{distributed.rank()}.pt")
+                "history": history, "net": net.state_dict(),
+                "own_phi": own_guide.phi("hidden0").detach(), "own_history": own_history}, f"{out}/rank{distributed.rank()}.pt")
 
 
 if __name__ == "__main__":

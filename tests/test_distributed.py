@@ -35,6 +35,13 @@ def test_ranks_end_with_the_same_parameters(two_ranks):
     assert not torch.equal(a["first_idx"], b["first_idx"])  # the ranks saw different shards
 
 
+def test_a_users_own_model_fits_under_torchrun_like_the_switched_network(two_ranks):
+    a, b = two_ranks
+    assert torch.equal(a["own_phi"], b["own_phi"])
+    assert [h["loss"] for h in a["own_history"]] == pytest.approx([h["loss"] for h in a["history"]], rel=1e-5)
+    assert torch.allclose(a["own_phi"], a["phi"], rtol=1e-4)
+
+
 def test_elbo_matches_a_single_process_run(two_ranks):
     problem = simulate(40, 8, num_data=400, seed=0)
     switched = pdl.SwitchedNetwork(problem.net, ["hidden0"], 0.1, likelihood="bernoulli")
