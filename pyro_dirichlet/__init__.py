@@ -17,12 +17,12 @@ Public API (one screen):
 - criteria: ``CRITERIA`` (``name -> criterion(net, sites, data, seed) -> ChannelScores``: l1, l2,
   taylor, fisher, group-lasso, data-free, random, dirichlet).
 - counting: ``count_macs``, ``count_ops`` (MACs and the LeNet-5 tables' FLOPs), ``count_params``,
-  ``mac_model`` (MACs of keep counts without trimming); training: ``TrainConfig``, ``train``, ``evaluate``;
+  ``mac_model`` / ``param_model`` (MACs / parameters of keep counts without trimming); training: ``TrainConfig``, ``train``, ``evaluate``;
   data: ``load_mnist``, ``load_cifar10``, ``data_root`` (``$PYRO_DIRICHLET_DATA``), ``FeatureDataset``; ``simulate``
   (the synthetic study's ground truth).
 """
 from .criteria import CRITERIA, ChannelScores, Criterion
-from .counting import count_macs, count_ops, count_params, mac_model
+from .counting import count_macs, count_ops, count_params, mac_model, param_model
 from .data import DATA_ENV, ArrayDataset, DataNotFoundError, FeatureDataset, data_root, load_cifar10, load_mnist
 from .devices import resolve_device
 from .estimators import MeanDirichlet, MeanSwitchELBO, switch_elbo
@@ -55,7 +55,7 @@ __all__ = [
     "ArrayDataset", "CRITERIA", "ChannelGroup", "ChannelScores", "Criterion", "CheckpointError", "DirichletImportance", "CoupledLayersError", "DATA_ENV", "DataNotFoundError", "FeatureDataset", "FitConfig",
     "InputSelect", "MeanDirichlet", "MeanSwitchELBO", "SwitchGuide", "SwitchedNetwork", "TrainConfig", "channel_groups", "count_macs", "count_ops", "count_params",
     "counts_for_budget", "counts_for_mass", "data_root", "dirichlet_switch", "evaluate", "feasible_counts", "fit_switches",
-    "format_architecture", "input_links", "keep_indices", "mac_model", "load_idata", "load_cifar10", "load_mnist", "load_pruned", "normalise_scores",
+    "format_architecture", "input_links", "keep_indices", "mac_model", "param_model", "load_idata", "load_cifar10", "load_mnist", "load_pruned", "normalise_scores",
     "parse_architecture",
     "posterior_idata", "posterior_means", "resolve_device", "save_idata", "save_pruned", "scale_channels", "switch_factor",
     "simulate", "site_sizes", "summarize", "switch_elbo", "switch_layers", "SyntheticProblem", "train", "trim",

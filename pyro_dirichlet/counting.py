@@ -52,6 +52,52 @@ def count_ops(net: nn.Module, input_shape: Sequence[int]) -> dict[str, int]:
     return {"macs": int(macs), "paper_flops": int(macs + sum(b for _, b in ops))}
 
 
+def _kept_channel_sites(net: nn.Module, sites: Sequence[str], example) -> tuple[dict, dict, dict, dict]:
+    """``(outputs, inputs, sizes, bns)``: layer -> site that sets its kept output / input channels,
+    site -> K, and BatchNorm name -> site that sets its channels."""
+    by_member = {m: g for g in channel_groups(net, example) for m in g.members}
+    outputs: dict[str, str] = {}
+    inputs: dict[str, str] = {}
+    sizes: dict[str, int] = {}
+    bns: dict[str, str] = {}
+    modules = dict(net.named_modules())
+    for site in sites:
+        if is_input_site(site):
+            inputs[site_layer(site)] = site
+            sizes[site] = site_width(net, site)
+            continue
+        group = by_member[site_layer(site)]
+        sizes[site] = group.size
+        outputs.update({m: site for m in group.members})
+        inputs.update({r: site for r in group.readers})
+        bns.update({p: site for p in group.points if isinstance(modules[p], nn.modules.batchnorm._BatchNorm)})
+    return outputs, inputs, sizes, bns
+
+
+def _scaled_sum(terms: list[tuple[int, str | None, int, str | None, int]]) -> Callable[[Mapping[str, int]], int]:
+    """``f(counts) = sum unit * (counts[o] or 1) * o_scale * (counts[i] or 1) * i_scale`` over terms."""
+    def total(counts: Mapping[str, int]) -> int:
+        return sum(unit * (counts[o] if o else 1) * o_scale * (counts[i] if i else 1) * i_scale
+                   for unit, o, o_scale, i, i_scale in terms)
+
+    return total
+
+
+def _layer_terms(net: nn.Module, name: str, per_layer: int, outputs: dict, inputs: dict, sizes: dict):
+    """``(unit, out site, out scale, in site, in scale)`` of a conv/linear layer whose count is
+    ``per_layer`` at full width: it scales with kept outputs and inputs (depthwise: outputs)."""
+    module = layer_module(net, name)
+    out_width = layer_width(module)
+    in_width = module.in_channels if isinstance(module, nn.Conv2d) else module.in_features
+    in_site = inputs.get(name)
+    if isinstance(module, nn.Conv2d) and module.groups == module.in_channels > 1:
+        in_width, in_site = 1, None  # depthwise: the kept outputs set the inputs
+    out_site = outputs.get(name)
+    out_scale = out_width // sizes[out_site] if out_site else out_width
+    in_scale = in_width // sizes[in_site] if in_site else in_width
+    return per_layer // (out_width * in_width), out_site, out_scale, in_site, in_scale
+
+
 def mac_model(net: nn.Module, sites: Sequence[str], example_inputs=None) -> Callable[[Mapping[str, int]], int]:
     """``macs(counts)``: the MACs of ``net`` trimmed to ``counts[site]`` channels per site, without
     trimming it. Each conv/linear layer's MACs scale with its kept output channels (if it is
@@ -60,41 +106,32 @@ def mac_model(net: nn.Module, sites: Sequence[str], example_inputs=None) -> Call
     conv by its output channels only. Exact where trimming removes only those channels
     (an input site's producer keeps every filter that one of its kept features reads)."""
     example = default_example(net, example_inputs)
-    ops = layer_ops(net, example)
-    groups = channel_groups(net, example)
-    by_member = {m: g for g in groups for m in g.members}
-    outputs: dict[str, str] = {}  # layer -> site that sets its kept output channels
-    inputs: dict[str, str] = {}  # layer -> site that sets its kept input channels
-    sizes = {}
-    for site in sites:
-        if is_input_site(site):
-            continue
-        group = by_member[site_layer(site)]
-        sizes[site] = group.size
-        outputs.update({m: site for m in group.members})
-        inputs.update({r: site for r in group.readers})
-    for site in sites:
-        if is_input_site(site):
-            inputs[site_layer(site)] = site
-            sizes[site] = site_width(net, site)
-    terms = []  # (MACs per kept output x input channel, output site, output scale, input site, input scale)
-    for name, (macs, _) in ops.items():
-        module = layer_module(net, name)
-        out_width = layer_width(module)
-        in_width = module.in_channels if isinstance(module, nn.Conv2d) else module.in_features
-        if isinstance(module, nn.Conv2d) and module.groups == module.in_channels > 1:
-            in_width = 1  # depthwise: the kept outputs set the inputs
-            inputs.pop(name, None)
-        out_site, in_site = outputs.get(name), inputs.get(name)
-        out_scale = out_width // sizes[out_site] if out_site else out_width
-        in_scale = in_width // sizes[in_site] if in_site else in_width
-        terms.append((macs // (out_width * in_width), out_site, out_scale, in_site, in_scale))
+    outputs, inputs, sizes, _ = _kept_channel_sites(net, sites, example)
+    return _scaled_sum([_layer_terms(net, name, macs, outputs, inputs, sizes)
+                        for name, (macs, _) in layer_ops(net, example).items()])
 
-    def macs(counts: Mapping[str, int]) -> int:
-        return sum(unit * (counts[o] if o else 1) * o_scale * (counts[i] if i else 1) * i_scale
-                   for unit, o, o_scale, i, i_scale in terms)
 
-    return macs
+def param_model(net: nn.Module, sites: Sequence[str], example_inputs=None) -> Callable[[Mapping[str, int]], int]:
+    """``params(counts)``: the parameters of ``net`` trimmed to ``counts`` (as :func:`mac_model`):
+    conv/linear weights scale with kept outputs and inputs, biases and the switched groups'
+    BatchNorm weights and biases with kept outputs; every other parameter stays."""
+    example = default_example(net, example_inputs)
+    outputs, inputs, sizes, bns = _kept_channel_sites(net, sites, example)
+    terms, scaled = [], 0
+    for name, module in net.named_modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            terms.append(_layer_terms(net, name, module.weight.numel(), outputs, inputs, sizes))
+            scaled += module.weight.numel()
+            if module.bias is not None:
+                site = outputs.get(name)
+                terms.append((1, site, module.bias.numel() // sizes[site] if site else module.bias.numel(), None, 1))
+                scaled += module.bias.numel()
+        elif name in bns:
+            per_channel = sum(p.numel() for p in module.parameters(recurse=False)) // sizes[bns[name]]
+            terms.append((per_channel, bns[name], 1, None, 1))
+            scaled += per_channel * sizes[bns[name]]
+    terms.append((count_params(net) - scaled, None, 1, None, 1))
+    return _scaled_sum(terms)
 
 
 def count_macs(net: nn.Module, input_shape: Sequence[int]) -> int:

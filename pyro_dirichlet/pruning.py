@@ -36,7 +36,7 @@ import torch
 import torch.nn as nn
 import torch_pruning as tp
 
-from .counting import mac_model
+from .counting import mac_model, param_model
 from .io import CheckpointError, atomic_write, load_json, load_torch, save_json
 from .sites import InputSelect, is_input_site, layer_module, layer_width, site_layer, site_width
 
@@ -180,8 +180,10 @@ def counts_for_budget(
     macs_of: Callable[[dict[str, int]], int] | None = None,
     links: Links | None = None,
     normalisation: str | None = None,
+    budget_params: int | None = None,
 ) -> dict[str, int]:
     """Per-layer counts from the global order of the normalised scores that fit ``budget_macs``
+    (and ``budget_params`` parameters, if given: :func:`~.counting.param_model`)
     (:func:`normalise_scores`). ``normalisation`` defaults to the scores' own (a criterion's
     ``ChannelScores.normalisation``: :mod:`.criteria`), else ``mean``, which ranks posterior means
     by ``K_l * E[s_lk]``.
@@ -193,17 +195,23 @@ def counts_for_budget(
     are kept feasible for ``links`` (:func:`feasible_counts`).
     """
     sizes = {name: len(s) for name, s in scores.items()}
+    weight = next(net.parameters())
+    example = torch.zeros(1, *input_shape, dtype=weight.dtype, device=weight.device)
     if macs_of is None:
-        weight = next(net.parameters())
-        macs_of = mac_model(net, list(scores), torch.zeros(1, *input_shape, dtype=weight.dtype, device=weight.device))
+        macs_of = mac_model(net, list(scores), example)
+    params_of = param_model(net, list(scores), example) if budget_params is not None else None
 
-    smallest = macs_of(feasible_counts({name: 1 for name in sizes}, links))
-    if budget_macs < smallest:
+    def fits(counts: dict[str, int]) -> bool:
+        return macs_of(counts) <= budget_macs and (params_of is None or params_of(counts) <= budget_params)
+
+    least = feasible_counts({name: 1 for name in sizes}, links)
+    if not fits(least):
         raise ValueError(
-            f"MAC budget {budget_macs:,} is below the smallest possible network ({smallest:,} MACs with one "
-            "channel in every switched layer); raise the budget"
-        )
-    if budget_macs >= macs_of(sizes):
+            f"budget of {budget_macs:,} MACs{'' if params_of is None else f' and {budget_params:,} parameters'} is "
+            f"below the smallest possible network ({macs_of(least):,} MACs"
+            f"{'' if params_of is None else f', {params_of(least):,} parameters'} with one channel in every "
+            "switched layer); raise the budget")
+    if fits(sizes):
         return dict(sizes)
     ranked = normalise_scores(scores, normalisation or getattr(scores, "normalisation", "mean"))
     order = sorted(((float(v), name) for name, s in ranked.items() for v in s.tolist()), key=lambda t: t[0])
@@ -217,7 +225,7 @@ def counts_for_budget(
     lo, hi = 0, len(order)  # invariant: removing the first `hi` fits the budget (all layers at >= 1)
     while lo < hi:
         mid = (lo + hi) // 2
-        if macs_of(counts_after(mid)) <= budget_macs:
+        if fits(counts_after(mid)):
             hi = mid
         else:
             lo = mid + 1
@@ -225,7 +233,7 @@ def counts_for_budget(
     for _, name in reversed(order[:hi]):
         if counts[name] < sizes[name]:
             grown = feasible_counts({**counts, name: counts[name] + 1}, links)
-            if grown != counts and macs_of(grown) <= budget_macs:
+            if grown != counts and fits(grown):
                 counts = grown
     return counts
 

@@ -147,15 +147,17 @@ def test_the_users_module_is_left_as_found():
 
 
 @pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2", "wrn28_10"])
-def test_the_mac_model_counts_what_trimming_leaves(name):
+def test_the_mac_and_param_models_count_what_trimming_leaves(name):
     net, example, sites = NETWORKS[name]()
-    macs = pdl.mac_model(net, sites, example)
+    macs, params = pdl.mac_model(net, sites, example), pdl.param_model(net, sites, example)
     switched = pdl.SwitchedNetwork(net, sites, example_inputs=example)
     gen = torch.Generator().manual_seed(3)
     for _ in range(2):
         counts = {s: int(torch.randint(1, k + 1, (1,), generator=gen)) for s, k in switched.sizes.items()}
         keep = pdl.keep_indices({s: torch.rand(k, generator=gen) for s, k in switched.sizes.items()}, counts)
-        assert macs(counts) == pdl.count_macs(pdl.trim(net, keep, example.shape[1:]), example.shape[1:])
+        small = pdl.trim(net, keep, example.shape[1:])
+        assert macs(counts) == pdl.count_macs(small, example.shape[1:])
+        assert params(counts) == pdl.count_params(small)
     full = pdl.count_macs(net, example.shape[1:])
     counts = pdl.counts_for_budget(net, {s: torch.rand(k, generator=gen) for s, k in switched.sizes.items()},
                                    full // 2, example.shape[1:])

@@ -225,3 +225,17 @@ def test_mass_budget_keeps_the_same_share_of_every_layer():
     assert pdl.pruning.counts_for_mass_budget(scores, 100, macs) == {"a": 4, "b": 10}
     with pytest.raises(ValueError, match="below the smallest possible network"):
         pdl.pruning.counts_for_mass_budget(scores, 5, macs)
+
+
+def test_a_budget_of_macs_and_parameters_is_met_on_vgg16():
+    """Supplement Table 2's budget: at most 38M MACs and 0.84M parameters."""
+    net = build_model("vgg16").eval()
+    gen = torch.Generator().manual_seed(0)
+    scores = {name: torch.rand(k, generator=gen) for name, k in pdl.site_sizes(net).items()}
+    by_macs = counts_for_budget(net, scores, 38_000_000, net.input_shape)
+    both = counts_for_budget(net, scores, 38_000_000, net.input_shape, budget_params=840_000)
+    small = pdl.trim(net, pdl.keep_indices(scores, both), net.input_shape)
+    assert pdl.count_macs(small, net.input_shape) <= 38_000_000 and 800_000 < pdl.count_params(small) <= 840_000
+    assert pdl.param_model(net, list(scores))(by_macs) > 840_000  # the MAC budget alone keeps too many parameters
+    with pytest.raises(ValueError, match="100 parameters"):
+        counts_for_budget(net, scores, 38_000_000, net.input_shape, budget_params=100)
