@@ -161,8 +161,9 @@ def load_data(cfg: PipelineConfig) -> tuple[pdl.ArrayDataset, pdl.ArrayDataset]:
     subset if asked."""
     device = pdl.resolve_device(cfg.device)
     load = DATASETS[cfg.model][1]
-    train = load(cfg.data_root, train=True, download=cfg.download).subset(cfg.train_subset)
-    test = load(cfg.data_root, train=False, download=cfg.download).subset(cfg.test_subset)
+    on_device = {"device": device} if load is pdl.load_cifar10 else {}  # a GPU decodes the packed JPEG copy
+    train = load(cfg.data_root, train=True, download=cfg.download, **on_device).subset(cfg.train_subset)
+    test = load(cfg.data_root, train=False, download=cfg.download, **on_device).subset(cfg.test_subset)
     return train.to(device), test.to(device)
 
 

@@ -85,27 +85,30 @@ def posterior_means(idata: az.InferenceData) -> dict[str, torch.Tensor]:
 
 def plot_forests(idata: az.InferenceData, folder: str | os.PathLike, top: int = 40) -> list[Path]:
     """One ArviZ forest plot per switch site, ``forest-<site>.png`` in ``folder`` (``:`` in a
-    site name becomes ``-``): the ``top`` channels by posterior mean (all if fewer), highest
-    first, with 94% HDIs."""
+    site name becomes ``-``), by :func:`plot_forest`."""
+    return [plot_forest(idata, name, Path(folder) / f"forest-{name.replace(':', '-')}.png", top)
+            for name in idata.posterior.data_vars]
+
+
+def plot_forest(idata: az.InferenceData, site: str, path: str | os.PathLike, top: int = 40) -> Path:
+    """ArviZ forest plot (PNG) of one switch site: its ``top`` channels by posterior mean (all if
+    fewer), highest first, with 94% HDIs."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    means = posterior_means(idata)
-    paths = []
-    for name, mean in means.items():
-        order = torch.argsort(mean, descending=True)[:top].tolist()
-        axes = az.plot_forest(idata, var_names=[name], coords={channel_dim(name): order}, combined=True,
-                              hdi_prob=0.94, figsize=(6, 1.2 + 0.22 * len(order)))
-        shown = f"top {len(order)} of {len(mean)}" if len(order) < len(mean) else f"all {len(mean)}"
-        axes[0].set_title(f"{name}: switch posterior, {shown} channels by mean (94% HDI)", fontsize=9)
-        path = Path(folder) / f"forest-{name.replace(':', '-')}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, lambda tmp: axes[0].figure.savefig(tmp, dpi=90, format="png", bbox_inches="tight"))
-        plt.close(axes[0].figure)
-        paths.append(path)
-    return paths
+    mean = posterior_means(idata)[site]
+    order = torch.argsort(mean, descending=True)[:top].tolist()
+    axes = az.plot_forest(idata, var_names=[site], coords={channel_dim(site): order}, combined=True,
+                          hdi_prob=0.94, figsize=(6, 1.2 + 0.22 * len(order)))
+    shown = f"top {len(order)} of {len(mean)}" if len(order) < len(mean) else f"all {len(mean)}"
+    axes[0].set_title(f"{site}: switch posterior, {shown} channels by mean (94% HDI)", fontsize=9)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda tmp: axes[0].figure.savefig(tmp, dpi=90, format="png", bbox_inches="tight"))
+    plt.close(axes[0].figure)
+    return path
 
 
 def summarize(idata: az.InferenceData, hdi_prob: float = 0.94):

@@ -7,8 +7,10 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .gpu/wheels/*.whl
+python3 -m pip install -q --no-index --no-deps --no-build-isolation --no-cache-dir --target /tmp/site .
+rm -rf build
 export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1 PYRO_DIRICHLET_DATA="$PWD/.gpu/data" PYRO_DIRICHLET_CACHE=/tmp/pdl-cache
-python3 -c "import torch, sys; print('python', sys.version.split()[0], 'torch', torch.__version__, torch.cuda.get_device_name())"
+python3 -c "import sys, torch; print('python', sys.version.split()[0], 'torch', torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else 'no CUDA')"
 what="$1"; shift
 if [ "$what" = tests ]; then
     exec python3 -m pytest -q -p no:cacheprovider "$@"

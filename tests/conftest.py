@@ -50,6 +50,6 @@ def mnist_root():
 @pytest.fixture(scope="session")
 def cifar_root():
     root = data_root()
-    if not (root / "cifar10-jpg" / "test").is_dir():
-        pytest.skip(f"CIFAR-10 JPEG copy not found under {root}; set {DATA_ENV}")
+    if not (root / "cifar10-jpg" / "test").is_dir() and not (root / "cifar10-jpeg.pt").is_file():
+        pytest.skip(f"CIFAR-10 JPEG copy (folder or packed) not found under {root}; set {DATA_ENV}")
     return str(root)

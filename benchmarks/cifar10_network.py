@@ -1,0 +1,270 @@
+"""One CIFAR-10 network's whole study in one command (the GPU kit's run, ``scripts/gpu_run.sh``).
+
+pretrain -> fit the switches (``mean`` and ``mc``) -> prune to a budget of MACs (and parameters)
+with the posterior means and with the ``l1`` and ``taylor`` baselines -> fine-tune each the same
+way -> latency (CPU and, on a GPU, GPU; batch 1 and 256; full and pruned) -> ONNX export of the
+Dirichlet-pruned network checked against PyTorch -> the first conv layer's feature maps ordered
+by posterior mean (supplement Figure 2) and its forest plot -> ``cifar10_<model>.json`` (the
+schema of ``lenet5_mnist.json`` plus ``latency``, ``onnx``, ``paper``) and ``.md`` in
+``--results``. Every step resumes from ``--run-dir``; only small files are written as results.
+
+    python benchmarks/cifar10_network.py --model vgg16                       # Table 2's budget
+    python benchmarks/cifar10_network.py --model vgg16 --widths 8 --train-subset 512 --test-subset 256 \\
+        --pretrain-epochs 1 --fit-epochs 1 --finetune-epochs 1 --budget-macs 300000 --budget-params 0 \\
+        --device cpu --results /tmp/r                                        # a CPU smoke run
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+import pyro_dirichlet as pdl
+from pyro_dirichlet.inference import pipeline
+from pyro_dirichlet.io import keyed_folder, load_json, save_json, save_text
+from pyro_dirichlet.latency import latency_ms
+from pyro_dirichlet.models import build_model
+
+# model -> the budget of its supplement table and the paper's rows (method, error %, MACs, params)
+TABLES = {
+    "vgg16": {"budget_macs": 38_000_000, "budget_params": 840_000, "table": "supplement Table 2",
+              "paper": [("Dirichlet (paper)", 8.48, "38M", "0.84M"), ("BC-GNJ", 8.3, "142M", "—"),
+                        ("BC-GHS", 9.0, "122M", "—")]},
+}
+METHODS = ("dirichlet-mean", "dirichlet-mc", "l1", "taylor")
+
+
+def recipe(epochs: int, lr: float) -> pdl.TrainConfig:
+    """The fast CIFAR-10 recipe of ``benchmarks/cifar10_training.py`` (SGD, one-cycle, crop+flip)."""
+    return pdl.TrainConfig(epochs=epochs, batch_size=512, optimizer="sgd", lr=lr, weight_decay=5e-4,
+                           schedule="onecycle", label_smoothing=0.1, augment=True, channels_last=True)
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="vgg16", choices=["vgg16", "resnet56", "wrn28_10"])
+    ap.add_argument("--widths", type=int, default=None, help="every prunable layer this wide (a small stand-in)")
+    ap.add_argument("--methods", default=",".join(METHODS), help=f"from {', '.join(METHODS)}")
+    ap.add_argument("--budget-macs", type=int, default=None, help="default: the model's supplement table")
+    ap.add_argument("--budget-params", type=int, default=None, help="0: no parameter budget")
+    ap.add_argument("--pretrain-epochs", type=int, default=30)
+    ap.add_argument("--pretrain-lr", type=float, default=0.4)
+    ap.add_argument("--fit-epochs", type=int, default=1, help="per layer")
+    ap.add_argument("--fit-batch-size", type=int, default=256)
+    ap.add_argument("--samples", type=int, default=4, help="mc particles")
+    ap.add_argument("--finetune-epochs", type=int, default=30)
+    ap.add_argument("--finetune-lr", type=float, default=0.1)
+    ap.add_argument("--train-subset", type=int, default=None)
+    ap.add_argument("--test-subset", type=int, default=None)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--data-root", default=None)
+    ap.add_argument("--run-dir", default=None, help="default: runs/<model>-cifar10-study")
+    ap.add_argument("--results", default="results")
+    ap.add_argument("--no-progress", action="store_true")
+    a = ap.parse_args(argv)
+    table = TABLES.get(a.model, {})
+    a.budget_macs = a.budget_macs or table.get("budget_macs")
+    a.budget_params = table.get("budget_params") if a.budget_params is None else (a.budget_params or None)
+    if a.budget_macs is None:
+        ap.error(f"give --budget-macs for {a.model} (no supplement budget is built in)")
+    a.methods = a.methods.split(",")
+    if set(a.methods) - set(METHODS):
+        ap.error(f"--methods: choose from {', '.join(METHODS)}")
+    return a
+
+
+def prune_and_finetune(name: str, scores: dict, net: nn.Module, a, train, test, folder: Path) -> tuple[dict, nn.Module]:
+    """``(result, fine-tuned network)`` of one method at the budget, cached in ``folder``."""
+    if (folder / "result.json").exists():
+        return load_json(folder / "result.json"), pdl.load_pruned(folder, device=test.device)[0]
+    counts = pdl.counts_for_budget(net, scores, a.budget_macs, net.input_shape, budget_params=a.budget_params)
+    keep = pdl.keep_indices(scores, counts)
+    small = pdl.trim(net, keep, net.input_shape)
+    error_pruned = pdl.evaluate(small, test)
+    torch.manual_seed(0)
+    pdl.train(small, train, recipe(a.finetune_epochs, a.finetune_lr), checkpoint=folder / "train.ckpt",
+              progress=not a.no_progress)
+    result = {"method": name, "target": f"macs-{a.budget_macs}" + (f"+params-{a.budget_params}" if a.budget_params
+                                                                   else ""),
+              "architecture": pdl.format_architecture(counts), "error_pruned_pct": error_pruned,
+              "error_pct": pdl.evaluate(small, test), **pdl.count_ops(small, net.input_shape),
+              "params": pdl.count_params(small)}
+    pdl.save_pruned(small, {"model": net.zoo_name, "model_kwargs": widths_kwargs(a, net), "input_shape":
+                            list(net.input_shape), "kept": keep, **result}, folder)
+    save_json(result, folder / "result.json")
+    return result, small
+
+
+def widths_kwargs(a, net: nn.Module) -> dict:
+    return {"widths": [a.widths] * len(net.prunable_layers)} if a.widths else {}
+
+
+def latencies(net: nn.Module, cuda: bool) -> dict:
+    """CPU (and GPU) milliseconds at batch 1 and 256 (:func:`latency_ms`; fewer repeats for CPU batch 256)."""
+    shape = net.input_shape
+    cpu = copy.deepcopy(net).cpu()
+    out = {"cpu_b1_ms": latency_ms(cpu, shape, 1), "cpu_b256_ms": latency_ms(cpu, shape, 256, warmup=2, repeats=10)}
+    if cuda:
+        out |= {"gpu_b1_ms": latency_ms(net, shape, 1, warmup=20, repeats=200),
+                "gpu_b256_ms": latency_ms(net, shape, 256, warmup=20, repeats=100)}
+    return out
+
+
+def onnx_check(net: nn.Module, path: Path) -> dict:
+    """Export ``net`` to ONNX and compare onnxruntime's logits with PyTorch's on a random batch."""
+    try:
+        import onnxruntime as ort
+    except ImportError as e:
+        return {"skipped": f"onnxruntime is not installed ({e})"}
+    net = net.cpu().eval()
+    x = torch.randn(8, *net.input_shape, generator=torch.Generator().manual_seed(0))
+    torch.onnx.export(net, (x,), str(path), input_names=["x"], output_names=["logits"],
+                      dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}})
+    with torch.no_grad():
+        expected = net(x).numpy()
+    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x.numpy()})[0]
+    diff = float(abs(got - expected).max())
+    return {"file": path.name, "bytes": path.stat().st_size, "max_abs_diff": diff,
+            "same_predictions": bool((got.argmax(1) == expected.argmax(1)).all())}
+
+
+def first_layer_figure(net: nn.Module, means: torch.Tensor, image: torch.Tensor, path: Path, top: int = 10) -> list[int]:
+    """Feature maps of the first conv layer (after its BatchNorm and ReLU) for one image, every
+    channel in a grid ordered by posterior mean, the ``top`` marked; returns their indices."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    first = next(m for m in net.modules() if isinstance(m, nn.Conv2d))
+    maps = []
+    handle = (net.bn1 if hasattr(net, "bn1") else first).register_forward_hook(lambda m, i, o: maps.append(o))
+    try:
+        with pdl.frozen.frozen(net), torch.no_grad():
+            net(image[None].to(next(net.parameters()).device))
+    finally:
+        handle.remove()
+    fmap = torch.relu(maps[0][0]).float().cpu()
+    order = torch.argsort(means, descending=True).tolist()
+    cols = 8
+    rows = -(-len(order) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.1, rows * 1.2))
+    for ax, (rank, k) in zip(axes.flat, enumerate(order)):
+        ax.imshow(fmap[k], cmap="gray")
+        ax.set_xticks([]), ax.set_yticks([])
+        ax.set_title(f"{k}", fontsize=7, color="red" if rank < top else "black")
+        if rank < top:
+            for spine in ax.spines.values():
+                spine.set_edgecolor("red"), spine.set_linewidth(2)
+    for ax in list(axes.flat)[len(order):]:
+        ax.axis("off")
+    fig.suptitle(f"first conv layer, channels by switch posterior mean (top {top} in red)", fontsize=9, y=1.02)
+    pdl.io.atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=90, format="png", bbox_inches="tight"))
+    plt.close(fig)
+    return order[:top]
+
+
+def main(argv: list[str] | None = None) -> dict:
+    a = parse(argv)
+    t0 = time.perf_counter()
+    device = pdl.resolve_device(a.device)
+    cuda = device.type == "cuda"
+    base = pipeline.PipelineConfig(
+        run_dir=a.run_dir or f"runs/{a.model}-cifar10-study", model=a.model, data_root=a.data_root,
+        widths=(a.widths,) * len(build_model(a.model).prunable_layers) if a.widths else None,
+        train_subset=a.train_subset, test_subset=a.test_subset, device=a.device, progress=not a.no_progress,
+        pretrain=recipe(a.pretrain_epochs, a.pretrain_lr), target=None)
+    train, test = pipeline.load_data(base)
+    net = pipeline.pretrain(base, train, test)
+    baseline = pipeline.baseline(base)
+    pretrain_seconds = sum(h["seconds"] for h in pdl.io.load_torch(base.pretrained_dir / "train.ckpt")["history"])
+    runs, networks, posteriors = [], {}, {}
+    sites = list(net.prunable_layers)
+    for name in a.methods:
+        settings = {"budget_macs": a.budget_macs, "budget_params": a.budget_params,
+                    "finetune": dataclasses.asdict(recipe(a.finetune_epochs, a.finetune_lr))}
+        t_scores = time.perf_counter()
+        if name.startswith("dirichlet"):
+            estimator = name.split("-")[1]
+            fit_cfg = pdl.FitConfig(estimator=estimator, num_samples=a.samples, epochs=a.fit_epochs,
+                                    batch_size=a.fit_batch_size)
+            cfg = dataclasses.replace(base, fit=fit_cfg)
+            idata = pipeline.fit(cfg, net, train)
+            posteriors[name] = (idata, cfg.fit_dir)
+            scores = pdl.posterior_means(idata)
+            parent, score_seconds = cfg.fit_dir, load_json(cfg.fit_dir / "fit.json")["fit_seconds"]
+        else:
+            scores = pdl.CRITERIA[name](net, sites, train, seed=0)
+            parent, score_seconds = base.pretrained_dir, time.perf_counter() - t_scores
+        result, small = prune_and_finetune(name, scores, net, a, train, test, keyed_folder(parent, name, settings))
+        networks[name] = small
+        runs.append({**result, "score_seconds": score_seconds})
+    print("timing latency", flush=True)
+    baseline["latency"] = latencies(net, cuda)
+    for r in runs:
+        r["latency"] = latencies(networks[r["method"]], cuda)
+        r["mac_ratio"] = baseline["macs"] / r["macs"]
+        r["speedup"] = {k: baseline["latency"][k] / v for k, v in r["latency"].items()}
+    out = Path(a.results)
+    out.mkdir(parents=True, exist_ok=True)
+    report = {"model": a.model, "dataset": "cifar10 (JPEG copy)" if "jpg" in train.name else "cifar10",
+              "device": torch.cuda.get_device_name(device) if cuda else f"cpu ({torch.get_num_threads()} threads)",
+              "command": "python " + shlex.join(["benchmarks/cifar10_network.py", *(argv or sys.argv[1:])]),
+              "baseline": {**baseline, "pretrain_seconds": pretrain_seconds}, "runs": runs,
+              "config": {"pretrain": dataclasses.asdict(base.pretrain), "alpha0": base.alpha0,
+                         "switch_form": base.switch_form, "fit_epochs": a.fit_epochs, "samples": a.samples,
+                         "budget_macs": a.budget_macs, "budget_params": a.budget_params,
+                         "finetune": dataclasses.asdict(recipe(a.finetune_epochs, a.finetune_lr))},
+              "paper": TABLES.get(a.model, {}).get("paper", [])}
+    dirichlet = next((m for m in ("dirichlet-mean", "dirichlet-mc") if m in networks), None)
+    if dirichlet:
+        report["onnx"] = onnx_check(networks[dirichlet], out / f"cifar10_{a.model}_{dirichlet}.onnx")
+        idata, _ = posteriors[dirichlet]
+        first = sites[0]
+        image = test.inputs(torch.zeros(1, dtype=torch.long, device=test.device))[0]  # the first test image
+        top10 = first_layer_figure(net, pdl.posterior_means(idata)[first], image, out / f"cifar10_{a.model}_figure2.png")
+        report["figure2"] = {"posterior": dirichlet, "layer": first, "top10": top10}
+        pdl.posterior.plot_forest(idata, first, out / f"cifar10_{a.model}_forest-{first}.png", top=64)
+    report["wall_seconds"] = time.perf_counter() - t0
+    save_json(report, out / f"cifar10_{a.model}.json")
+    save_text(markdown(report), out / f"cifar10_{a.model}.md")
+    print(markdown(report))
+    return report
+
+
+def markdown(r: dict) -> str:
+    b, cfg = r["baseline"], r["config"]
+    budget = f"{cfg['budget_macs']:,} MACs" + (f" and {cfg['budget_params']:,} parameters" if cfg["budget_params"]
+                                               else "")
+    lines = [f"{r['model']} on {r['dataset']}, {r['device']}; budget: {budget}. Error after the same fine-tuning "
+             f"({cfg['finetune']['epochs']} epochs); the last epoch is reported.", "",
+             "| method | architecture | error before fine-tuning (%) | error (%) | MACs | params | MAC ratio |",
+             "|---|---|---|---|---|---|---|",
+             f"| full network (ours) | — | — | {b['error_pct']:.2f} | {b['macs']:,} | {b['params']:,} | 1.0x |"]
+    lines += [f"| {x['method']} | {x['architecture']} | {x['error_pruned_pct']:.2f} | {x['error_pct']:.2f} | "
+              f"{x['macs']:,} | {x['params']:,} | {x['mac_ratio']:.1f}x |" for x in r["runs"]]
+    lines += [f"| {name} | — | — | {err} | {macs} | {params} | — |" for name, err, macs, params in r["paper"]]
+    keys = list(b["latency"])
+    lines += ["", "Latency (ms, median; speed-up against the full network):", "",
+              "| network | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys),
+              "| full | " + " | ".join(f"{b['latency'][k]:.3f}" for k in keys) + " |"]
+    lines += [f"| {x['method']} | " + " | ".join(f"{x['latency'][k]:.3f} ({x['speedup'][k]:.1f}x)" for k in keys)
+              + " |" for x in r["runs"]]
+    if "onnx" in r:
+        lines += ["", f"ONNX: {r['onnx']}"]
+    if "figure2" in r:
+        lines += [f"Figure 2: top 10 channels of {r['figure2']['layer']} by posterior mean: {r['figure2']['top10']}"]
+    lines += ["", f"Command: `{r['command']}` ({r['wall_seconds'] / 60:.1f} min wall; pretraining "
+              f"{b['pretrain_seconds']:.0f} s)."]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""The GPU kit's one-command study (benchmarks/cifar10_network.py), as a CPU smoke run on a narrow VGG-16."""
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).parents[1] / "benchmarks" / "cifar10_network.py"
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("cifar10_network", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_one_command_runs_the_whole_study(cifar_root, tmp_path):
+    study = load_script()
+    argv = ["--model", "vgg16", "--widths", "8", "--train-subset", "512", "--test-subset", "256",
+            "--pretrain-epochs", "1", "--fit-epochs", "1", "--finetune-epochs", "1", "--budget-macs", "300000",
+            "--budget-params", "3000", "--device", "cpu", "--data-root", cifar_root, "--run-dir", str(tmp_path / "run"),
+            "--results", str(tmp_path / "results"), "--no-progress"]
+    report = study.main(argv)
+    assert json.loads((tmp_path / "results" / "cifar10_vgg16.json").read_text()) == json.loads(json.dumps(report))
+    assert [r["method"] for r in report["runs"]] == list(study.METHODS)
+    for r in report["runs"]:
+        assert r["macs"] <= 300_000 and r["params"] <= 3_000 and 0 <= r["error_pct"] <= 100
+        assert set(r["latency"]) == {"cpu_b1_ms", "cpu_b256_ms"} and r["mac_ratio"] > 4
+    assert set(report["baseline"]["latency"]) == {"cpu_b1_ms", "cpu_b256_ms"} and report["dataset"].startswith("cifar10")
+    assert "skipped" in report["onnx"] or (report["onnx"]["max_abs_diff"] < 1e-4 and report["onnx"]["same_predictions"])
+    assert len(report["figure2"]["top10"]) == 8  # every channel of the 8-wide first layer, in posterior order
+    for name in ("cifar10_vgg16_figure2.png", "cifar10_vgg16_forest-conv1.png", "cifar10_vgg16.md"):
+        assert (tmp_path / "results" / name).stat().st_size > 1000
+    again = study.main(argv)  # every step resumes: the same networks, errors and counts
+    assert [(r["architecture"], r["error_pct"]) for r in again["runs"]] == [
+        (r["architecture"], r["error_pct"]) for r in report["runs"]]
+
+
+def test_a_model_without_a_built_in_budget_asks_for_one():
+    with pytest.raises(SystemExit):
+        load_script().parse(["--model", "resnet56"])
