@@ -210,8 +210,14 @@ def _needs(data, name: str):
     return data
 
 
-def _example(data):
-    return None if data is None else next(iter(data.batches(1)))[0]
+def _example(data, net: nn.Module | None = None):
+    """One input batch of ``data`` to trace ``net`` on (None: the zoo's ``net.input_shape``)."""
+    if data is None:
+        if net is not None and getattr(net, "input_shape", None) is None:
+            raise ValueError("this criterion traces the network once to find its channel groups: call it with "
+                             "data=<your data set> (one batch is used), or give the network an input_shape")
+        return None
+    return next(iter(data.batches(1)))[0]
 
 
 @dataclass(frozen=True)
@@ -222,7 +228,7 @@ class Norm:
     normalisation: ClassVar[str] = "mean"
 
     def __call__(self, net, sites, data=None, seed=0):
-        return ChannelScores(norm_scores(net, sites, self.p, _example(data)), self.normalisation, net)
+        return ChannelScores(norm_scores(net, sites, self.p, _example(data, net)), self.normalisation, net)
 
 
 @dataclass(frozen=True)
@@ -266,7 +272,7 @@ class DataFree:
 
     def __call__(self, net, sites, data=None, seed=0):
         shape = getattr(net, "input_shape", None) or tuple(_example(_needs(data, "data-free")).shape[1:])
-        coupled = {site: m for site, m in site_members(net, sites, _example(data)).items() if len(m) > 1}
+        coupled = {site: m for site, m in site_members(net, sites, _example(data, net)).items() if len(m) > 1}
         if coupled:
             raise ValueError(f"data-free scores one layer's channels by the next layer's weights; {coupled} couple "
                              "several layers' channels (a residual network): use another criterion there")
@@ -294,9 +300,9 @@ class Dirichlet:
     normalisation: ClassVar[str] = "mean"
 
     def __call__(self, net, sites, data=None, seed=0):
+        data = _needs(data, "dirichlet")
         switched = SwitchedNetwork(net, sites, self.alpha0, form=self.form, example_inputs=_example(data))
-        guide, _ = fit_switches(switched, _needs(data, "dirichlet"), replace(self.fit, seed=seed), self.checkpoint,
-                                progress=False)
+        guide, _ = fit_switches(switched, data, replace(self.fit, seed=seed), self.checkpoint, progress=False)
         return ChannelScores({name: guide.phi(name) / guide.phi(name).sum() for name in guide.names},
                              self.normalisation, net)
 
