@@ -32,11 +32,18 @@ from pyro_dirichlet.io import keyed_folder, load_json, save_json, save_text
 from pyro_dirichlet.latency import latency_ms
 from pyro_dirichlet.models import build_model
 
-# model -> the budget of its supplement table and the paper's rows (method, error %, MACs, params)
+# model -> the budget of its supplement table, an architecture to run too, and the paper's rows
+# (method, error %, MACs, params). A parameter budget given as a fraction is of the full network's.
 TABLES = {
     "vgg16": {"budget_macs": 38_000_000, "budget_params": 840_000, "table": "supplement Table 2",
               "paper": [("Dirichlet (paper)", 8.48, "38M", "0.84M"), ("BC-GNJ", 8.3, "142M", "—"),
                         ("BC-GHS", 9.0, "122M", "—")]},
+    "resnet56": {"budget_macs": 50_000_000, "arch": "6-11-16", "table": "supplement Table 4",  # 2.5x below 125.5M
+                 "paper": [("DepGraph (Torch-Pruning), 93.53% -> 93.64%", 6.36, "2.57x fewer", "—"),
+                           ("DepGraph (Torch-Pruning)", 6.54, "2.11x fewer", "—")]},
+    "wrn28_10": {"budget_params": 0.4, "table": "supplement Table 3",  # at least 60% of the parameters removed
+                 "paper": [("Dirichlet (paper)", 4.5, "—", "17.4M (52.2% removed)"),
+                           ("L0-ARM", 4.4, "—", "49.9% removed")]},
 }
 METHODS = ("dirichlet-mean", "dirichlet-mc", "l1", "taylor")
 
@@ -53,7 +60,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--widths", type=int, default=None, help="every prunable layer this wide (a small stand-in)")
     ap.add_argument("--methods", default=",".join(METHODS), help=f"from {', '.join(METHODS)}")
     ap.add_argument("--budget-macs", type=int, default=None, help="default: the model's supplement table")
-    ap.add_argument("--budget-params", type=int, default=None, help="0: no parameter budget")
+    ap.add_argument("--budget-params", type=float, default=None,
+                    help="parameters, or a fraction of the full network's if below 1; 0: no parameter budget")
+    ap.add_argument("--arch", default=None, help="also prune to this architecture with the posterior means "
+                    "(one count per layer or per stage; default: the model's table's, if any)")
     ap.add_argument("--pretrain-epochs", type=int, default=30)
     ap.add_argument("--pretrain-lr", type=float, default=0.4)
     ap.add_argument("--fit-epochs", type=int, default=1, help="per layer")
@@ -72,28 +82,48 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     table = TABLES.get(a.model, {})
     a.budget_macs = a.budget_macs or table.get("budget_macs")
     a.budget_params = table.get("budget_params") if a.budget_params is None else (a.budget_params or None)
-    if a.budget_macs is None:
-        ap.error(f"give --budget-macs for {a.model} (no supplement budget is built in)")
+    a.arch = a.arch or table.get("arch")
+    if a.budget_macs is None and a.budget_params is None:
+        ap.error(f"give --budget-macs or --budget-params for {a.model} (no supplement budget is built in)")
     a.methods = a.methods.split(",")
     if set(a.methods) - set(METHODS):
         ap.error(f"--methods: choose from {', '.join(METHODS)}")
     return a
 
 
-def prune_and_finetune(name: str, scores: dict, net: nn.Module, a, train, test, folder: Path) -> tuple[dict, nn.Module]:
-    """``(result, fine-tuned network)`` of one method at the budget, cached in ``folder``."""
+def budgets(a, net: nn.Module) -> tuple[int, int | None]:
+    """``(MACs, parameters or None)`` of the budget for ``net`` (no MAC budget: its full MACs)."""
+    params = a.budget_params
+    if params is not None and params < 1:
+        params = int(params * pdl.count_params(net))
+    return a.budget_macs or pdl.count_macs(net, net.input_shape), None if params is None else int(params)
+
+
+def target_of(a, net: nn.Module, arch: str | None) -> str:
+    if arch:
+        return f"arch-{arch}"
+    macs, params = budgets(a, net)
+    return f"macs-{macs}" + (f"+params-{params}" if params else "")
+
+
+def prune_and_finetune(name: str, scores: dict, net: nn.Module, a, train, test, folder: Path,
+                       arch: str | None = None) -> tuple[dict, nn.Module]:
+    """``(result, fine-tuned network)`` of one method at the budget (or at ``arch``), cached in ``folder``."""
     if (folder / "result.json").exists():
         return load_json(folder / "result.json"), pdl.load_pruned(folder, device=test.device)[0]
-    counts = pdl.counts_for_budget(net, scores, a.budget_macs, net.input_shape, budget_params=a.budget_params)
+    if arch:
+        sizes = {site: len(s) for site, s in scores.items()}
+        counts = pdl.parse_architecture(arch, sizes, getattr(net, "layer_groups", None))
+    else:
+        macs, params = budgets(a, net)
+        counts = pdl.counts_for_budget(net, scores, macs, net.input_shape, budget_params=params)
     keep = pdl.keep_indices(scores, counts)
     small = pdl.trim(net, keep, net.input_shape)
     error_pruned = pdl.evaluate(small, test)
     torch.manual_seed(0)
     pdl.train(small, train, recipe(a.finetune_epochs, a.finetune_lr), checkpoint=folder / "train.ckpt",
               progress=not a.no_progress)
-    result = {"method": name, "target": f"macs-{a.budget_macs}" + (f"+params-{a.budget_params}" if a.budget_params
-                                                                   else ""),
-              "architecture": pdl.format_architecture(counts), "error_pruned_pct": error_pruned,
+    result = {"method": name, "target": target_of(a, net, arch), "architecture": pdl.format_architecture(counts), "error_pruned_pct": error_pruned,
               "error_pct": pdl.evaluate(small, test), **pdl.count_ops(small, net.input_shape),
               "params": pdl.count_params(small)}
     pdl.save_pruned(small, {"model": net.zoo_name, "model_kwargs": widths_kwargs(a, net), "input_shape":
@@ -135,17 +165,19 @@ def onnx_check(net: nn.Module, path: Path) -> dict:
             "same_predictions": bool((got.argmax(1) == expected.argmax(1)).all())}
 
 
-def first_layer_figure(net: nn.Module, means: torch.Tensor, image: torch.Tensor, path: Path, top: int = 10) -> list[int]:
-    """Feature maps of the first conv layer (after its BatchNorm and ReLU) for one image, every
-    channel in a grid ordered by posterior mean, the ``top`` marked; returns their indices."""
+def first_layer_figure(net: nn.Module, site: str, means: torch.Tensor, image: torch.Tensor, path: Path,
+                       top: int = 10) -> list[int]:
+    """Feature maps of switch site ``site`` (where its switch acts: after its BatchNorm; then ReLU)
+    for one image, every channel in a grid ordered by posterior mean, the ``top`` marked;
+    returns their indices."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    first = next(m for m in net.modules() if isinstance(m, nn.Conv2d))
+    point = pdl.SwitchedNetwork(net, [site], example_inputs=image[None]).switch_points()[site][-1]
     maps = []
-    handle = (net.bn1 if hasattr(net, "bn1") else first).register_forward_hook(lambda m, i, o: maps.append(o))
+    handle = point.register_forward_hook(lambda m, i, o: maps.append(o))
     try:
         with pdl.frozen.frozen(net), torch.no_grad():
             net(image[None].to(next(net.parameters()).device))
@@ -165,7 +197,7 @@ def first_layer_figure(net: nn.Module, means: torch.Tensor, image: torch.Tensor,
                 spine.set_edgecolor("red"), spine.set_linewidth(2)
     for ax in list(axes.flat)[len(order):]:
         ax.axis("off")
-    fig.suptitle(f"first conv layer, channels by switch posterior mean (top {top} in red)", fontsize=9, y=1.02)
+    fig.suptitle(f"{site}: feature maps by switch posterior mean (top {top} in red)", fontsize=9, y=1.02)
     pdl.io.atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=90, format="png", bbox_inches="tight"))
     plt.close(fig)
     return order[:top]
@@ -188,7 +220,8 @@ def main(argv: list[str] | None = None) -> dict:
     runs, networks, posteriors = [], {}, {}
     sites = list(net.prunable_layers)
     for name in a.methods:
-        settings = {"budget_macs": a.budget_macs, "budget_params": a.budget_params,
+        macs, params = budgets(a, net)
+        settings = {"budget_macs": macs, "budget_params": params,
                     "finetune": dataclasses.asdict(recipe(a.finetune_epochs, a.finetune_lr))}
         t_scores = time.perf_counter()
         if name.startswith("dirichlet"):
@@ -206,6 +239,11 @@ def main(argv: list[str] | None = None) -> dict:
         result, small = prune_and_finetune(name, scores, net, a, train, test, keyed_folder(parent, name, settings))
         networks[name] = small
         runs.append({**result, "score_seconds": score_seconds})
+        if a.arch and name.startswith("dirichlet"):
+            folder = keyed_folder(parent, name, {**settings, "arch": a.arch})
+            result, small = prune_and_finetune(name, scores, net, a, train, test, folder, a.arch)
+            networks[f"{name} {a.arch}"] = small
+            runs.append({**result, "method": f"{name} {a.arch}", "score_seconds": score_seconds})
     print("timing latency", flush=True)
     baseline["latency"] = latencies(net, cuda)
     for r in runs:
@@ -220,7 +258,7 @@ def main(argv: list[str] | None = None) -> dict:
               "baseline": {**baseline, "pretrain_seconds": pretrain_seconds}, "runs": runs,
               "config": {"pretrain": dataclasses.asdict(base.pretrain), "alpha0": base.alpha0,
                          "switch_form": base.switch_form, "fit_epochs": a.fit_epochs, "samples": a.samples,
-                         "budget_macs": a.budget_macs, "budget_params": a.budget_params,
+                         "budget_macs": macs, "budget_params": params, "arch": a.arch,
                          "finetune": dataclasses.asdict(recipe(a.finetune_epochs, a.finetune_lr))},
               "paper": TABLES.get(a.model, {}).get("paper", [])}
     dirichlet = next((m for m in ("dirichlet-mean", "dirichlet-mc") if m in networks), None)
@@ -229,7 +267,8 @@ def main(argv: list[str] | None = None) -> dict:
         idata, _ = posteriors[dirichlet]
         first = sites[0]
         image = test.inputs(torch.zeros(1, dtype=torch.long, device=test.device))[0]  # the first test image
-        top10 = first_layer_figure(net, pdl.posterior_means(idata)[first], image, out / f"cifar10_{a.model}_figure2.png")
+        top10 = first_layer_figure(net, first, pdl.posterior_means(idata)[first], image,
+                                   out / f"cifar10_{a.model}_figure2.png")
         report["figure2"] = {"posterior": dirichlet, "layer": first, "top10": top10}
         pdl.posterior.plot_forest(idata, first, out / f"cifar10_{a.model}_forest-{first}.png", top=64)
     report["wall_seconds"] = time.perf_counter() - t0
@@ -241,16 +280,19 @@ def main(argv: list[str] | None = None) -> dict:
 
 def markdown(r: dict) -> str:
     b, cfg = r["baseline"], r["config"]
+    table = TABLES.get(r["model"], {}).get("table", "")
     budget = f"{cfg['budget_macs']:,} MACs" + (f" and {cfg['budget_params']:,} parameters" if cfg["budget_params"]
                                                else "")
-    lines = [f"{r['model']} on {r['dataset']}, {r['device']}; budget: {budget}. Error after the same fine-tuning "
+    lines = [f"{r['model']} on {r['dataset']}, {r['device']}; budget: {budget} ({table or 'given'}). Error after the "
+             "same fine-tuning "
              f"({cfg['finetune']['epochs']} epochs); the last epoch is reported.", "",
-             "| method | architecture | error before fine-tuning (%) | error (%) | MACs | params | MAC ratio |",
-             "|---|---|---|---|---|---|---|",
-             f"| full network (ours) | — | — | {b['error_pct']:.2f} | {b['macs']:,} | {b['params']:,} | 1.0x |"]
+             "| method | architecture | error before fine-tuning (%) | error (%) | MACs | params | MAC ratio | "
+             "params removed |", "|---|---|---|---|---|---|---|---|",
+             f"| full network (ours) | — | — | {b['error_pct']:.2f} | {b['macs']:,} | {b['params']:,} | 1.0x | 0% |"]
     lines += [f"| {x['method']} | {x['architecture']} | {x['error_pruned_pct']:.2f} | {x['error_pct']:.2f} | "
-              f"{x['macs']:,} | {x['params']:,} | {x['mac_ratio']:.1f}x |" for x in r["runs"]]
-    lines += [f"| {name} | — | — | {err} | {macs} | {params} | — |" for name, err, macs, params in r["paper"]]
+              f"{x['macs']:,} | {x['params']:,} | {x['mac_ratio']:.1f}x | {100 - 100 * x['params'] / b['params']:.1f}% |"
+              for x in r["runs"]]
+    lines += [f"| {name} | — | — | {err} | {macs} | {params} | — | — |" for name, err, macs, params in r["paper"]]
     keys = list(b["latency"])
     lines += ["", "Latency (ms, median; speed-up against the full network):", "",
               "| network | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys),

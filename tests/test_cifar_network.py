@@ -5,6 +5,9 @@ from pathlib import Path
 
 import pytest
 
+import pyro_dirichlet as pdl
+from pyro_dirichlet.models import build_model
+
 SCRIPT = Path(__file__).parents[1] / "benchmarks" / "cifar10_network.py"
 
 
@@ -37,6 +40,14 @@ def test_one_command_runs_the_whole_study(cifar_root, tmp_path):
         (r["architecture"], r["error_pct"]) for r in report["runs"]]
 
 
-def test_a_model_without_a_built_in_budget_asks_for_one():
+def test_the_supplement_tables_budgets():
+    study = load_script()
+    a = study.parse(["--model", "resnet56"])  # Table 4: at least 2.5x fewer MACs; the paper's 6-11-16 too
+    net = build_model("resnet56")
+    macs, params = study.budgets(a, net)
+    assert pdl.count_macs(net, net.input_shape) / macs >= 2.5 and params is None and a.arch == "6-11-16"
+    a = study.parse(["--model", "wrn28_10"])  # Table 3: at least 60% of the parameters removed
+    net = build_model("wrn28_10")
+    assert study.budgets(a, net) == (pdl.count_macs(net, net.input_shape), int(0.4 * pdl.count_params(net)))
     with pytest.raises(SystemExit):
-        load_script().parse(["--model", "resnet56"])
+        study.parse(["--methods", "l9"])
