@@ -46,6 +46,8 @@ TABLES = {
                            ("L0-ARM", 4.4, "—", "49.9% removed")]},
 }
 METHODS = ("dirichlet-mean", "dirichlet-mc", "l1", "taylor")
+EVERY_GROUP = "dirichlet-mean-every-group"  # residual networks: every channel group switched, residual streams too
+RESIDUAL = ("resnet56", "wrn28_10")
 
 
 def recipe(epochs: int, lr: float) -> pdl.TrainConfig:
@@ -58,7 +60,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="vgg16", choices=["vgg16", "resnet56", "wrn28_10"])
     ap.add_argument("--widths", type=int, default=None, help="every prunable layer this wide (a small stand-in)")
-    ap.add_argument("--methods", default=",".join(METHODS), help=f"from {', '.join(METHODS)}")
+    ap.add_argument("--methods", default=None, help=f"from {', '.join((*METHODS, EVERY_GROUP))} (default: the "
+                    f"first four, and {EVERY_GROUP} on {', '.join(RESIDUAL)})")
     ap.add_argument("--budget-macs", type=int, default=None, help="default: the model's supplement table")
     ap.add_argument("--budget-params", type=float, default=None,
                     help="parameters, or a fraction of the full network's if below 1; 0: no parameter budget")
@@ -85,9 +88,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     a.arch = a.arch or table.get("arch")
     if a.budget_macs is None and a.budget_params is None:
         ap.error(f"give --budget-macs or --budget-params for {a.model} (no supplement budget is built in)")
-    a.methods = a.methods.split(",")
-    if set(a.methods) - set(METHODS):
-        ap.error(f"--methods: choose from {', '.join(METHODS)}")
+    a.methods = a.methods.split(",") if a.methods else [*METHODS, *([EVERY_GROUP] if a.model in RESIDUAL else [])]
+    if set(a.methods) - {*METHODS, EVERY_GROUP}:
+        ap.error(f"--methods: choose from {', '.join((*METHODS, EVERY_GROUP))}")
     return a
 
 
@@ -229,17 +232,23 @@ def main(argv: list[str] | None = None) -> dict:
             fit_cfg = pdl.FitConfig(estimator=estimator, num_samples=a.samples, epochs=a.fit_epochs,
                                     batch_size=a.fit_batch_size)
             cfg = dataclasses.replace(base, fit=fit_cfg)
-            idata = pipeline.fit(cfg, net, train)
-            posteriors[name] = (idata, cfg.fit_dir)
+            parent = cfg.fit_dir
+            fit_sites = sites
+            if name == EVERY_GROUP:
+                fit_sites = [g.name for g in pdl.channel_groups(net, train.inputs(torch.zeros(1, dtype=torch.long, device=train.device)))
+                             if not g.is_output and g.problem is None]
+                parent = keyed_folder(base.pretrained_dir, "fit-every-group", {**cfg.fit_settings, "sites": fit_sites})
+            idata = pipeline.fit_sites(cfg, net, train, fit_sites, parent)
+            posteriors[name] = (idata, parent)
             scores = pdl.posterior_means(idata)
-            parent, score_seconds = cfg.fit_dir, load_json(cfg.fit_dir / "fit.json")["fit_seconds"]
+            score_seconds = load_json(parent / "fit.json")["fit_seconds"]
         else:
             scores = pdl.CRITERIA[name](net, sites, train, seed=0)
             parent, score_seconds = base.pretrained_dir, time.perf_counter() - t_scores
         result, small = prune_and_finetune(name, scores, net, a, train, test, keyed_folder(parent, name, settings))
         networks[name] = small
         runs.append({**result, "score_seconds": score_seconds})
-        if a.arch and name.startswith("dirichlet"):
+        if a.arch and name in METHODS and name.startswith("dirichlet"):
             folder = keyed_folder(parent, name, {**settings, "arch": a.arch})
             result, small = prune_and_finetune(name, scores, net, a, train, test, folder, a.arch)
             networks[f"{name} {a.arch}"] = small

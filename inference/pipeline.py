@@ -201,11 +201,15 @@ def pretrain(cfg: PipelineConfig, train: pdl.ArrayDataset, test: pdl.ArrayDatase
 
 
 def fit(cfg: PipelineConfig, net: nn.Module, train: pdl.ArrayDataset):
-    """Fit the switch posteriors (or load ``posterior.nc``); returns the InferenceData."""
-    folder = cfg.fit_dir
+    """Fit the switch posteriors of the zoo's sites (or load ``posterior.nc``); returns the InferenceData."""
+    return fit_sites(cfg, net, train, net.prunable_layers, cfg.fit_dir)
+
+
+def fit_sites(cfg: PipelineConfig, net: nn.Module, train: pdl.ArrayDataset, sites, folder: Path):
+    """:func:`fit` of the switches on ``sites``, in ``folder``."""
     if (folder / "posterior.nc").exists():
         return pdl.load_idata(folder / "posterior.nc")
-    switched = pdl.SwitchedNetwork(net, net.prunable_layers, alpha0=cfg.alpha0, form=cfg.switch_form,
+    switched = pdl.SwitchedNetwork(net, sites, alpha0=cfg.alpha0, form=cfg.switch_form,
                                    steepness=cfg.steepness, temperature=cfg.temperature)
     guide, history = pdl.fit_switches(switched, split_data(cfg, train)[1], cfg.fit, checkpoint=folder / "switches.ckpt",
                                       progress=cfg.progress)

@@ -8,7 +8,8 @@ may also give one count per stage.
 
 - ResNet-56: conv 3->16, three stages of 9 basic blocks (16, 32, 64 channels, stride 2 at
   the start of stages 2 and 3), shortcut "A" (strided identity, zero-padded channels: no
-  parameters), global average pool, linear. 125.5M MACs, 0.85M parameters.
+  parameters; a ``ChannelScatter``, so the residual channels stay prunable), global average
+  pool, linear. 125.5M MACs, 0.85M parameters.
 - WRN-28-10: conv 3->16, three groups of 4 pre-activation blocks (BN-ReLU-conv-BN-ReLU-
   [dropout]-conv; widths 160, 320, 640; 1x1 conv shortcut where the shape changes),
   BN-ReLU, global average pool, linear. 5.25G MACs, 36.5M parameters.
@@ -21,6 +22,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..channel_map import ChannelScatter
+
 
 class BasicBlock(nn.Module):
     def __init__(self, in_channels: int, inner: int, out_channels: int, stride: int):
@@ -29,13 +32,14 @@ class BasicBlock(nn.Module):
         self.bn1 = nn.BatchNorm2d(inner)
         self.conv2 = nn.Conv2d(inner, out_channels, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(out_channels)
-        self.stride, self.pad = stride, out_channels - in_channels
+        self.stride = stride
+        self.shortcut = ChannelScatter.zero_padding(in_channels, out_channels) if out_channels != in_channels else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x)))))
         shortcut = x[:, :, :: self.stride, :: self.stride] if self.stride > 1 else x
-        if self.pad:
-            shortcut = F.pad(shortcut, (0, 0, 0, 0, self.pad // 2, self.pad - self.pad // 2))
+        if self.shortcut is not None:
+            shortcut = self.shortcut(shortcut)
         return torch.relu(out + shortcut)
 
 

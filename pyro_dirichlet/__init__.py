@@ -12,7 +12,8 @@ Public API (one screen):
 - pruning: ``parse_architecture``, ``counts_for_budget`` (``normalise_scores``), ``counts_for_mass``, ``keep_indices``,
   ``input_links``, ``feasible_counts``, ``trim``, ``save_pruned``, ``load_pruned``.
 - sites: ``InputSelect``, ``site_sizes`` (``"fc1:in"`` names a Linear layer's input features);
-  ``channel_groups`` (channels that go together, one switch each); ``DirichletImportance``
+  ``channel_groups`` (channels that go together, one switch each); ``ChannelScatter`` (a
+  zero-padding shortcut that stays prunable); ``DirichletImportance``
   (posterior means as a Torch-Pruning importance).
 - criteria: ``CRITERIA`` (``name -> criterion(net, sites, data, seed) -> ChannelScores``: l1, l2,
   taylor, fisher, group-lasso, data-free, random, dirichlet).
@@ -22,6 +23,7 @@ Public API (one screen):
   (the synthetic study's ground truth).
 """
 from .criteria import CRITERIA, ChannelScores, Criterion
+from .channel_map import ChannelScatter
 from .counting import count_macs, count_ops, count_params, mac_model, param_model
 from .data import DATA_ENV, ArrayDataset, DataNotFoundError, FeatureDataset, data_root, load_cifar10, load_mnist
 from .devices import resolve_device
@@ -52,7 +54,7 @@ from .training import TrainConfig, evaluate, train
 from .user_model import switch_layers, unfold_particles
 
 __all__ = [
-    "ArrayDataset", "CRITERIA", "ChannelGroup", "ChannelScores", "Criterion", "CheckpointError", "DirichletImportance", "CoupledLayersError", "DATA_ENV", "DataNotFoundError", "FeatureDataset", "FitConfig",
+    "ArrayDataset", "CRITERIA", "ChannelGroup", "ChannelScatter", "ChannelScores", "Criterion", "CheckpointError", "DirichletImportance", "CoupledLayersError", "DATA_ENV", "DataNotFoundError", "FeatureDataset", "FitConfig",
     "InputSelect", "MeanDirichlet", "MeanSwitchELBO", "SwitchGuide", "SwitchedNetwork", "TrainConfig", "channel_groups", "count_macs", "count_ops", "count_params",
     "counts_for_budget", "counts_for_mass", "data_root", "dirichlet_switch", "evaluate", "feasible_counts", "fit_switches",
     "format_architecture", "input_links", "keep_indices", "mac_model", "param_model", "load_idata", "load_cifar10", "load_mnist", "load_pruned", "normalise_scores",

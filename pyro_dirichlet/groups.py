@@ -6,7 +6,8 @@ Dirichlet switch serves a whole group (``K`` = the group's channel count). It is
 the group's first conv/linear member in the network's module order, so naming any member,
 or several, selects the same switch.
 
-Where the switch acts (``points``): the output of every BatchNorm in the group, and of every
+Where the switch acts (``points``): the output of every BatchNorm in the group, of every
+:class:`.channel_map.ChannelScatter` shortcut that writes its channels, and of every
 conv/linear member whose output does not go straight into one of those BatchNorms. So channel
 k of the group is multiplied by the switch wherever it is produced or re-normalised, and a
 zero switch removes it exactly (a BatchNorm's shift cannot bring it back). A group whose
@@ -22,6 +23,7 @@ import torch
 import torch.nn as nn
 import torch_pruning as tp
 
+from .channel_map import CUSTOM_PRUNERS, ChannelScatter
 from .frozen import frozen
 from .sites import layer_width
 
@@ -46,7 +48,8 @@ def dependency_graph(net: nn.Module, example_inputs) -> tp.DependencyGraph:
         for p in net.parameters():
             p.requires_grad_(True)
         try:
-            return tp.DependencyGraph().build_dependency(net, example_inputs=example_inputs)
+            return tp.DependencyGraph().build_dependency(net, example_inputs=example_inputs,
+                                                         customized_pruners=CUSTOM_PRUNERS)
         except Exception as e:
             shape = tuple(example_inputs.shape) if isinstance(example_inputs, torch.Tensor) else type(example_inputs)
             raise ValueError(f"the network does not run on the example inputs ({shape}): {type(e).__name__}: {e}. "
@@ -66,6 +69,7 @@ def channel_groups(net: nn.Module, example_inputs) -> list[ChannelGroup]:
         members = sorted({names[m] for m in outs if isinstance(m, LAYERS)}, key=order.get)
         norms = {m for m in outs if isinstance(m, nn.modules.batchnorm._BatchNorm)}
         points = {names[m] for m in norms}
+        points |= {names[m] for m in outs if isinstance(m, ChannelScatter)}  # a shortcut that writes these channels
         for module in outs:
             if isinstance(module, LAYERS):
                 following = [node.module for node in graph.module2node[module].outputs]
@@ -75,8 +79,9 @@ def channel_groups(net: nn.Module, example_inputs) -> list[ChannelGroup]:
         problem = None
         if len(set(widths.values())) > 1:
             problem = (f"its layers {members} have different widths ({sorted(set(widths.values()))}) although "
-                       "Torch-Pruning ties their channels (e.g. a shortcut that zero-pads channels, ResNet "
-                       "option A): their channels cannot be matched one to one")
+                       "Torch-Pruning ties their channels (e.g. a shortcut that zero-pads channels with F.pad, "
+                       "ResNet option A): their channels cannot be matched one to one. Write such a shortcut as "
+                       "pyro_dirichlet.ChannelScatter.zero_padding(in_channels, out_channels)")
         groups.append(ChannelGroup(members[0], widths[members[0]], tuple(members),
                                    tuple(sorted({names[m] for m in readers}, key=order.get)),
                                    tuple(sorted(points, key=order.get)), is_output=not readers, problem=problem))

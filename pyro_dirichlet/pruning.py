@@ -36,6 +36,7 @@ import torch
 import torch.nn as nn
 import torch_pruning as tp
 
+from .channel_map import CUSTOM_PRUNERS
 from .counting import mac_model, param_model
 from .io import CheckpointError, atomic_write, load_json, load_torch, save_json
 from .sites import InputSelect, is_input_site, layer_module, layer_width, site_layer, site_width
@@ -240,7 +241,8 @@ def counts_for_budget(
 
 def _graph(net: nn.Module, input_shape: Sequence[int]) -> tp.DependencyGraph:
     device = next(net.parameters()).device
-    return tp.DependencyGraph().build_dependency(net, example_inputs=torch.zeros(1, *input_shape, device=device))
+    return tp.DependencyGraph().build_dependency(net, example_inputs=torch.zeros(1, *input_shape, device=device),
+                                                 customized_pruners=CUSTOM_PRUNERS)
 
 
 def _out_handler(module: nn.Module):
@@ -330,7 +332,8 @@ def _prune_outputs(graph: tp.DependencyGraph, module: nn.Module, channels: list[
     if len(set(widths.values())) > 1:
         raise CoupledLayersError(
             f"layer {names[module]!r} cannot be pruned: Torch-Pruning ties its channels to layers of other widths "
-            f"({widths}; e.g. a shortcut that zero-pads channels), so they cannot be matched one to one"
+            f"({widths}; e.g. a shortcut that zero-pads channels with F.pad), so they cannot be matched one to one. "
+            "Write such a shortcut as pyro_dirichlet.ChannelScatter.zero_padding(in_channels, out_channels)"
         )
     group.prune()
 

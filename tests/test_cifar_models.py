@@ -72,14 +72,42 @@ def test_residual_architecture_strings():
     assert len(pdl.parse_architecture("80-160-320", wrn_sizes, wrn.layer_groups)) == 12
 
 
-def test_zero_padded_shortcut_channels_are_refused():
-    """ResNet-56's option-A shortcut pads channels: Torch-Pruning ties layers of 16, 32 and 64
-    channels, which cannot be matched one to one; refused when switched and when trimmed."""
-    net = build_model("resnet56", **TINY["resnet56"])
-    with pytest.raises(pdl.CoupledLayersError, match="'stage1.0.conv2' cannot be pruned"):
-        pdl.trim(net, {"stage1.0.conv2": [0, 1]}, net.input_shape)
-    with pytest.raises(ValueError, match="'stage2.0.conv2' cannot be pruned: its layers .* different widths"):
-        pdl.SwitchedNetwork(net, ["stage2.0.conv2"])
+def test_zero_padded_shortcut_channels_are_prunable():
+    """ResNet-56's option-A shortcut (a ChannelScatter) keeps its channel map through pruning:
+    the residual streams of 16, 32 and 64 channels are three groups, pruned like any other."""
+    net = randomize_batchnorm(build_model("resnet56", **TINY["resnet56"]))
+    groups = {g.name: g for g in pdl.channel_groups(net, torch.zeros(1, *net.input_shape))}
+    assert (groups["conv"].size, groups["stage2.0.conv2"].size, groups["stage3.0.conv2"].size) == (16, 32, 64)
+    assert all(g.problem is None for g in groups.values())
+    small = pdl.trim(net, {"conv": [0, 3, 5], "stage2.0.conv2": [c for c in range(32) if c != 11]}, net.input_shape)
+    shortcut = small.stage2[0].shortcut  # stage 1's channels 0, 3, 5 sat at 8, 11, 13 of stage 2's 32
+    assert (shortcut.in_channels, shortcut.out_channels) == (3, 31)
+    assert shortcut.in_index.tolist() == [0, 2] and shortcut.out_index.tolist() == [8, 12]  # 3 -> 11 was removed
+    x = torch.randn(2, *net.input_shape)
+    assert small(x).shape == (2, 10) and pdl.count_params(small) < pdl.count_params(net)
+
+
+class PaddedShortcutNet(torch.nn.Module):
+    """A user's option-A shortcut written with F.pad: Torch-Pruning ties 4 and 8 channels."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.conv2 = torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.Conv2d(4, 8, 3, padding=1)
+        self.fc = torch.nn.Linear(8, 2)
+        self.input_shape = (3, 8, 8)
+
+    def forward(self, x):
+        h = torch.relu(self.conv1(x))
+        h = torch.relu(self.conv2(h) + torch.nn.functional.pad(h, (0, 0, 0, 0, 2, 2)))
+        return self.fc(h.mean((2, 3)))
+
+
+def test_a_shortcut_that_pads_with_f_pad_is_refused_with_the_fix():
+    net = PaddedShortcutNet()
+    with pytest.raises(pdl.CoupledLayersError, match="'conv1' cannot be pruned"):
+        pdl.trim(net, {"conv1": [0, 1]}, net.input_shape)
+    with pytest.raises(ValueError, match="cannot be pruned: its layers .* different widths"):
+        pdl.SwitchedNetwork(net, ["conv2"])
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
