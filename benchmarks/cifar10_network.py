@@ -102,11 +102,18 @@ def budgets(a, net: nn.Module) -> tuple[int, int | None]:
     return a.budget_macs or pdl.count_macs(net, net.input_shape), None if params is None else int(params)
 
 
-def target_of(a, net: nn.Module, arch: str | None) -> str:
+def per_mac(method: str) -> bool:
+    """Each method's own budget order (README, LeNet-5's allocations): the posterior means per
+    MAC; the baselines' normalised scores alone (per MAC, their nearly flat scores empty the
+    costliest layer: LeNet-5's conv1 kept 1 channel)."""
+    return method.startswith("dirichlet")
+
+
+def target_of(a, net: nn.Module, arch: str | None, name: str) -> str:
     if arch:
         return f"arch-{arch}"
     macs, params = budgets(a, net)
-    return f"macs-{macs}" + (f"+params-{params}" if params else "")
+    return f"macs-{macs}" + (f"+params-{params}" if params else "") + ("-per-mac" if per_mac(name) else "")
 
 
 def prune_and_finetune(name: str, scores: dict, net: nn.Module, a, train, test, folder: Path,
@@ -119,14 +126,15 @@ def prune_and_finetune(name: str, scores: dict, net: nn.Module, a, train, test, 
         counts = pdl.parse_architecture(arch, sizes, getattr(net, "layer_groups", None))
     else:
         macs, params = budgets(a, net)
-        counts = pdl.counts_for_budget(net, scores, macs, net.input_shape, budget_params=params)
+        counts = pdl.counts_for_budget(net, scores, macs, net.input_shape, budget_params=params,
+                                       per_mac=per_mac(name))
     keep = pdl.keep_indices(scores, counts)
     small = pdl.trim(net, keep, net.input_shape)
     error_pruned = pdl.evaluate(small, test)
     torch.manual_seed(0)
     pdl.train(small, train, recipe(a.finetune_epochs, a.finetune_lr), checkpoint=folder / "train.ckpt",
               progress=not a.no_progress)
-    result = {"method": name, "target": target_of(a, net, arch), "architecture": pdl.format_architecture(counts), "error_pruned_pct": error_pruned,
+    result = {"method": name, "target": target_of(a, net, arch, name), "architecture": pdl.format_architecture(counts), "error_pruned_pct": error_pruned,
               "error_pct": pdl.evaluate(small, test), **pdl.count_ops(small, net.input_shape),
               "params": pdl.count_params(small)}
     pdl.save_pruned(small, {"model": net.zoo_name, "model_kwargs": widths_kwargs(a, net), "input_shape":
@@ -224,7 +232,7 @@ def main(argv: list[str] | None = None) -> dict:
     sites = list(net.prunable_layers)
     for name in a.methods:
         macs, params = budgets(a, net)
-        settings = {"budget_macs": macs, "budget_params": params,
+        settings = {"budget_macs": macs, "budget_params": params, "per_mac": per_mac(name),
                     "finetune": dataclasses.asdict(recipe(a.finetune_epochs, a.finetune_lr))}
         t_scores = time.perf_counter()
         if name.startswith("dirichlet"):

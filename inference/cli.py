@@ -72,6 +72,8 @@ def _step_options(p: argparse.ArgumentParser, step: str) -> None:
     g.add_argument("--arch", default=None, help="keep counts per switch site, e.g. 5-8-45-15")
     g.add_argument("--budget-macs", type=int, default=None, help="choose counts to fit this many MACs")
     g.add_argument("--mass", type=float, default=None, help="keep the top channels holding this posterior mass")
+    g.add_argument("--budget-order", default="per-mac", choices=["per-mac", "score"],
+                   help="--budget-macs removes channels by posterior mean per MAC of the channel, or by K E[s] alone")
     if step == "prune":
         return
     g = p.add_argument_group("fine-tuning")
@@ -96,7 +98,7 @@ def config_from_args(a: argparse.Namespace) -> pipeline.PipelineConfig:
     if hasattr(a, "arch"):
         if a.arch is None and a.budget_macs is None and a.mass is None and a.model == "lenet5" and a.widths is None:
             a.arch = "5-8-45-15"
-        target = pipeline.Target(arch=a.arch, budget_macs=a.budget_macs, mass=a.mass)
+        target = pipeline.Target(arch=a.arch, budget_macs=a.budget_macs, mass=a.mass, per_mac=a.budget_order == "per-mac")
     fit = FitConfig(seed=a.seed)
     if hasattr(a, "estimator"):
         fit = FitConfig(estimator=a.estimator, num_samples=a.samples, mode=a.mode, epochs=a.fit_epochs,
@@ -307,8 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budgets", default=",".join(map(str, BUDGETS)), help="MAC budgets")
     p.add_argument("--allocations", default=",".join(ALLOCATIONS),
                    help="same: every method keeps the same per-layer counts; own: each method's global ranking; "
-                   "mass: Dirichlet methods keep the same share of each layer's posterior mass "
-                   "(default: %(default)s)")
+                   "mass: Dirichlet methods keep the same share of each layer's posterior mass; cost: each "
+                   "method's ranking per MAC (default: %(default)s)")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated")
     p.add_argument("--finetune-epochs", type=int, default=CompareConfig.finetune_epochs, help="comma-separated")
     p.add_argument("--finetune-length", default=None, metavar="N,N,...",

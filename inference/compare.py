@@ -17,6 +17,8 @@ that changes a result), so a re-run resumes. Allocations of each MAC budget:
   share of its posterior mass, the largest share that fits
   (:func:`pyro_dirichlet.pruning.counts_for_mass_budget`): the posterior's own allocation,
   insensitive to the near-zero means of the channels it switched off.
+- ``cost``: as ``own``, but each site's normalised scores are divided by the MACs one of its
+  channels costs, so the global order is value per MAC (the greedy knapsack order).
 
 Each pruned network is evaluated right after pruning and after the same fine-tuning (Adam,
 lr 1e-3, cosine, ``finetune_epochs``, seed); the last epoch is reported, never the best.
@@ -53,7 +55,7 @@ DIRICHLET = {"dirichlet-mean": ("mean", "layerwise"), "dirichlet-mc": ("mc", "la
 METHODS = (*(name for name in criteria.CRITERIA if name != "dirichlet"), *DIRICHLET)
 BUDGETS = (1_000_000, 500_000, 300_000, 200_000, 136_825, 105_000)
 PAPER_ARCH = {136_825: "5-8-45-15"}
-ALLOCATIONS = ("same", "own", "mass")
+ALLOCATIONS = ("same", "own", "mass", "cost")
 
 # Supplement Table 1 (LeNet-5-Caffe on MNIST): method, architecture, error %, stated FLOPs.
 # Checked rows (GD, SBP, BC-GNJ, BC-GHS): architecture, error and FLOPs as stated in the
@@ -165,10 +167,11 @@ def method_scores(cfg: CompareConfig, method: str, seed: int, net: nn.Module, tr
     return scores
 
 
-def own_counts(net: nn.Module, scores: criteria.ChannelScores, budget: int, links: pdl.pruning.Links
-               ) -> dict[str, int]:
-    """Per-site counts from the method's own global ranking (its criterion's normalisation) under ``budget``."""
-    return pdl.counts_for_budget(net, scores, budget, net.input_shape, links=links)
+def own_counts(net: nn.Module, scores: criteria.ChannelScores, budget: int, links: pdl.pruning.Links,
+               per_mac: bool = False) -> dict[str, int]:
+    """Per-site counts from the method's own global ranking (its criterion's normalisation; per
+    MAC if ``per_mac``) under ``budget``."""
+    return pdl.counts_for_budget(net, scores, budget, net.input_shape, links=links, per_mac=per_mac)
 
 
 def prune_and_finetune(cfg: CompareConfig, net: nn.Module, scores: dict, counts: dict, links: pdl.pruning.Links,
@@ -212,7 +215,7 @@ class Harness:
         scores = self.scores(method, seed)
         if allocation == "mass":
             return pdl.pruning.counts_for_mass_budget(scores, budget, pdl.mac_model(self.net, list(scores)), self.links)
-        return own_counts(self.net, scores, budget, self.links)
+        return own_counts(self.net, scores, budget, self.links, per_mac=allocation == "cost")
 
     def run(self, method: str, allocation: str, budget: int, seed: int) -> dict:
         """One pruned and fine-tuned network's record, computed once (``<folder>/runs``)."""
@@ -325,7 +328,8 @@ def aggregate(runs: list[dict]) -> dict[tuple[str, str, int], dict]:
 
 ALLOCATION_TITLE = {"same": "same per-layer counts for every method",
                     "own": "each method's own allocation (its normalised scores ranked across layers)",
-                    "mass": "Dirichlet's posterior-mass allocation (the same share of each layer's mass)"}
+                    "mass": "Dirichlet's posterior-mass allocation (the same share of each layer's mass)",
+                    "cost": "each method's own ranking per MAC (normalised score / MACs of one channel)"}
 
 
 def markdown(result: dict) -> str:
@@ -348,7 +352,7 @@ def markdown(result: dict) -> str:
                             heads, {m: [f"{c[kind][0]:.2f} ± {c[kind][1]:.2f}" for c in cell[m]] for m in methods})
         if allocation != "same":
             lines += _table("Architectures each method chose (seed 0) and mean MACs over seeds:", heads,
-                            {(f"{m} ({normalisation_of(m)})" if allocation == "own" else m):
+                            {(f"{m} ({normalisation_of(m)})" if allocation in ("own", "cost") else m):
                              [f"{c['architectures'][0]} ({c['macs'][0]:,.0f})" for c in cell[m]] for m in methods})
     lines += ["Supplement Table 1 points on LeNet-5-Caffe, recounted by this project's counter (paper FLOPs = MACs + "
               "one add per output bias element; stated FLOPs: see PAPER_POINTS):", "",

@@ -36,11 +36,14 @@ from pyro_dirichlet.models import build_model
 
 @dataclass
 class Target:
-    """How many channels to keep: exactly one of an architecture, a MAC budget, a mass threshold."""
+    """How many channels to keep: exactly one of an architecture, a MAC budget, a mass threshold.
+    ``per_mac``: a MAC budget removes channels in the order of posterior mean per MAC
+    (``K_l E[s_lk]`` / the MACs of one of the layer's channels), else of ``K_l E[s_lk]``."""
 
     arch: str | None = None
     budget_macs: int | None = None
     mass: float | None = None
+    per_mac: bool = True
 
     def __post_init__(self):
         if sum(v is not None for v in (self.arch, self.budget_macs, self.mass)) != 1:
@@ -50,7 +53,9 @@ class Target:
     def tag(self) -> str:
         if self.arch is not None:
             return f"arch-{self.arch}"
-        return f"macs-{self.budget_macs}" if self.budget_macs is not None else f"mass-{self.mass}"
+        if self.budget_macs is not None:
+            return f"macs-{self.budget_macs}" + ("-per-mac" if self.per_mac else "")
+        return f"mass-{self.mass}"
 
     def counts(self, net: nn.Module, scores: dict[str, torch.Tensor], links: pdl.pruning.Links) -> dict[str, int]:
         """Keep counts for the zoo network ``net`` (``net.zoo_name``) with posterior-mean ``scores``."""
@@ -58,7 +63,8 @@ class Target:
             sizes = {name: len(s) for name, s in scores.items()}
             return pdl.parse_architecture(self.arch, sizes, getattr(net, "layer_groups", None), links)
         if self.budget_macs is not None:
-            return pdl.counts_for_budget(net, scores, self.budget_macs, net.input_shape, links=links)
+            return pdl.counts_for_budget(net, scores, self.budget_macs, net.input_shape, links=links,
+                                         per_mac=self.per_mac)
         return pdl.feasible_counts(pdl.counts_for_mass(scores, self.mass), links)
 
 

@@ -182,10 +182,14 @@ def counts_for_budget(
     links: Links | None = None,
     normalisation: str | None = None,
     budget_params: int | None = None,
+    per_mac: bool = False,
 ) -> dict[str, int]:
     """Per-layer counts from the global order of the normalised scores that fit ``budget_macs``
     (and ``budget_params`` parameters, if given: :func:`~.counting.param_model`)
-    (:func:`normalise_scores`). ``normalisation`` defaults to the scores' own (a criterion's
+    (:func:`normalise_scores`). ``per_mac``: order by score per MAC instead, each site's
+    normalised scores divided by the MACs one of its channels costs at full width, in its
+    layers and in those that read it (``macs_of(all) - macs_of(all but one of its channels)``):
+    the greedy knapsack order. ``normalisation`` defaults to the scores' own (a criterion's
     ``ChannelScores.normalisation``: :mod:`.criteria`), else ``mean``, which ranks posterior means
     by ``K_l * E[s_lk]``.
 
@@ -215,6 +219,9 @@ def counts_for_budget(
     if fits(sizes):
         return dict(sizes)
     ranked = normalise_scores(scores, normalisation or getattr(scores, "normalisation", "mean"))
+    if per_mac:
+        full = macs_of(sizes)
+        ranked = {name: s / max(1, full - macs_of({**sizes, name: sizes[name] - 1})) for name, s in ranked.items()}
     order = sorted(((float(v), name) for name, s in ranked.items() for v in s.tolist()), key=lambda t: t[0])
 
     def counts_after(removed: int) -> dict[str, int]:

@@ -239,3 +239,15 @@ def test_a_budget_of_macs_and_parameters_is_met_on_vgg16():
     assert pdl.param_model(net, list(scores))(by_macs) > 840_000  # the MAC budget alone keeps too many parameters
     with pytest.raises(ValueError, match="100 parameters"):
         counts_for_budget(net, scores, 38_000_000, net.input_shape, budget_params=100)
+
+
+def test_per_mac_order_removes_the_channels_that_cost_most_per_unit_of_score():
+    """fc1's input features score lower than conv1's channels, but cost 500 MACs each against
+    94,400: the plain order removes features first, the per-MAC order conv1's channels."""
+    net = build_model("lenet5").eval()
+    scores = {name: torch.full((k,), 0.9 if name == "fc1:in" else 1.0) for name, k in pdl.site_sizes(net).items()}
+    kwargs = dict(links=LINKS, normalisation="none")
+    per_mac = counts_for_budget(net, scores, 1_500_000, net.input_shape, per_mac=True, **kwargs)
+    plain = counts_for_budget(net, scores, 1_500_000, net.input_shape, **kwargs)
+    assert lenet_macs(per_mac) <= 1_500_000 and lenet_macs(plain) <= 1_500_000
+    assert per_mac["conv1"] < plain["conv1"] and per_mac["fc1:in"] == 800 > plain["fc1:in"]
