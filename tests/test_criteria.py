@@ -116,8 +116,10 @@ def test_compare_command_on_real_mnist(mnist_root, tmp_path, capsys):
     result = json.loads((tmp_path / "results" / "lenet5_baselines.json").read_text())
     assert {r["method"] for r in result["runs"]} == {"l1", "random", "dirichlet-mean"}
     assert sorted((r["allocation"], r["method"]) for r in result["runs"]) == [
-        ("mass", "dirichlet-mean"), *(("own", m) for m in ("dirichlet-mean", "l1", "random")),
-        *(("same", m) for m in ("dirichlet-mean", "l1", "random"))]
+        *(("cost", m) for m in ("dirichlet-mean", "l1", "random")), ("mass", "dirichlet-mean"),
+        *(("own", m) for m in ("dirichlet-mean", "l1", "random")), *(("same", m) for m in ("dirichlet-mean", "l1", "random"))]
+    cost = {r["method"]: r for r in result["runs"] if r["allocation"] == "cost"}
+    assert all(r["macs"] <= 200_000 for r in cost.values())
     mass = next(r for r in result["runs"] if r["allocation"] == "mass")
     assert mass["macs"] <= 200_000
     assert len({r["macs"] for r in result["runs"] if r["allocation"] == "same"}) == 1
@@ -142,7 +144,7 @@ def test_compare_command_on_real_mnist(mnist_root, tmp_path, capsys):
     assert main(argv[:2] + ["l1,magic"]) == 2
     assert "unknown method" in capsys.readouterr().err
     assert main(argv + ["--allocations", "mine"]) == 2
-    assert "choose one or more of ['same', 'own', 'mass']" in capsys.readouterr().err
+    assert "choose one or more of ['same', 'own', 'mass', 'cost']" in capsys.readouterr().err
 
 
 class Residual(torch.nn.Module):
