@@ -95,7 +95,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def budgets(a, net: nn.Module) -> tuple[int, int | None]:
-    """``(MACs, parameters or None)`` of the budget for ``net`` (no MAC budget: its full MACs)."""
+    """``(MACs, parameters or None)`` of the budget for ``net`` (no MAC budget: its full MACs; a
+    parameter fraction: of its parameters). Resolved once, into ``a``, after pretraining."""
     params = a.budget_params
     if params is not None and params < 1:
         params = int(params * pdl.count_params(net))
@@ -112,8 +113,8 @@ def per_mac(method: str) -> bool:
 def target_of(a, net: nn.Module, arch: str | None, name: str) -> str:
     if arch:
         return f"arch-{arch}"
-    macs, params = budgets(a, net)
-    return f"macs-{macs}" + (f"+params-{params}" if params else "") + ("-per-mac" if per_mac(name) else "")
+    params = f"+params-{a.budget_params}" if a.budget_params else ""
+    return f"macs-{a.budget_macs}{params}" + ("-per-mac" if per_mac(name) else "")
 
 
 def prune_and_finetune(name: str, scores: dict, net: nn.Module, a, train, test, folder: Path,
@@ -125,8 +126,7 @@ def prune_and_finetune(name: str, scores: dict, net: nn.Module, a, train, test, 
         sizes = {site: len(s) for site, s in scores.items()}
         counts = pdl.parse_architecture(arch, sizes, getattr(net, "layer_groups", None))
     else:
-        macs, params = budgets(a, net)
-        counts = pdl.counts_for_budget(net, scores, macs, net.input_shape, budget_params=params,
+        counts = pdl.counts_for_budget(net, scores, a.budget_macs, net.input_shape, budget_params=a.budget_params,
                                        per_mac=per_mac(name))
     keep = pdl.keep_indices(scores, counts)
     small = pdl.trim(net, keep, net.input_shape)
@@ -137,14 +137,10 @@ def prune_and_finetune(name: str, scores: dict, net: nn.Module, a, train, test, 
     result = {"method": name, "target": target_of(a, net, arch, name), "architecture": pdl.format_architecture(counts), "error_pruned_pct": error_pruned,
               "error_pct": pdl.evaluate(small, test), **pdl.count_ops(small, net.input_shape),
               "params": pdl.count_params(small)}
-    pdl.save_pruned(small, {"model": net.zoo_name, "model_kwargs": widths_kwargs(a, net), "input_shape":
+    pdl.save_pruned(small, {"model": net.zoo_name, "model_kwargs": a.model_kwargs, "input_shape":
                             list(net.input_shape), "kept": keep, **result}, folder)
     save_json(result, folder / "result.json")
     return result, small
-
-
-def widths_kwargs(a, net: nn.Module) -> dict:
-    return {"widths": [a.widths] * len(net.prunable_layers)} if a.widths else {}
 
 
 def latencies(net: nn.Module, cuda: bool) -> dict:
@@ -227,12 +223,13 @@ def main(argv: list[str] | None = None) -> dict:
     train, test = pipeline.load_data(base)
     net = pipeline.pretrain(base, train, test)
     baseline = pipeline.baseline(base)
+    a.budget_macs, a.budget_params = budgets(a, net)
+    a.model_kwargs = {"widths": list(base.widths)} if base.widths else {}
     pretrain_seconds = sum(h["seconds"] for h in pdl.io.load_torch(base.pretrained_dir / "train.ckpt")["history"])
     runs, networks, posteriors = [], {}, {}
     sites = list(net.prunable_layers)
     for name in a.methods:
-        macs, params = budgets(a, net)
-        settings = {"budget_macs": macs, "budget_params": params, "per_mac": per_mac(name),
+        settings = {"budget_macs": a.budget_macs, "budget_params": a.budget_params, "per_mac": per_mac(name),
                     "finetune": dataclasses.asdict(recipe(a.finetune_epochs, a.finetune_lr))}
         t_scores = time.perf_counter()
         if name.startswith("dirichlet"):
@@ -275,7 +272,7 @@ def main(argv: list[str] | None = None) -> dict:
               "baseline": {**baseline, "pretrain_seconds": pretrain_seconds}, "runs": runs,
               "config": {"pretrain": dataclasses.asdict(base.pretrain), "alpha0": base.alpha0,
                          "switch_form": base.switch_form, "fit_epochs": a.fit_epochs, "samples": a.samples,
-                         "budget_macs": macs, "budget_params": params, "arch": a.arch,
+                         "budget_macs": a.budget_macs, "budget_params": a.budget_params, "arch": a.arch,
                          "finetune": dataclasses.asdict(recipe(a.finetune_epochs, a.finetune_lr))},
               "paper": TABLES.get(a.model, {}).get("paper", [])}
     dirichlet = next((m for m in ("dirichlet-mean", "dirichlet-mc") if m in networks), None)

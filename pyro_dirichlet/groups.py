@@ -7,7 +7,8 @@ the group's first conv/linear member in the network's module order, so naming an
 or several, selects the same switch.
 
 Where the switch acts (``points``): the output of every BatchNorm in the group, of every
-:class:`.channel_map.ChannelScatter` shortcut that writes its channels, and of every
+module with a pruner of its own (``channel_map.CUSTOM_PRUNERS``, e.g. the ``ChannelScatter``
+shortcut) that writes its channels, and of every
 conv/linear member whose output does not go straight into one of those BatchNorms. So channel
 k of the group is multiplied by the switch wherever it is produced or re-normalised, and a
 zero switch removes it exactly (a BatchNorm's shift cannot bring it back). A group whose
@@ -23,7 +24,7 @@ import torch
 import torch.nn as nn
 import torch_pruning as tp
 
-from .channel_map import CUSTOM_PRUNERS, ChannelScatter
+from .channel_map import CUSTOM_PRUNERS
 from .frozen import frozen
 from .sites import layer_width
 
@@ -69,7 +70,7 @@ def channel_groups(net: nn.Module, example_inputs) -> list[ChannelGroup]:
         members = sorted({names[m] for m in outs if isinstance(m, LAYERS)}, key=order.get)
         norms = {m for m in outs if isinstance(m, nn.modules.batchnorm._BatchNorm)}
         points = {names[m] for m in norms}
-        points |= {names[m] for m in outs if isinstance(m, ChannelScatter)}  # a shortcut that writes these channels
+        points |= {names[m] for m in outs if isinstance(m, tuple(CUSTOM_PRUNERS))}  # e.g. a shortcut writing them
         for module in outs:
             if isinstance(module, LAYERS):
                 following = [node.module for node in graph.module2node[module].outputs]
