@@ -91,6 +91,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     a.methods = a.methods.split(",") if a.methods else [*METHODS, *([EVERY_GROUP] if a.model in RESIDUAL else [])]
     if set(a.methods) - {*METHODS, EVERY_GROUP}:
         ap.error(f"--methods: choose from {', '.join((*METHODS, EVERY_GROUP))}")
+    a.widths = (a.widths,) * len(build_model(a.model).prunable_layers) if a.widths else None
+    if a.arch:  # refused now, not after pretraining and fitting
+        shape = build_model(a.model, **({"widths": list(a.widths)} if a.widths else {}))
+        try:
+            pdl.parse_architecture(a.arch, pdl.site_sizes(shape), getattr(shape, "layer_groups", None))
+        except ValueError as e:
+            ap.error(f"--arch: {e} (at --widths {a.widths[0] if a.widths else 'full'}); give an --arch that fits")
     return a
 
 
@@ -162,13 +169,13 @@ def onnx_check(net: nn.Module, path: Path) -> dict:
         return {"skipped": f"onnxruntime is not installed ({e})"}
     net = net.cpu().eval()
     x = torch.randn(8, *net.input_shape, generator=torch.Generator().manual_seed(0))
-    torch.onnx.export(net, (x,), str(path), input_names=["x"], output_names=["logits"],
+    torch.onnx.export(net, (x,), str(path), input_names=["x"], output_names=["logits"], external_data=False,
                       dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}})
     with torch.no_grad():
         expected = net(x).numpy()
     got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x.numpy()})[0]
     diff = float(abs(got - expected).max())
-    return {"file": path.name, "bytes": path.stat().st_size, "max_abs_diff": diff,
+    return {"file": str(path), "bytes": path.stat().st_size, "max_abs_diff": diff,
             "same_predictions": bool((got.argmax(1) == expected.argmax(1)).all())}
 
 
@@ -217,7 +224,7 @@ def main(argv: list[str] | None = None) -> dict:
     cuda = device.type == "cuda"
     base = pipeline.PipelineConfig(
         run_dir=a.run_dir or f"runs/{a.model}-cifar10-study", model=a.model, data_root=a.data_root,
-        widths=(a.widths,) * len(build_model(a.model).prunable_layers) if a.widths else None,
+        widths=a.widths,
         train_subset=a.train_subset, test_subset=a.test_subset, device=a.device, progress=not a.no_progress,
         pretrain=recipe(a.pretrain_epochs, a.pretrain_lr), target=None)
     train, test = pipeline.load_data(base)
@@ -277,7 +284,8 @@ def main(argv: list[str] | None = None) -> dict:
               "paper": TABLES.get(a.model, {}).get("paper", [])}
     dirichlet = next((m for m in ("dirichlet-mean", "dirichlet-mc") if m in networks), None)
     if dirichlet:
-        report["onnx"] = onnx_check(networks[dirichlet], out / f"cifar10_{a.model}_{dirichlet}.onnx")
+        # in the run folder: WRN-28-10's pruned network is larger than a results file may be
+        report["onnx"] = onnx_check(networks[dirichlet], Path(base.run_dir) / f"{dirichlet}.onnx")
         idata, _ = posteriors[dirichlet]
         first = sites[0]
         image = test.inputs(torch.zeros(1, dtype=torch.long, device=test.device))[0]  # the first test image

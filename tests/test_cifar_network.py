@@ -31,7 +31,10 @@ def test_one_command_runs_the_whole_study(cifar_root, tmp_path):
         assert r["macs"] <= 300_000 and r["params"] <= 3_000 and 0 <= r["error_pct"] <= 100
         assert set(r["latency"]) == {"cpu_b1_ms", "cpu_b256_ms"} and r["mac_ratio"] > 4
     assert set(report["baseline"]["latency"]) == {"cpu_b1_ms", "cpu_b256_ms"} and report["dataset"].startswith("cifar10")
-    assert "skipped" in report["onnx"] or (report["onnx"]["max_abs_diff"] < 1e-4 and report["onnx"]["same_predictions"])
+    onnx = report["onnx"]
+    assert "skipped" in onnx or (onnx["max_abs_diff"] < 1e-4 and onnx["same_predictions"]
+                                 and Path(onnx["file"]).stat().st_size == onnx["bytes"]  # weights inside, not beside
+                                 and not list(Path(onnx["file"]).parent.glob("*.data")))
     assert len(report["figure2"]["top10"]) == 8  # every channel of the 8-wide first layer, in posterior order
     for name in ("cifar10_vgg16_figure2.png", "cifar10_vgg16_forest-conv1.png", "cifar10_vgg16.md"):
         assert (tmp_path / "results" / name).stat().st_size > 1000
@@ -51,3 +54,11 @@ def test_the_supplement_tables_budgets():
     assert study.budgets(a, net) == (pdl.count_macs(net, net.input_shape), int(0.4 * pdl.count_params(net)))
     with pytest.raises(SystemExit):
         study.parse(["--methods", "l9"])
+
+
+def test_an_architecture_that_does_not_fit_is_refused_before_any_training(capsys):
+    study = load_script()
+    with pytest.raises(SystemExit):  # the paper's 6-11-16 on a ResNet-56 4 channels wide
+        study.parse(["--model", "resnet56", "--widths", "4"])
+    assert "--arch: architecture '6-11-16'" in capsys.readouterr().err
+    assert study.parse(["--model", "resnet56", "--widths", "4", "--arch", "2-3-4"]).widths == (4,) * 27
