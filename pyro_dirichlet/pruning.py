@@ -36,8 +36,8 @@ import torch
 import torch.nn as nn
 import torch_pruning as tp
 
-from .channel_map import CUSTOM_PRUNERS
 from .counting import mac_model, param_model
+from .groups import dependency_graph
 from .io import CheckpointError, atomic_write, load_json, load_torch, save_json
 from .sites import InputSelect, is_input_site, layer_module, layer_width, site_layer, site_width
 
@@ -247,9 +247,7 @@ def counts_for_budget(
 
 
 def _graph(net: nn.Module, input_shape: Sequence[int]) -> tp.DependencyGraph:
-    device = next(net.parameters()).device
-    return tp.DependencyGraph().build_dependency(net, example_inputs=torch.zeros(1, *input_shape, device=device),
-                                                 customized_pruners=CUSTOM_PRUNERS)
+    return dependency_graph(net, torch.zeros(1, *input_shape, device=next(net.parameters()).device))
 
 
 def _out_handler(module: nn.Module):
@@ -275,7 +273,7 @@ def input_links(net: nn.Module, sites: Sequence[str], input_shape: Sequence[int]
     inputs = [site for site in sites if is_input_site(site)]
     if not inputs:
         return {}
-    copy_ = copy.deepcopy(net).eval().requires_grad_(True)
+    copy_ = copy.deepcopy(net).eval()
     graph = _graph(copy_, input_shape)
     names = {module: name for name, module in copy_.named_modules()}
     return {site: _producer(graph, layer_module(copy_, site_layer(site)), names) for site in inputs}
@@ -288,7 +286,7 @@ def trim(net: nn.Module, keep: Mapping[str, Sequence[int]], input_shape: Sequenc
     (and producer channels none of whose features is kept; module docstring). Works on the
     net's device; ``input_shape`` (no batch dim) is used to trace the graph.
     """
-    pruned = copy.deepcopy(net).eval().requires_grad_(True)  # the graph is traced through autograd
+    pruned = copy.deepcopy(net).eval().requires_grad_(True)  # trainable, for fine-tuning
     graph = _graph(pruned, input_shape)
     names = {module: name for name, module in pruned.named_modules()}
     removed: dict[str, set[int]] = {}  # output channels to remove, per layer

@@ -14,6 +14,7 @@ export PYTHONUNBUFFERED=1 PYRO_DIRICHLET_DATA="$PWD/.gpu/data" PYRO_DIRICHLET_CA
 python3 -c "import sys, torch; print('python', sys.version.split()[0], 'torch', torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else 'no CUDA')"
 what="$1"; shift
 if [ "$what" = tests ]; then
+    for f in .gpu/data/MNIST/raw/*.gz; do [ -f "${f%.gz}" ] || gunzip -k "$f"; done
     exec python3 -P -m pytest -q -p no:cacheprovider "$@"   # -P: the installed package, not ./pyro_dirichlet
 fi
 exec python3 benchmarks/cifar10_network.py --model "$what" --results "${OUT:-results}" "$@"

@@ -251,3 +251,13 @@ def test_per_mac_order_removes_the_channels_that_cost_most_per_unit_of_score():
     plain = counts_for_budget(net, scores, 1_500_000, net.input_shape, **kwargs)
     assert lenet_macs(per_mac) <= 1_500_000 and lenet_macs(plain) <= 1_500_000
     assert per_mac["conv1"] < plain["conv1"] and per_mac["fc1:in"] == 800 > plain["fc1:in"]
+
+
+def test_trim_works_under_no_grad():
+    """Torch-Pruning traces through autograd; trim turns it on for its trace and returns a
+    trainable network, whatever the caller's grad mode."""
+    net = build_model("lenet5").eval()
+    keep = {"conv1": [0, 3], "fc1:in": list(range(0, 800, 2))}
+    with torch.no_grad():
+        small = trim(net, keep, net.input_shape)
+    assert small.conv1.out_channels == 2 and all(p.requires_grad for p in small.parameters())
