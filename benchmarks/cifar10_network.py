@@ -27,7 +27,7 @@ import torch
 import torch.nn as nn
 
 import pyro_dirichlet as pdl
-from pyro_dirichlet.inference import pipeline
+from pyro_dirichlet.inference import pipeline, time_plan
 from pyro_dirichlet.io import keyed_folder, load_json, save_json, save_text
 from pyro_dirichlet.latency import latency_ms
 from pyro_dirichlet.models import build_model
@@ -80,6 +80,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--data-root", default=None)
     ap.add_argument("--run-dir", default=None, help="default: runs/<model>-cifar10-study")
     ap.add_argument("--results", default="results")
+    ap.add_argument("--time-budget", type=float, default=None,
+                    help="seconds for the whole study: fewer pretraining and fine-tuning epochs if the requested "
+                         "ones would not fit, from this device's measured speed (inference/time_plan.py)")
     ap.add_argument("--no-progress", action="store_true")
     a = ap.parse_args(argv)
     table = TABLES.get(a.model, {})
@@ -108,6 +111,34 @@ def budgets(a, net: nn.Module) -> tuple[int, int | None]:
     if params is not None and params < 1:
         params = int(params * pdl.count_params(net))
     return a.budget_macs or pdl.count_macs(net, net.input_shape), None if params is None else int(params)
+
+
+def every_group_sites(net: nn.Module, train: pdl.ArrayDataset) -> list[str]:
+    """Every prunable channel group of ``net``, the residual streams included."""
+    example = train.inputs(torch.zeros(1, dtype=torch.long, device=train.device))
+    return [g.name for g in pdl.channel_groups(net, example) if not g.is_output and g.problem is None]
+
+
+def plan_epochs(a, base: pipeline.PipelineConfig, train: pdl.ArrayDataset, device: torch.device) -> dict:
+    """The pretraining and fine-tuning epochs that fit ``--time-budget`` (inference/time_plan.py),
+    measured on the untrained network on ``device``; saved in and reused from the run folder."""
+    net = build_model(a.model, **({"widths": list(a.widths)} if a.widths else {})).to(device)
+    sites = list(net.prunable_layers)
+    fits = {name: len(every_group_sites(net, train) if name == EVERY_GROUP else sites) * (a.samples if "-mc" in name else 1)
+            for name in a.methods if name.startswith("dirichlet")}
+    finetunes = len(a.methods) + (sum(m in METHODS and m.startswith("dirichlet") for m in a.methods) if a.arch else 0)
+    work = time_plan.Work(n_train=len(train), n_fit=len(train), pretrain_epochs=a.pretrain_epochs,
+                          finetune_epochs=a.finetune_epochs, finetunes=finetunes,
+                          fit_passes=a.fit_epochs * sum(fits.values()))
+    key = {"model": a.model, "widths": a.widths, "device": device_name(device), "budget_seconds": a.time_budget,
+           "work": dataclasses.asdict(work)}
+    measure = lambda: time_plan.measure_speed(net, train, base.pretrain, a.fit_batch_size, sites,  # noqa: E731
+                                              lambda n: latencies(n, cuda=False))
+    return time_plan.planned_epochs(Path(base.run_dir), key, measure, work, a.time_budget)
+
+
+def device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
 
 
 def per_mac(method: str) -> bool:
@@ -228,6 +259,13 @@ def main(argv: list[str] | None = None) -> dict:
         train_subset=a.train_subset, test_subset=a.test_subset, device=a.device, progress=not a.no_progress,
         pretrain=recipe(a.pretrain_epochs, a.pretrain_lr), target=None)
     train, test = pipeline.load_data(base)
+    plan = None
+    if a.time_budget:
+        plan = plan_epochs(a, base, train, device)
+        a.pretrain_epochs, a.finetune_epochs = plan["pretrain_epochs"], plan["finetune_epochs"]
+        base = dataclasses.replace(base, pretrain=recipe(a.pretrain_epochs, a.pretrain_lr))
+        print(f"time plan: {a.pretrain_epochs} pretraining and {a.finetune_epochs} fine-tuning epochs, "
+              f"about {plan['estimate_seconds']:.0f} s of {a.time_budget:.0f}", flush=True)
     net = pipeline.pretrain(base, train, test)
     baseline = pipeline.baseline(base)
     a.budget_macs, a.budget_params = budgets(a, net)
@@ -247,8 +285,7 @@ def main(argv: list[str] | None = None) -> dict:
             parent = cfg.fit_dir
             fit_sites = sites
             if name == EVERY_GROUP:
-                fit_sites = [g.name for g in pdl.channel_groups(net, train.inputs(torch.zeros(1, dtype=torch.long, device=train.device)))
-                             if not g.is_output and g.problem is None]
+                fit_sites = every_group_sites(net, train)
                 parent = keyed_folder(base.pretrained_dir, "fit-every-group", {**cfg.fit_settings, "sites": fit_sites})
             idata = pipeline.fit_sites(cfg, net, train, fit_sites, parent)
             posteriors[name] = (idata, parent)
@@ -274,14 +311,14 @@ def main(argv: list[str] | None = None) -> dict:
     out = Path(a.results)
     out.mkdir(parents=True, exist_ok=True)
     report = {"model": a.model, "dataset": "cifar10 (JPEG copy)" if "jpg" in train.name else "cifar10",
-              "device": torch.cuda.get_device_name(device) if cuda else f"cpu ({torch.get_num_threads()} threads)",
+              "device": device_name(device),
               "command": "python " + shlex.join(["benchmarks/cifar10_network.py", *(argv or sys.argv[1:])]),
               "baseline": {**baseline, "pretrain_seconds": pretrain_seconds}, "runs": runs,
               "config": {"pretrain": dataclasses.asdict(base.pretrain), "alpha0": base.alpha0,
                          "switch_form": base.switch_form, "fit_epochs": a.fit_epochs, "samples": a.samples,
                          "budget_macs": a.budget_macs, "budget_params": a.budget_params, "arch": a.arch,
                          "finetune": dataclasses.asdict(recipe(a.finetune_epochs, a.finetune_lr))},
-              "paper": TABLES.get(a.model, {}).get("paper", [])}
+              "paper": TABLES.get(a.model, {}).get("paper", []), "time_plan": plan}
     dirichlet = next((m for m in ("dirichlet-mean", "dirichlet-mc") if m in networks), None)
     if dirichlet:
         # in the run folder: WRN-28-10's pruned network is larger than a results file may be

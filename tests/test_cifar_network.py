@@ -23,8 +23,11 @@ def test_one_command_runs_the_whole_study(cifar_root, tmp_path):
     argv = ["--model", "vgg16", "--widths", "8", "--train-subset", "512", "--test-subset", "256",
             "--pretrain-epochs", "1", "--fit-epochs", "1", "--finetune-epochs", "1", "--budget-macs", "300000",
             "--budget-params", "3000", "--device", "cpu", "--data-root", cifar_root, "--run-dir", str(tmp_path / "run"),
-            "--results", str(tmp_path / "results"), "--no-progress"]
+            "--results", str(tmp_path / "results"), "--no-progress", "--time-budget", "3600"]
     report = study.main(argv)
+    plan = report["time_plan"]  # measured, and one epoch each fits an hour
+    assert (plan["pretrain_epochs"], plan["finetune_epochs"]) == (1, 1) and plan["speed"]["train_s_per_image"] > 0
+    assert plan["work"]["fit_passes"] == 15 * (1 + 4) and plan["work"]["finetunes"] == 4
     assert json.loads((tmp_path / "results" / "cifar10_vgg16.json").read_text()) == json.loads(json.dumps(report))
     assert [r["method"] for r in report["runs"]] == list(study.METHODS)
     for r in report["runs"]:
@@ -40,7 +43,7 @@ def test_one_command_runs_the_whole_study(cifar_root, tmp_path):
         assert (tmp_path / "results" / name).stat().st_size > 1000
     again = study.main(argv)  # every step resumes: the same networks, errors and counts
     assert [(r["architecture"], r["error_pct"]) for r in again["runs"]] == [
-        (r["architecture"], r["error_pct"]) for r in report["runs"]]
+        (r["architecture"], r["error_pct"]) for r in report["runs"]] and again["time_plan"] == plan
 
 
 def test_the_supplement_tables_budgets():

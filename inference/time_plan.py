@@ -1,0 +1,112 @@
+"""Epochs that fit a wall-clock budget, from the measured speed of this device.
+
+A borrowed GPU runs one command for at most a few minutes, and its machine (with the run
+folder) is given back soon after, so a study must finish inside one command. Before any
+training, :func:`measure_speed` times, on copies and a few batches after a warm-up epoch,
+
+- ``t_train``: seconds per image of a training step of the full network (the recipe's batch,
+  bf16 on CUDA);
+- ``t_fit``: seconds per image of a switch-fit step with every site switched (``mean``);
+- ``t_latency``: seconds of the CPU latency measurements of the full network.
+
+:func:`plan_epochs` then scales the pretraining and fine-tuning epochs by one factor ``s <= 1``
+(at least one epoch each) so that the estimate
+
+    N t_train (s P + rho s E M) + N_fit t_fit F sum_fits(L W) + (M + 1) t_latency <= budget (1 - reserve)
+
+holds: ``M`` fine-tuned networks, each at ``rho`` of the full network's step time (pruned
+networks are smaller); each fit has ``L`` sites fitted ``F`` epochs each (layer by layer, every
+epoch priced as a full pass) and ``W`` particles (``mean``: 1, ``mc``: S); ``reserve`` is kept
+for evaluation, ONNX and figures. The plan is saved in the run folder and reused, so a rerun
+on the same device trains the same networks.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch.nn as nn
+
+import pyro_dirichlet as pdl
+from pyro_dirichlet.io import load_json, save_json
+
+RHO = 0.5  # a pruned network's training step, as a fraction of the full network's
+RESERVE = 0.15  # of the budget: evaluation, ONNX, figures, posterior draws
+
+
+@dataclass(frozen=True)
+class Speed:
+    train_s_per_image: float
+    fit_s_per_image: float
+    latency_s: float  # one network's CPU latency measurements
+
+
+@dataclass(frozen=True)
+class Work:
+    """What a study trains: ``n_train`` / ``n_fit`` images; ``fit_passes`` = sum over fits of
+    sites x particles x epochs per site; ``finetunes`` networks fine-tuned."""
+    n_train: int
+    n_fit: int
+    pretrain_epochs: int
+    finetune_epochs: int
+    finetunes: int
+    fit_passes: int
+
+
+def measure_speed(net: nn.Module, train: pdl.ArrayDataset, recipe: pdl.TrainConfig, fit_batch_size: int,
+                  sites, cpu_latency) -> Speed:
+    """Time a training step and a fit step of ``net`` (on copies; 8 batches, after a warm-up
+    epoch) and ``cpu_latency(net)`` once."""
+    data = train.subset(min(len(train), 8 * recipe.batch_size))
+    history = pdl.train(copy.deepcopy(net), data, dataclasses.replace(recipe, epochs=2), progress=False)
+    switched = pdl.SwitchedNetwork(copy.deepcopy(net), sites)
+    fit_cfg = pdl.FitConfig(estimator="mean", epochs=2, batch_size=fit_batch_size, mode="joint")
+    _, fit_history = pdl.fit_switches(switched, data, fit_cfg, progress=False)
+    t0 = time.perf_counter()
+    cpu_latency(net)
+    return Speed(history[-1]["seconds"] / len(data), fit_history[-1]["seconds"] / len(data), time.perf_counter() - t0)
+
+
+def estimate_seconds(speed: Speed, work: Work, pretrain_epochs: int, finetune_epochs: int) -> float:
+    training = work.n_train * speed.train_s_per_image * (pretrain_epochs + RHO * finetune_epochs * work.finetunes)
+    fitting = work.n_fit * speed.fit_s_per_image * work.fit_passes
+    return training + fitting + (work.finetunes + 1) * speed.latency_s
+
+
+def plan_epochs(speed: Speed, work: Work, budget_seconds: float) -> tuple[int, int]:
+    """``(pretrain epochs, fine-tune epochs)``: the requested ones scaled by one factor to fit
+    ``budget_seconds (1 - RESERVE)``. Raises ``ValueError`` naming the fix if one epoch each does not fit."""
+    usable = budget_seconds * (1 - RESERVE)
+    if estimate_seconds(speed, work, work.pretrain_epochs, work.finetune_epochs) <= usable:
+        return work.pretrain_epochs, work.finetune_epochs
+    fixed = estimate_seconds(speed, work, 0, 0)
+    per_unit = estimate_seconds(speed, work, work.pretrain_epochs, work.finetune_epochs) - fixed
+    scale = (usable - fixed) / per_unit
+    planned = (math.floor(work.pretrain_epochs * scale), math.floor(work.finetune_epochs * scale))
+    if min(planned) < 1:
+        one = estimate_seconds(speed, work, 1, 1)
+        raise ValueError(f"--time-budget {budget_seconds:.0f} s: one pretraining and one fine-tuning epoch alone "
+                         f"take about {one / (1 - RESERVE):.0f} s on this device; give a larger budget, fewer "
+                         "--methods, or --train-subset")
+    return planned
+
+
+def planned_epochs(folder: Path, key: dict, measure, work: Work, budget_seconds: float) -> dict:
+    """The plan for ``key`` saved in ``folder`` (reused), else measured, planned and saved:
+    ``{"pretrain_epochs", "finetune_epochs", "estimate_seconds", "speed", ...key}``."""
+    path = folder / "time-plan.json"
+    key = json.loads(json.dumps(key))  # as saved: tuples become lists
+    if path.exists() and load_json(path)["key"] == key:
+        return load_json(path)
+    speed = measure()
+    pretrain_epochs, finetune_epochs = plan_epochs(speed, work, budget_seconds)
+    plan = {"key": key, "pretrain_epochs": pretrain_epochs, "finetune_epochs": finetune_epochs,
+            "estimate_seconds": estimate_seconds(speed, work, pretrain_epochs, finetune_epochs),
+            "speed": dataclasses.asdict(speed), "work": dataclasses.asdict(work)}
+    save_json(plan, path)
+    return plan

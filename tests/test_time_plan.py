@@ -1,0 +1,42 @@
+"""Epochs planned to a wall-clock budget (inference/time_plan.py)."""
+import pytest
+
+from pyro_dirichlet.inference import time_plan
+from pyro_dirichlet.inference.time_plan import Speed, Work
+
+SPEED = Speed(train_s_per_image=1e-4, fit_s_per_image=5e-5, latency_s=2.0)
+WORK = Work(n_train=50_000, n_fit=50_000, pretrain_epochs=30, finetune_epochs=30, finetunes=4, fit_passes=75)
+
+
+def test_the_estimate_adds_training_fitting_and_latency():
+    # 50,000 x 1e-4 x (30 + 0.5 x 30 x 4) + 50,000 x 5e-5 x 75 + 5 x 2
+    assert time_plan.estimate_seconds(SPEED, WORK, 30, 30) == pytest.approx(450 + 187.5 + 10)
+
+
+def test_requested_epochs_that_fit_are_kept_and_others_scaled_into_the_budget():
+    assert time_plan.plan_epochs(SPEED, WORK, budget_seconds=1000) == (30, 30)
+    budget = 500
+    pretrain, finetune = time_plan.plan_epochs(SPEED, WORK, budget)
+    assert (pretrain, finetune) == (15, 15)  # scale (425 - 197.5) / 450 = 0.506 of 30, rounded down
+    assert time_plan.estimate_seconds(SPEED, WORK, pretrain, finetune) <= budget * (1 - time_plan.RESERVE)
+    assert time_plan.estimate_seconds(SPEED, WORK, pretrain + 1, finetune + 1) > budget * (1 - time_plan.RESERVE)
+
+
+def test_a_budget_below_one_epoch_each_is_refused_with_the_fix():
+    with pytest.raises(ValueError, match="--time-budget 200 s: .* give a larger budget, fewer --methods, or --train-subset"):
+        time_plan.plan_epochs(SPEED, WORK, budget_seconds=200)
+
+
+def test_the_plan_is_reused_until_its_key_changes(tmp_path):
+    calls = []
+
+    def measure():
+        calls.append(1)
+        return SPEED
+
+    key = {"model": "vgg16", "widths": (8, 8), "device": "H100", "budget_seconds": 500}  # a tuple, saved as a list
+    first = time_plan.planned_epochs(tmp_path, key, measure, WORK, 500)
+    again = time_plan.planned_epochs(tmp_path, key, measure, WORK, 500)
+    assert first == again and len(calls) == 1 and first["pretrain_epochs"] == 15
+    other = time_plan.planned_epochs(tmp_path, {**key, "budget_seconds": 1000}, measure, WORK, 1000)
+    assert len(calls) == 2 and other["pretrain_epochs"] == 30
