@@ -119,7 +119,8 @@ def every_group_sites(net: nn.Module, train: pdl.ArrayDataset) -> list[str]:
     return [g.name for g in pdl.channel_groups(net, example) if not g.is_output and g.problem is None]
 
 
-def plan_epochs(a, base: pipeline.PipelineConfig, train: pdl.ArrayDataset, device: torch.device) -> dict:
+def plan_epochs(a, base: pipeline.PipelineConfig, train: pdl.ArrayDataset, device: torch.device,
+                started: float) -> dict:
     """The pretraining and fine-tuning epochs that fit ``--time-budget`` (inference/time_plan.py),
     measured on the untrained network on ``device``; saved in and reused from the run folder."""
     net = build_model(a.model, **({"widths": list(a.widths)} if a.widths else {})).to(device)
@@ -134,7 +135,7 @@ def plan_epochs(a, base: pipeline.PipelineConfig, train: pdl.ArrayDataset, devic
            "work": dataclasses.asdict(work)}
     measure = lambda: time_plan.measure_speed(net, train, base.pretrain, a.fit_batch_size, sites,  # noqa: E731
                                               lambda n: latencies(n, cuda=False))
-    return time_plan.planned_epochs(Path(base.run_dir), key, measure, work, a.time_budget)
+    return time_plan.planned_epochs(Path(base.run_dir), key, measure, work, a.time_budget, started)
 
 
 def device_name(device: torch.device) -> str:
@@ -261,11 +262,11 @@ def main(argv: list[str] | None = None) -> dict:
     train, test = pipeline.load_data(base)
     plan = None
     if a.time_budget:
-        plan = plan_epochs(a, base, train, device)
+        plan = plan_epochs(a, base, train, device, t0)
         a.pretrain_epochs, a.finetune_epochs = plan["pretrain_epochs"], plan["finetune_epochs"]
         base = dataclasses.replace(base, pretrain=recipe(a.pretrain_epochs, a.pretrain_lr))
-        print(f"time plan: {a.pretrain_epochs} pretraining and {a.finetune_epochs} fine-tuning epochs, "
-              f"about {plan['estimate_seconds']:.0f} s of {a.time_budget:.0f}", flush=True)
+        print(f"time plan: {a.pretrain_epochs} pretraining and {a.finetune_epochs} fine-tuning epochs, about "
+              f"{plan['spent_seconds'] + plan['estimate_seconds']:.0f} s of {a.time_budget:.0f}", flush=True)
     net = pipeline.pretrain(base, train, test)
     baseline = pipeline.baseline(base)
     a.budget_macs, a.budget_params = budgets(a, net)

@@ -12,13 +12,16 @@ training, :func:`measure_speed` times, on copies and a few batches after a warm-
 :func:`plan_epochs` then scales the pretraining and fine-tuning epochs by one factor ``s <= 1``
 (at least one epoch each) so that the estimate
 
-    N t_train (s P + rho s E M) + N_fit t_fit F sum_fits(L W) + (M + 1) t_latency <= budget (1 - reserve)
+    N t_train (s P + rho s E M) + N_fit t_fit F sum_fits(L W) + (M + 1) t_latency
+        <= budget (1 - reserve) - fixed - spent
 
 holds: ``M`` fine-tuned networks, each at ``rho`` of the full network's step time (pruned
 networks are smaller); each fit has ``L`` sites fitted ``F`` epochs each (layer by layer, every
 epoch priced as a full pass) and ``W`` particles (``mean``: 1, ``mc``: S); ``reserve`` is kept
-for evaluation, ONNX and figures. The plan is saved in the run folder and reused, so a rerun
-on the same device trains the same networks.
+for the estimate's error, ``fixed`` for what does not scale with the epochs (posterior draws,
+forest plots, ONNX export, figures: 40 s on a 2-core CPU for a narrow VGG-16), and ``spent`` is
+the time already gone (start, data, the measurements). The plan is saved in the run folder and
+reused, so a rerun on the same device trains the same networks.
 """
 from __future__ import annotations
 
@@ -36,7 +39,8 @@ import pyro_dirichlet as pdl
 from pyro_dirichlet.io import load_json, save_json
 
 RHO = 0.5  # a pruned network's training step, as a fraction of the full network's
-RESERVE = 0.15  # of the budget: evaluation, ONNX, figures, posterior draws
+RESERVE = 0.1  # of the budget, for the estimate's error
+FIXED_SECONDS = 60.0  # posterior draws, forest plots, ONNX export, figures
 
 
 @dataclass(frozen=True)
@@ -78,10 +82,11 @@ def estimate_seconds(speed: Speed, work: Work, pretrain_epochs: int, finetune_ep
     return training + fitting + (work.finetunes + 1) * speed.latency_s
 
 
-def plan_epochs(speed: Speed, work: Work, budget_seconds: float) -> tuple[int, int]:
+def plan_epochs(speed: Speed, work: Work, budget_seconds: float, spent: float = 0.0) -> tuple[int, int]:
     """``(pretrain epochs, fine-tune epochs)``: the requested ones scaled by one factor to fit
-    ``budget_seconds (1 - RESERVE)``. Raises ``ValueError`` naming the fix if one epoch each does not fit."""
-    usable = budget_seconds * (1 - RESERVE)
+    ``budget_seconds (1 - RESERVE) - FIXED_SECONDS - spent``. Raises ``ValueError`` naming the
+    fix if one epoch each does not fit."""
+    usable = budget_seconds * (1 - RESERVE) - FIXED_SECONDS - spent
     if estimate_seconds(speed, work, work.pretrain_epochs, work.finetune_epochs) <= usable:
         return work.pretrain_epochs, work.finetune_epochs
     fixed = estimate_seconds(speed, work, 0, 0)
@@ -91,22 +96,25 @@ def plan_epochs(speed: Speed, work: Work, budget_seconds: float) -> tuple[int, i
     if min(planned) < 1:
         one = estimate_seconds(speed, work, 1, 1)
         raise ValueError(f"--time-budget {budget_seconds:.0f} s: one pretraining and one fine-tuning epoch alone "
-                         f"take about {one / (1 - RESERVE):.0f} s on this device; give a larger budget, fewer "
-                         "--methods, or --train-subset")
+                         f"take about {(one + FIXED_SECONDS + spent) / (1 - RESERVE):.0f} s on this device; give a "
+                         "larger budget, fewer --methods, or --train-subset")
     return planned
 
 
-def planned_epochs(folder: Path, key: dict, measure, work: Work, budget_seconds: float) -> dict:
+def planned_epochs(folder: Path, key: dict, measure, work: Work, budget_seconds: float, started: float) -> dict:
     """The plan for ``key`` saved in ``folder`` (reused), else measured, planned and saved:
-    ``{"pretrain_epochs", "finetune_epochs", "estimate_seconds", "speed", ...key}``."""
+    ``{"pretrain_epochs", "finetune_epochs", "estimate_seconds", "spent_seconds", "speed", ...}``;
+    ``started``: the study's start, a ``time.perf_counter()``."""
     path = folder / "time-plan.json"
     key = json.loads(json.dumps(key))  # as saved: tuples become lists
     if path.exists() and load_json(path)["key"] == key:
         return load_json(path)
     speed = measure()
-    pretrain_epochs, finetune_epochs = plan_epochs(speed, work, budget_seconds)
+    spent = time.perf_counter() - started
+    pretrain_epochs, finetune_epochs = plan_epochs(speed, work, budget_seconds, spent)
     plan = {"key": key, "pretrain_epochs": pretrain_epochs, "finetune_epochs": finetune_epochs,
-            "estimate_seconds": estimate_seconds(speed, work, pretrain_epochs, finetune_epochs),
+            "estimate_seconds": estimate_seconds(speed, work, pretrain_epochs, finetune_epochs) + FIXED_SECONDS,
+            "spent_seconds": spent,
             "speed": dataclasses.asdict(speed), "work": dataclasses.asdict(work)}
     save_json(plan, path)
     return plan

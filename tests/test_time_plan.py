@@ -1,4 +1,6 @@
 """Epochs planned to a wall-clock budget (inference/time_plan.py)."""
+import time
+
 import pytest
 
 from pyro_dirichlet.inference import time_plan
@@ -15,11 +17,12 @@ def test_the_estimate_adds_training_fitting_and_latency():
 
 def test_requested_epochs_that_fit_are_kept_and_others_scaled_into_the_budget():
     assert time_plan.plan_epochs(SPEED, WORK, budget_seconds=1000) == (30, 30)
-    budget = 500
-    pretrain, finetune = time_plan.plan_epochs(SPEED, WORK, budget)
-    assert (pretrain, finetune) == (15, 15)  # scale (425 - 197.5) / 450 = 0.506 of 30, rounded down
-    assert time_plan.estimate_seconds(SPEED, WORK, pretrain, finetune) <= budget * (1 - time_plan.RESERVE)
-    assert time_plan.estimate_seconds(SPEED, WORK, pretrain + 1, finetune + 1) > budget * (1 - time_plan.RESERVE)
+    budget, spent = 500, 10
+    usable = budget * (1 - time_plan.RESERVE) - time_plan.FIXED_SECONDS - spent  # 380 s
+    pretrain, finetune = time_plan.plan_epochs(SPEED, WORK, budget, spent)
+    assert (pretrain, finetune) == (12, 12)  # scale (380 - 197.5) / 450 = 0.41 of 30, rounded down
+    assert time_plan.estimate_seconds(SPEED, WORK, pretrain, finetune) <= usable
+    assert time_plan.estimate_seconds(SPEED, WORK, pretrain + 1, finetune + 1) > usable
 
 
 def test_a_budget_below_one_epoch_each_is_refused_with_the_fix():
@@ -35,8 +38,9 @@ def test_the_plan_is_reused_until_its_key_changes(tmp_path):
         return SPEED
 
     key = {"model": "vgg16", "widths": (8, 8), "device": "H100", "budget_seconds": 500}  # a tuple, saved as a list
-    first = time_plan.planned_epochs(tmp_path, key, measure, WORK, 500)
-    again = time_plan.planned_epochs(tmp_path, key, measure, WORK, 500)
-    assert first == again and len(calls) == 1 and first["pretrain_epochs"] == 15
-    other = time_plan.planned_epochs(tmp_path, {**key, "budget_seconds": 1000}, measure, WORK, 1000)
+    started = time.perf_counter()
+    first = time_plan.planned_epochs(tmp_path, key, measure, WORK, 500, started)
+    again = time_plan.planned_epochs(tmp_path, key, measure, WORK, 500, started)
+    assert first == again and len(calls) == 1 and first["pretrain_epochs"] == 12  # (390 - 197.5) / 450 of 30
+    other = time_plan.planned_epochs(tmp_path, {**key, "budget_seconds": 1000}, measure, WORK, 1000, started)
     assert len(calls) == 2 and other["pretrain_epochs"] == 30
