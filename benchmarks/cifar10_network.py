@@ -5,8 +5,10 @@ with the posterior means and with the ``l1`` and ``taylor`` baselines -> fine-tu
 way -> latency (CPU and, on a GPU, GPU; batch 1 and 256; full and pruned) -> ONNX export of the
 Dirichlet-pruned network checked against PyTorch -> the first conv layer's feature maps ordered
 by posterior mean (supplement Figure 2) and its forest plot -> ``cifar10_<model>.json`` (the
-schema of ``lenet5_mnist.json`` plus ``latency``, ``onnx``, ``paper``) and ``.md`` in
-``--results``. Every step resumes from ``--run-dir``; only small files are written as results.
+schema of ``lenet5_mnist.json`` plus ``latency``, ``onnx``, ``paper``, ``time_plan``), ``.md``
+and the pretraining's speed (``cifar10_training.json`` for VGG-16, the schema of
+``benchmarks/cifar10_training.py``) in ``--results``. Every step resumes from ``--run-dir``;
+only small files are written as results. ``--time-budget`` plans the epochs to fit (inference/time_plan.py).
 
     python benchmarks/cifar10_network.py --model vgg16                       # Table 2's budget
     python benchmarks/cifar10_network.py --model vgg16 --widths 8 --train-subset 512 --test-subset 256 \\
@@ -31,6 +33,7 @@ from pyro_dirichlet.inference import pipeline, time_plan
 from pyro_dirichlet.io import keyed_folder, load_json, save_json, save_text
 from pyro_dirichlet.latency import latency_ms
 from pyro_dirichlet.models import build_model
+from pyro_dirichlet.training import speed_record
 
 # model -> the budget of its supplement table, an architecture to run too, and the paper's rows
 # (method, error %, MACs, params). A parameter budget given as a fraction is of the full network's.
@@ -85,6 +88,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                          "ones would not fit, from this device's measured speed (inference/time_plan.py)")
     ap.add_argument("--no-progress", action="store_true")
     a = ap.parse_args(argv)
+    a.argv = list(sys.argv[1:] if argv is None else argv)
     table = TABLES.get(a.model, {})
     a.budget_macs = a.budget_macs or table.get("budget_macs")
     a.budget_params = table.get("budget_params") if a.budget_params is None else (a.budget_params or None)
@@ -136,6 +140,20 @@ def plan_epochs(a, base: pipeline.PipelineConfig, train: pdl.ArrayDataset, devic
     measure = lambda: time_plan.measure_speed(net, train, base.pretrain, a.fit_batch_size, sites,  # noqa: E731
                                               lambda n: latencies(n, cuda=False))
     return time_plan.planned_epochs(Path(base.run_dir), key, measure, work, a.time_budget, started)
+
+
+def training_record(a, base: pipeline.PipelineConfig, train: pdl.ArrayDataset, baseline: dict,
+                    device: torch.device) -> dict:
+    """The pretraining's speed and error in ``benchmarks/cifar10_training.py``'s schema, written to
+    ``--results`` (VGG-16's as ``cifar10_training.json``, the GPU issue's file)."""
+    history = pdl.io.load_torch(base.pretrained_dir / "train.ckpt")["history"]
+    record = {"device": device_name(device), "command": "python " + shlex.join(["benchmarks/cifar10_network.py", *a.argv]),
+              "model": a.model, **speed_record(history, len(train)), "test_error_pct": baseline["error_pct"],
+              "data": "CIFAR-10 (JPEG copy)" if "jpg" in train.name else train.name,
+              "config": dataclasses.asdict(base.pretrain)}
+    name = "cifar10_training.json" if a.model == "vgg16" else f"cifar10_training_{a.model}.json"
+    save_json(record, Path(a.results) / name)
+    return record
 
 
 def device_name(device: torch.device) -> str:
@@ -271,7 +289,8 @@ def main(argv: list[str] | None = None) -> dict:
     baseline = pipeline.baseline(base)
     a.budget_macs, a.budget_params = budgets(a, net)
     a.model_kwargs = {"widths": list(base.widths)} if base.widths else {}
-    pretrain_seconds = sum(h["seconds"] for h in pdl.io.load_torch(base.pretrained_dir / "train.ckpt")["history"])
+    pretraining = training_record(a, base, train, baseline, device)
+    pretrain_seconds = pretraining["total_train_seconds"]
     runs, networks, posteriors = [], {}, {}
     sites = list(net.prunable_layers)
     for name in a.methods:
@@ -313,7 +332,7 @@ def main(argv: list[str] | None = None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     report = {"model": a.model, "dataset": "cifar10 (JPEG copy)" if "jpg" in train.name else "cifar10",
               "device": device_name(device),
-              "command": "python " + shlex.join(["benchmarks/cifar10_network.py", *(argv or sys.argv[1:])]),
+              "command": "python " + shlex.join(["benchmarks/cifar10_network.py", *a.argv]),
               "baseline": {**baseline, "pretrain_seconds": pretrain_seconds}, "runs": runs,
               "config": {"pretrain": dataclasses.asdict(base.pretrain), "alpha0": base.alpha0,
                          "switch_form": base.switch_form, "fit_epochs": a.fit_epochs, "samples": a.samples,

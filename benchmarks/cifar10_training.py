@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import statistics
 import sys
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import torch
 import pyro_dirichlet as pdl
 from pyro_dirichlet.io import save_json
 from pyro_dirichlet.models import build_model
+from pyro_dirichlet.training import speed_record
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -47,18 +47,20 @@ def main(argv: list[str] | None = None) -> dict:
                           schedule="onecycle", label_smoothing=0.1, augment=True, channels_last=True,
                           compile=a.compile)
     history = pdl.train(net, train, cfg, progress=True)
-    seconds = [h["seconds"] for h in history]
-    epoch_s = statistics.median(seconds[1:] if len(seconds) > 1 else seconds)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
     result = {"device": name, "command": "python " + shlex.join(["benchmarks/cifar10_training.py", *sys.argv[1:]]),
-              "model": a.model, "epochs": a.epochs, "epoch_seconds": epoch_s, "total_train_seconds": sum(seconds),
-              "images_per_second": len(train) / epoch_s, "test_error_pct": pdl.evaluate(net, test),
+              "model": a.model, **speed_record(history, len(train)), "test_error_pct": pdl.evaluate(net, test),
               "data": "CIFAR-10 (JPEG copy)" if "jpg" in train.name else train.name, "config": cfg.__dict__}
     save_json(result, Path(a.results) / "cifar10_training.json")
-    print("| model | device | epochs | epoch s | images/s | train s | test error % |\n|---|---|---|---|---|---|---|")
-    print(f"| {a.model} | {name} | {a.epochs} | {epoch_s:.2f} | {result['images_per_second']:.0f} | "
-          f"{sum(seconds):.1f} | {result['test_error_pct']:.2f} |")
+    print(training_table(result))
     return result
+
+
+def training_table(r: dict) -> str:
+    """One result of the schema above as a markdown table."""
+    return ("| model | device | epochs | epoch s | images/s | train s | test error % |\n|---|---|---|---|---|---|---|\n"
+            f"| {r['model']} | {r['device']} | {r['epochs']} | {r['epoch_seconds']:.2f} | {r['images_per_second']:.0f} | "
+            f"{r['total_train_seconds']:.1f} | {r['test_error_pct']:.2f} |")
 
 
 if __name__ == "__main__":

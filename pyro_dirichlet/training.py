@@ -15,6 +15,7 @@ follows a cosine to 0.
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -94,6 +95,15 @@ def _optimizer(net: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     if cfg.optimizer == "adam":
         return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=True, weight_decay=cfg.weight_decay)
+
+
+def speed_record(history: list[dict], images: int) -> dict:
+    """Training speed from :func:`train`'s history over ``images`` per epoch: ``epoch_seconds``
+    is the median over the epochs after the first (which holds the warm-up and compilation)."""
+    seconds = [h["seconds"] for h in history]
+    epoch_s = statistics.median(seconds[1:] if len(seconds) > 1 else seconds)
+    return {"epochs": len(seconds), "epoch_seconds": epoch_s, "total_train_seconds": sum(seconds),
+            "images_per_second": images / epoch_s}
 
 
 def train(

@@ -39,6 +39,9 @@ def test_one_command_runs_the_whole_study(cifar_root, tmp_path):
                                  and Path(onnx["file"]).stat().st_size == onnx["bytes"]  # weights inside, not beside
                                  and not list(Path(onnx["file"]).parent.glob("*.data")))
     assert len(report["figure2"]["top10"]) == 8  # every channel of the 8-wide first layer, in posterior order
+    training = json.loads((tmp_path / "results" / "cifar10_training.json").read_text())  # the pretraining's speed
+    assert training["epochs"] == 1 and training["images_per_second"] > 0 and training["model"] == "vgg16"
+    assert training["test_error_pct"] == report["baseline"]["error_pct"]
     for name in ("cifar10_vgg16_figure2.png", "cifar10_vgg16_forest-conv1.png", "cifar10_vgg16.md"):
         assert (tmp_path / "results" / name).stat().st_size > 1000
     again = study.main(argv)  # every step resumes: the same networks, errors and counts
