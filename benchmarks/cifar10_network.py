@@ -129,8 +129,8 @@ def plan_epochs(a, base: pipeline.PipelineConfig, train: pdl.ArrayDataset, devic
     measured on the untrained network on ``device``; saved in and reused from the run folder."""
     net = build_model(a.model, **({"widths": list(a.widths)} if a.widths else {})).to(device)
     sites = list(net.prunable_layers)
-    fits = {name: len(every_group_sites(net, train) if name == EVERY_GROUP else sites) * (a.samples if "-mc" in name else 1)
-            for name in a.methods if name.startswith("dirichlet")}
+    fits = {name: len(every_group_sites(net, train) if name == EVERY_GROUP else sites)
+            * (a.samples if "-mc" in name else 1) for name in a.methods if name.startswith("dirichlet")}
     finetunes = len(a.methods) + (sum(m in METHODS and m.startswith("dirichlet") for m in a.methods) if a.arch else 0)
     work = time_plan.Work(n_train=len(train), n_fit=len(train), pretrain_epochs=a.pretrain_epochs,
                           finetune_epochs=a.finetune_epochs, finetunes=finetunes,
@@ -147,8 +147,8 @@ def training_record(a, base: pipeline.PipelineConfig, train: pdl.ArrayDataset, b
     """The pretraining's speed and error in ``benchmarks/cifar10_training.py``'s schema, written to
     ``--results`` (VGG-16's as ``cifar10_training.json``, the GPU issue's file)."""
     history = pdl.io.load_torch(base.pretrained_dir / "train.ckpt")["history"]
-    record = {"device": device_name(device), "command": "python " + shlex.join(["benchmarks/cifar10_network.py", *a.argv]),
-              "model": a.model, **speed_record(history, len(train)), "test_error_pct": baseline["error_pct"],
+    record = {"device": device_name(device),
+              "command": "python " + shlex.join(["benchmarks/cifar10_network.py", *a.argv]), "model": a.model, **speed_record(history, len(train)), "test_error_pct": baseline["error_pct"],
               "data": "CIFAR-10 (JPEG copy)" if "jpg" in train.name else train.name,
               "config": dataclasses.asdict(base.pretrain)}
     name = "cifar10_training.json" if a.model == "vgg16" else f"cifar10_training_{a.model}.json"

@@ -52,15 +52,11 @@ def main(argv: list[str] | None = None) -> dict:
               "model": a.model, **speed_record(history, len(train)), "test_error_pct": pdl.evaluate(net, test),
               "data": "CIFAR-10 (JPEG copy)" if "jpg" in train.name else train.name, "config": cfg.__dict__}
     save_json(result, Path(a.results) / "cifar10_training.json")
-    print(training_table(result))
+    r = result
+    print("| model | device | epochs | epoch s | images/s | train s | test error % |\n|---|---|---|---|---|---|---|")
+    print(f"| {a.model} | {name} | {r['epochs']} | {r['epoch_seconds']:.2f} | {r['images_per_second']:.0f} | "
+          f"{r['total_train_seconds']:.1f} | {r['test_error_pct']:.2f} |")
     return result
-
-
-def training_table(r: dict) -> str:
-    """One result of the schema above as a markdown table."""
-    return ("| model | device | epochs | epoch s | images/s | train s | test error % |\n|---|---|---|---|---|---|---|\n"
-            f"| {r['model']} | {r['device']} | {r['epochs']} | {r['epoch_seconds']:.2f} | {r['images_per_second']:.0f} | "
-            f"{r['total_train_seconds']:.1f} | {r['test_error_pct']:.2f} |")
 
 
 if __name__ == "__main__":

@@ -86,11 +86,13 @@ def test_the_mc_fit_runs_on_the_device(bn_net):
 def test_bf16_training_on_the_device_learns_and_keeps_float32_weights():
     gen = torch.Generator().manual_seed(0)
     labels = torch.randint(0, 2, (256,), generator=gen)
-    images = (torch.randint(0, 128, (256, 3, 32, 32), generator=gen) + 128 * labels[:, None, None, None]).to(torch.uint8)
+    brightness = 128 * labels[:, None, None, None]  # the label: learnable
+    images = (torch.randint(0, 128, (256, 3, 32, 32), generator=gen) + brightness).to(torch.uint8)
     data = pdl.ArrayDataset(images, labels, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)).to(DEVICE)
     torch.manual_seed(0)
     net = build_model("vgg16", [8] * 13 + [16, 16]).to(DEVICE)
-    cfg = pdl.TrainConfig(epochs=6, batch_size=32, optimizer="sgd", lr=0.05, schedule="onecycle", channels_last=True)
+    cfg = pdl.TrainConfig(epochs=6, batch_size=32, optimizer="sgd", lr=0.05, schedule="onecycle",
+                          channels_last=True)
     history = pdl.train(net, data, cfg, progress=False)
     assert history[-1]["loss"] < 0.8 * history[0]["loss"]
     assert all(p.dtype == torch.float32 and p.device.type == DEVICE.type for p in net.parameters())

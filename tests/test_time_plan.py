@@ -26,7 +26,7 @@ def test_requested_epochs_that_fit_are_kept_and_others_scaled_into_the_budget():
 
 
 def test_a_budget_below_one_epoch_each_is_refused_with_the_fix():
-    with pytest.raises(ValueError, match="--time-budget 200 s: .* give a larger budget, fewer --methods, or --train-subset"):
+    with pytest.raises(ValueError, match="--time-budget 200 s: .* larger budget, fewer --methods, or --train-subset"):
         time_plan.plan_epochs(SPEED, WORK, budget_seconds=200)
 
 
