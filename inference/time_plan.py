@@ -6,7 +6,8 @@ training, :func:`measure_speed` times, on copies and a few batches after a warm-
 
 - ``t_train``: seconds per image of a training step of the full network (the recipe's batch,
   bf16 on CUDA);
-- ``t_fit``: seconds per image of a switch-fit step with every site switched (``mean``);
+- ``t_fit``: seconds per image of one layer's switch-fit epoch (``mean``, layer by layer: the
+  median over the layers);
 - ``t_latency``: seconds of the CPU latency measurements of the full network.
 
 :func:`plan_epochs` then scales the pretraining and fine-tuning epochs by one factor ``s <= 1``
@@ -17,7 +18,7 @@ training, :func:`measure_speed` times, on copies and a few batches after a warm-
 
 holds: ``M`` fine-tuned networks, each at ``rho`` of the full network's step time (pruned
 networks are smaller); each fit has ``L`` sites fitted ``F`` epochs each (layer by layer, every
-epoch priced as a full pass) and ``W`` particles (``mean``: 1, ``mc``: S); ``reserve`` is kept
+epoch priced at ``t_fit``) and ``W`` particles (``mean``: 1, ``mc``: S); ``reserve`` is kept
 for the estimate's error, ``fixed`` for what does not scale with the epochs (posterior draws,
 forest plots, ONNX export, figures: 40 s on a 2-core CPU for a narrow VGG-16), and ``spent`` is
 the time already gone (start, data, the measurements). The plan is saved in the run folder and
@@ -29,6 +30,7 @@ import copy
 import dataclasses
 import json
 import math
+import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,16 +66,18 @@ class Work:
 
 def measure_speed(net: nn.Module, train: pdl.ArrayDataset, recipe: pdl.TrainConfig, fit_batch_size: int,
                   sites, cpu_latency) -> Speed:
-    """Time a training step and a fit step of ``net`` (on copies; 8 batches, after a warm-up
-    epoch) and ``cpu_latency(net)`` once."""
+    """Time ``net``'s training (on a copy, 8 batches, the second epoch), its layer-by-layer
+    switch fit (one epoch per layer on the same images, the median layer) and
+    ``cpu_latency(net)`` once."""
     data = train.subset(min(len(train), 8 * recipe.batch_size))
     history = pdl.train(copy.deepcopy(net), data, dataclasses.replace(recipe, epochs=2), progress=False)
     switched = pdl.SwitchedNetwork(copy.deepcopy(net), sites)
-    fit_cfg = pdl.FitConfig(estimator="mean", epochs=2, batch_size=fit_batch_size, mode="joint")
+    fit_cfg = pdl.FitConfig(estimator="mean", epochs=1, batch_size=fit_batch_size, mode="layerwise")
     _, fit_history = pdl.fit_switches(switched, data, fit_cfg, progress=False)
     t0 = time.perf_counter()
     cpu_latency(net)
-    return Speed(history[-1]["seconds"] / len(data), fit_history[-1]["seconds"] / len(data), time.perf_counter() - t0)
+    fit_seconds = statistics.median(h["seconds"] for h in fit_history)
+    return Speed(history[-1]["seconds"] / len(data), fit_seconds / len(data), time.perf_counter() - t0)
 
 
 def estimate_seconds(speed: Speed, work: Work, pretrain_epochs: int, finetune_epochs: int) -> float:
