@@ -47,6 +47,9 @@ def test_one_command_runs_the_whole_study(cifar_root, tmp_path):
     again = study.main(argv)  # every step resumes: the same networks, errors and counts
     assert [(r["architecture"], r["error_pct"]) for r in again["runs"]] == [
         (r["architecture"], r["error_pct"]) for r in report["runs"]] and again["time_plan"] == plan
+    fewer = study.main([*argv, "--fit-subset", "256", "--methods", "dirichlet-mean"])  # a new fit, never the old one
+    assert len(list((tmp_path / "run").glob("pretrained-*/fit-mean-layers-*"))) == 2
+    assert fewer["config"]["fit_subset"] == 256 and report["config"]["fit_subset"] == 10_000
 
 
 def test_the_supplement_tables_budgets():

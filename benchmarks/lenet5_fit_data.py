@@ -1,0 +1,89 @@
+"""How much data the switch fit needs: LeNet-5-Caffe's switches fitted on random subsets of
+MNIST's training set, 1 and 3 epochs per layer (``mean``, layer by layer, the pipeline's other
+settings), each posterior pruned to 5-8-45-15 and evaluated before fine-tuning, and ranked
+against the full fit (all 60,000 images, 3 epochs: the pipeline's default) by Spearman's rank
+correlation per layer. Writes ``results/lenet5_fit_data.{json,md}``.
+
+It sizes the fit of the GPU study (``benchmarks/cifar10_network.py --fit-subset``), where the
+switch fit, not the training, is the largest cost.
+
+    python benchmarks/lenet5_fit_data.py [--run-dir runs/lenet5-mnist]   # pretrains there if needed
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+import pyro_dirichlet as pdl
+from pyro_dirichlet.inference import pipeline
+from pyro_dirichlet.io import save_json, save_text
+
+ARCH = "5-8-45-15"
+
+
+def ranks(x: torch.Tensor) -> torch.Tensor:
+    return x.argsort().argsort().double()
+
+
+def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
+    return torch.corrcoef(torch.stack([ranks(a), ranks(b)]))[0, 1].item()
+
+
+def fit_means(cfg: pipeline.PipelineConfig, net, data, epochs: int) -> tuple[dict, float]:
+    """``({site: posterior mean (K,)}, seconds)`` of one layer-by-layer ``mean`` fit."""
+    switched = pdl.SwitchedNetwork(net, net.prunable_layers, alpha0=cfg.alpha0, form=cfg.switch_form,
+                                   steepness=cfg.steepness)
+    t0 = time.perf_counter()
+    guide, _ = pdl.fit_switches(switched, data, dataclasses.replace(cfg.fit, epochs=epochs), progress=False)
+    seconds = time.perf_counter() - t0
+    return {site: (guide.phi(site) / guide.phi(site).sum()).detach() for site in net.prunable_layers}, seconds
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--run-dir", default="runs/lenet5-mnist")
+    ap.add_argument("--subsets", default="60000,10000,5000,2000")
+    ap.add_argument("--epochs", default="3,1", help="per layer; the first of the largest subset is the reference")
+    ap.add_argument("--results", default="results")
+    a = ap.parse_args(argv)
+    cfg = pipeline.PipelineConfig(run_dir=a.run_dir, device="cpu", progress=False)
+    train, test = pipeline.load_data(cfg)
+    net = pipeline.pretrain(cfg, train, test)
+    sizes = pdl.site_sizes(net)
+    counts = pdl.parse_architecture(ARCH, sizes)
+    links = pdl.input_links(net, list(sizes), net.input_shape)
+    rows, reference = [], None
+    for n in (int(x) for x in a.subsets.split(",")):
+        for epochs in (int(x) for x in a.epochs.split(",")):
+            means, seconds = fit_means(cfg, net, train.subset(n), epochs)
+            reference = reference or means
+            small = pdl.trim(net, pdl.keep_indices(means, counts, links), net.input_shape)
+            rows.append({"images": min(n, len(train)), "epochs_per_layer": epochs, "fit_seconds": seconds,
+                         "error_pruned_pct": pdl.evaluate(small, test),
+                         "spearman": {site: spearman(means[site], reference[site]) for site in sizes}})
+            print(rows[-1], flush=True)
+    report = {"command": "python " + shlex.join(["benchmarks/lenet5_fit_data.py", *(argv or sys.argv[1:])]),
+              "architecture": ARCH, "fit": dataclasses.asdict(cfg.fit), "alpha0": cfg.alpha0,
+              "switch_form": cfg.switch_form, "device": f"cpu ({torch.get_num_threads()} threads)", "rows": rows}
+    out = Path(a.results)
+    save_json(report, out / "lenet5_fit_data.json")
+    lines = [f"LeNet-5-Caffe, switches fitted on random MNIST subsets (`mean`, layer by layer), pruned to {ARCH}, "
+             "error before fine-tuning; Spearman against the first row's posterior means.", "",
+             "| images | epochs per layer | fit s | error pruned (%) | " + " | ".join(f"rho {s}" for s in sizes) + " |",
+             "|---|---|---|---|" + "---|" * len(sizes)]
+    lines += [f"| {r['images']:,} | {r['epochs_per_layer']} | {r['fit_seconds']:.1f} | {r['error_pruned_pct']:.2f} | "
+              + " | ".join(f"{r['spearman'][s]:.3f}" for s in sizes) + " |" for r in rows]
+    lines += ["", f"Command: `{report['command']}`"]
+    save_text("\n".join(lines) + "\n", out / "lenet5_fit_data.md")
+    print("\n".join(lines))
+    return report
+
+
+if __name__ == "__main__":
+    main()
