@@ -1,11 +1,12 @@
 """How much data the switch fit needs: LeNet-5-Caffe's switches fitted on random subsets of
 MNIST's training set, 1 and 3 epochs per layer (``mean``, layer by layer, the pipeline's other
-settings), each posterior pruned to 5-8-45-15 and evaluated before fine-tuning, and ranked
-against the full fit (all 60,000 images, 3 epochs: the pipeline's default) by Spearman's rank
-correlation per layer. Writes ``results/lenet5_fit_data.{json,md}``.
+settings), three seeds each (the seed draws the subset and the fit's batches), each posterior
+pruned to 5-8-45-15 and evaluated before fine-tuning, and ranked against the full fit (all
+60,000 images, 3 epochs: the pipeline's default; seed 0) by Spearman's rank correlation per
+layer. Writes ``results/lenet5_fit_data.{json,md}``.
 
 It sizes the fit of the GPU study (``benchmarks/cifar10_network.py --fit-subset``), where the
-switch fit, not the training, is the largest cost.
+switch fit is as large a cost as the training.
 
     python benchmarks/lenet5_fit_data.py [--run-dir runs/lenet5-mnist]   # pretrains there if needed
 """
@@ -13,7 +14,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import shlex
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -35,12 +38,13 @@ def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
     return torch.corrcoef(torch.stack([ranks(a), ranks(b)]))[0, 1].item()
 
 
-def fit_means(cfg: pipeline.PipelineConfig, net, data, epochs: int) -> tuple[dict, float]:
+def fit_means(cfg: pipeline.PipelineConfig, net, data, epochs: int, seed: int) -> tuple[dict, float]:
     """``({site: posterior mean (K,)}, seconds)`` of one layer-by-layer ``mean`` fit."""
     switched = pdl.SwitchedNetwork(net, net.prunable_layers, alpha0=cfg.alpha0, form=cfg.switch_form,
                                    steepness=cfg.steepness)
     t0 = time.perf_counter()
-    guide, _ = pdl.fit_switches(switched, data, dataclasses.replace(cfg.fit, epochs=epochs), progress=False)
+    fit = dataclasses.replace(cfg.fit, epochs=epochs, seed=seed)
+    guide, _ = pdl.fit_switches(switched, data, fit, progress=False)
     seconds = time.perf_counter() - t0
     return {site: (guide.phi(site) / guide.phi(site).sum()).detach() for site in net.prunable_layers}, seconds
 
@@ -49,7 +53,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run-dir", default="runs/lenet5-mnist")
     ap.add_argument("--subsets", default="60000,10000,5000,2000")
-    ap.add_argument("--epochs", default="3,1", help="per layer; the first of the largest subset is the reference")
+    ap.add_argument("--epochs", default="3,1", help="per layer; the first subset's first, seed 0, is the reference")
+    ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--results", default="results")
     a = ap.parse_args(argv)
     cfg = pipeline.PipelineConfig(run_dir=a.run_dir, device="cpu", progress=False)
@@ -61,24 +66,30 @@ def main(argv: list[str] | None = None) -> dict:
     rows, reference = [], None
     for n in (int(x) for x in a.subsets.split(",")):
         for epochs in (int(x) for x in a.epochs.split(",")):
-            means, seconds = fit_means(cfg, net, train.subset(n), epochs)
-            reference = reference or means
-            small = pdl.trim(net, pdl.keep_indices(means, counts, links), net.input_shape)
-            rows.append({"images": min(n, len(train)), "epochs_per_layer": epochs, "fit_seconds": seconds,
-                         "error_pruned_pct": pdl.evaluate(small, test),
-                         "spearman": {site: spearman(means[site], reference[site]) for site in sizes}})
-            print(rows[-1], flush=True)
+            for seed in (int(x) for x in a.seeds.split(",")):
+                means, seconds = fit_means(cfg, net, train.subset(n, seed=seed), epochs, seed)
+                reference = reference or means
+                small = pdl.trim(net, pdl.keep_indices(means, counts, links), net.input_shape)
+                rows.append({"images": min(n, len(train)), "epochs_per_layer": epochs, "seed": seed,
+                             "fit_seconds": seconds, "error_pruned_pct": pdl.evaluate(small, test),
+                             "spearman": {site: spearman(means[site], reference[site]) for site in sizes}})
+                print(rows[-1], flush=True)
     report = {"command": "python " + shlex.join(["benchmarks/lenet5_fit_data.py", *(argv or sys.argv[1:])]),
               "architecture": ARCH, "fit": dataclasses.asdict(cfg.fit), "alpha0": cfg.alpha0,
               "switch_form": cfg.switch_form, "device": f"cpu ({torch.get_num_threads()} threads)", "rows": rows}
     out = Path(a.results)
     save_json(report, out / "lenet5_fit_data.json")
     lines = [f"LeNet-5-Caffe, switches fitted on random MNIST subsets (`mean`, layer by layer), pruned to {ARCH}, "
-             "error before fine-tuning; Spearman against the first row's posterior means.", "",
+             "error before fine-tuning (mean ± sd over the seeds); Spearman's rho against the posterior means of "
+             "the first setting's seed 0 (mean over the seeds).", "",
              "| images | epochs per layer | fit s | error pruned (%) | " + " | ".join(f"rho {s}" for s in sizes) + " |",
              "|---|---|---|---|" + "---|" * len(sizes)]
-    lines += [f"| {r['images']:,} | {r['epochs_per_layer']} | {r['fit_seconds']:.1f} | {r['error_pruned_pct']:.2f} | "
-              + " | ".join(f"{r['spearman'][s]:.3f}" for s in sizes) + " |" for r in rows]
+    for (n, epochs), group in itertools.groupby(rows, key=lambda r: (r["images"], r["epochs_per_layer"])):
+        group = list(group)
+        errors = torch.tensor([r["error_pruned_pct"] for r in group])
+        rho = {s: statistics.mean(r["spearman"][s] for r in group) for s in sizes}
+        lines.append(f"| {n:,} | {epochs} | {statistics.mean(r['fit_seconds'] for r in group):.1f} | "
+                     f"{errors.mean():.2f} ± {errors.std():.2f} | " + " | ".join(f"{rho[s]:.3f}" for s in sizes) + " |")
     lines += ["", f"Command: `{report['command']}`"]
     save_text("\n".join(lines) + "\n", out / "lenet5_fit_data.md")
     print("\n".join(lines))
