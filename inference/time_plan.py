@@ -20,8 +20,9 @@ holds: ``M`` fine-tuned networks, each at ``rho`` of the full network's step tim
 networks are smaller); each fit has ``L`` sites fitted ``F`` epochs each (layer by layer, every
 epoch priced at ``t_fit``) and ``W`` particles (``mean``: 1, ``mc``: S); ``reserve`` is kept
 for the estimate's error, ``fixed`` for what does not scale with the epochs (posterior draws,
-forest plots, ONNX export, figures: 40 s on a 2-core CPU for a narrow VGG-16), and ``spent`` is
-the time already gone (start, data, the measurements). The plan is saved in the run folder and
+forest plots, ONNX export, figures; 60 s is a guess for a full network: a VGG-16 8 channels wide
+took 5 s on a 2-core CPU without ONNX), and ``spent`` is the time already gone (start, data, the
+measurements). The plan is saved in the run folder and
 reused, so a rerun on the same device trains the same networks.
 """
 from __future__ import annotations
@@ -42,7 +43,7 @@ from pyro_dirichlet.io import load_json, save_json
 
 RHO = 0.5  # a pruned network's training step, as a fraction of the full network's
 RESERVE = 0.1  # of the budget, for the estimate's error
-FIXED_SECONDS = 60.0  # posterior draws, forest plots, ONNX export, figures
+FIXED_SECONDS = 60.0  # posterior draws, forest plots, ONNX export, figures (a guess; module docstring)
 
 
 @dataclass(frozen=True)
