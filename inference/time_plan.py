@@ -19,10 +19,10 @@ training, :func:`measure_speed` times, on copies and a few batches after a warm-
 holds: ``M`` fine-tuned networks, each at ``rho`` of the full network's step time (pruned
 networks are smaller); each fit has ``L`` sites fitted ``F`` epochs each (layer by layer, every
 epoch priced at ``t_fit``) and ``W`` particles (``mean``: 1, ``mc``: S); ``reserve`` is kept
-for the estimate's error, ``fixed`` for what does not scale with the epochs (posterior draws,
-forest plots, ONNX export, figures; 60 s is a guess for a full network: a VGG-16 8 channels wide
-took 5 s on a 2-core CPU without ONNX), and ``spent`` is the time already gone (start, data, the
-measurements). The plan is saved in the run folder and
+for the estimate's error, ``fixed`` for what does not scale with the epochs (40 s: on this
+2-core CPU, a full VGG-16's or WRN-28-10's posterior draws, summary, forest plots and netCDF
+took 5 to 6 s per fit, three fits, and its ONNX export and check 4 to 5 s; figures and
+evaluations add a few), and ``spent`` is the time already gone (start, data, the measurements). The plan is saved in the run folder and
 reused, so a rerun on the same device trains the same networks.
 """
 from __future__ import annotations
@@ -43,7 +43,7 @@ from pyro_dirichlet.io import load_json, save_json
 
 RHO = 0.5  # a pruned network's training step, as a fraction of the full network's
 RESERVE = 0.1  # of the budget, for the estimate's error
-FIXED_SECONDS = 60.0  # posterior draws, forest plots, ONNX export, figures (a guess; module docstring)
+FIXED_SECONDS = 40.0  # posterior draws, forest plots, ONNX export, figures (module docstring)
 
 
 @dataclass(frozen=True)

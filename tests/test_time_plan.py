@@ -18,9 +18,9 @@ def test_the_estimate_adds_training_fitting_and_latency():
 def test_requested_epochs_that_fit_are_kept_and_others_scaled_into_the_budget():
     assert time_plan.plan_epochs(SPEED, WORK, budget_seconds=1000) == (30, 30)
     budget, spent = 500, 10
-    usable = budget * (1 - time_plan.RESERVE) - time_plan.FIXED_SECONDS - spent  # 380 s
+    usable = budget * (1 - time_plan.RESERVE) - time_plan.FIXED_SECONDS - spent  # 400 s
     pretrain, finetune = time_plan.plan_epochs(SPEED, WORK, budget, spent)
-    assert (pretrain, finetune) == (12, 12)  # scale (380 - 197.5) / 450 = 0.41 of 30, rounded down
+    assert (pretrain, finetune) == (13, 13)  # scale (400 - 197.5) / 450 = 0.45 of 30, rounded down
     assert time_plan.estimate_seconds(SPEED, WORK, pretrain, finetune) <= usable
     assert time_plan.estimate_seconds(SPEED, WORK, pretrain + 1, finetune + 1) > usable
 
@@ -41,6 +41,6 @@ def test_the_plan_is_reused_until_its_key_changes(tmp_path):
     started = time.perf_counter()
     first = time_plan.planned_epochs(tmp_path, key, measure, WORK, 500, started)
     again = time_plan.planned_epochs(tmp_path, key, measure, WORK, 500, started)
-    assert first == again and len(calls) == 1 and first["pretrain_epochs"] == 12  # (390 - 197.5) / 450 of 30
+    assert first == again and len(calls) == 1 and first["pretrain_epochs"] == 14  # (410 - 197.5) / 450 of 30
     other = time_plan.planned_epochs(tmp_path, {**key, "budget_seconds": 1000}, measure, WORK, 1000, started)
     assert len(calls) == 2 and other["pretrain_epochs"] == 30
