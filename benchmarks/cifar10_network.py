@@ -286,7 +286,12 @@ def main(argv: list[str] | None = None) -> dict:
     train, test = pipeline.load_data(base)
     plan = None
     if a.time_budget:
-        plan = plan_epochs(a, base, train, device, t0)
+        try:
+            plan = plan_epochs(a, base, train, device, t0)
+        except time_plan.TimePlanError as e:  # the measured speed comes back, to size the next call
+            save_json({"model": a.model, "device": device_name(device), "refused": str(e), **e.record},
+                      Path(a.results) / f"cifar10_{a.model}_time_plan.json")
+            sys.exit(f"cifar10_network.py: {e}")
         a.pretrain_epochs, a.finetune_epochs = plan["pretrain_epochs"], plan["finetune_epochs"]
         base = dataclasses.replace(base, pretrain=recipe(a.pretrain_epochs, a.pretrain_lr))
         print(f"time plan: {a.pretrain_epochs} pretraining and {a.finetune_epochs} fine-tuning epochs, about "

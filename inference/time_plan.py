@@ -22,8 +22,9 @@ epoch priced at ``t_fit``) and ``W`` particles (``mean``: 1, ``mc``: S); ``reser
 for the estimate's error, ``fixed`` for what does not scale with the epochs (40 s: on this
 2-core CPU, a full VGG-16's or WRN-28-10's posterior draws, summary, forest plots and netCDF
 took 5 to 6 s per fit, three fits, and its ONNX export and check 4 to 5 s; figures and
-evaluations add a few), and ``spent`` is the time already gone (start, data, the measurements). The plan is saved in the run folder and
-reused, so a rerun on the same device trains the same networks.
+evaluations add a few), and ``spent`` is the time already gone (start, data, the measurements).
+The plan is saved in the run folder and reused, so a rerun on the same device trains the same
+networks.
 """
 from __future__ import annotations
 
@@ -81,16 +82,30 @@ def measure_speed(net: nn.Module, train: pdl.ArrayDataset, recipe: pdl.TrainConf
     return Speed(history[-1]["seconds"] / len(data), fit_seconds / len(data), time.perf_counter() - t0)
 
 
+def estimate_parts(speed: Speed, work: Work, pretrain_epochs: int, finetune_epochs: int) -> dict[str, float]:
+    """Estimated seconds of the training, the switch fits and the CPU latency runs."""
+    epochs = pretrain_epochs + RHO * finetune_epochs * work.finetunes  # in full-network epochs
+    return {"training": work.n_train * speed.train_s_per_image * epochs,
+            "fitting": work.n_fit * speed.fit_s_per_image * work.fit_passes,
+            "latency": (work.finetunes + 1) * speed.latency_s}
+
+
 def estimate_seconds(speed: Speed, work: Work, pretrain_epochs: int, finetune_epochs: int) -> float:
-    training = work.n_train * speed.train_s_per_image * (pretrain_epochs + RHO * finetune_epochs * work.finetunes)
-    fitting = work.n_fit * speed.fit_s_per_image * work.fit_passes
-    return training + fitting + (work.finetunes + 1) * speed.latency_s
+    return sum(estimate_parts(speed, work, pretrain_epochs, finetune_epochs).values())
+
+
+class TimePlanError(ValueError):
+    """The budget holds not even one epoch each; ``record`` has the measured speed and the estimates."""
+
+    def __init__(self, message: str, record: dict):
+        super().__init__(message)
+        self.record = record
 
 
 def plan_epochs(speed: Speed, work: Work, budget_seconds: float, spent: float = 0.0) -> tuple[int, int]:
     """``(pretrain epochs, fine-tune epochs)``: the requested ones scaled by one factor to fit
-    ``budget_seconds (1 - RESERVE) - FIXED_SECONDS - spent``. Raises ``ValueError`` naming the
-    fix if one epoch each does not fit."""
+    ``budget_seconds (1 - RESERVE) - FIXED_SECONDS - spent``. Raises :class:`TimePlanError`
+    naming the fix if one epoch each does not fit."""
     usable = budget_seconds * (1 - RESERVE) - FIXED_SECONDS - spent
     if estimate_seconds(speed, work, work.pretrain_epochs, work.finetune_epochs) <= usable:
         return work.pretrain_epochs, work.finetune_epochs
@@ -99,10 +114,15 @@ def plan_epochs(speed: Speed, work: Work, budget_seconds: float, spent: float = 
     scale = (usable - fixed) / per_unit
     planned = (math.floor(work.pretrain_epochs * scale), math.floor(work.finetune_epochs * scale))
     if min(planned) < 1:
-        one = estimate_seconds(speed, work, 1, 1)
-        raise ValueError(f"--time-budget {budget_seconds:.0f} s: one pretraining and one fine-tuning epoch alone "
-                         f"take about {(one + FIXED_SECONDS + spent) / (1 - RESERVE):.0f} s on this device; give a "
-                         "larger budget, fewer --methods, or --train-subset")
+        parts = estimate_parts(speed, work, 1, 1)
+        needed = (sum(parts.values()) + FIXED_SECONDS + spent) / (1 - RESERVE)
+        shares = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in parts.items())
+        raise TimePlanError(
+            f"--time-budget {budget_seconds:.0f} s: one pretraining and one fine-tuning epoch alone need about "
+            f"{needed:.0f} s on this device ({shares}, fixed {FIXED_SECONDS:.0f} s, spent {spent:.0f} s); give a "
+            "larger budget, fewer --methods, or a smaller --train-subset, --fit-subset, --fit-epochs or --samples",
+            {"budget_seconds": budget_seconds, "needed_seconds": needed, "one_epoch_each": parts,
+             "spent_seconds": spent, "speed": dataclasses.asdict(speed), "work": dataclasses.asdict(work)})
     return planned
 
 
@@ -117,9 +137,9 @@ def planned_epochs(folder: Path, key: dict, measure, work: Work, budget_seconds:
     speed = measure()
     spent = time.perf_counter() - started
     pretrain_epochs, finetune_epochs = plan_epochs(speed, work, budget_seconds, spent)
+    parts = estimate_parts(speed, work, pretrain_epochs, finetune_epochs)
     plan = {"key": key, "pretrain_epochs": pretrain_epochs, "finetune_epochs": finetune_epochs,
-            "estimate_seconds": estimate_seconds(speed, work, pretrain_epochs, finetune_epochs) + FIXED_SECONDS,
-            "spent_seconds": spent,
+            "estimate_seconds": sum(parts.values()) + FIXED_SECONDS, "estimate_parts": parts, "spent_seconds": spent,
             "speed": dataclasses.asdict(speed), "work": dataclasses.asdict(work)}
     save_json(plan, path)
     return plan

@@ -65,6 +65,18 @@ def test_the_supplement_tables_budgets():
         study.parse(["--methods", "l9"])
 
 
+def test_a_time_budget_too_small_is_refused_and_the_measurements_come_back(cifar_root, tmp_path, capsys):
+    study = load_script()
+    argv = ["--model", "vgg16", "--widths", "4", "--train-subset", "512", "--test-subset", "128", "--device", "cpu",
+            "--budget-macs", "100000", "--data-root", cifar_root, "--run-dir", str(tmp_path / "run"),
+            "--results", str(tmp_path / "results"), "--no-progress", "--time-budget", "30"]  # 30 s < 40 s fixed
+    with pytest.raises(SystemExit, match="--time-budget 30 s: one pretraining and one fine-tuning epoch"):
+        study.main(argv)
+    record = json.loads((tmp_path / "results" / "cifar10_vgg16_time_plan.json").read_text())
+    assert record["speed"]["train_s_per_image"] > 0 and record["needed_seconds"] > 30 and "refused" in record
+    assert not list((tmp_path / "run").glob("pretrained-*"))  # nothing trained
+
+
 def test_an_architecture_that_does_not_fit_is_refused_before_any_training(capsys):
     study = load_script()
     with pytest.raises(SystemExit):  # the paper's 6-11-16 on a ResNet-56 4 channels wide

@@ -25,9 +25,13 @@ def test_requested_epochs_that_fit_are_kept_and_others_scaled_into_the_budget():
     assert time_plan.estimate_seconds(SPEED, WORK, pretrain + 1, finetune + 1) > usable
 
 
-def test_a_budget_below_one_epoch_each_is_refused_with_the_fix():
-    with pytest.raises(ValueError, match="--time-budget 200 s: .* larger budget, fewer --methods, or --train-subset"):
+def test_a_budget_below_one_epoch_each_is_refused_with_the_fix_and_the_measurements():
+    with pytest.raises(time_plan.TimePlanError, match="--time-budget 200 s: .* need about .* fitting 188 s.* "
+                       "larger budget, fewer --methods, or a smaller --train-subset, --fit-subset") as refused:
         time_plan.plan_epochs(SPEED, WORK, budget_seconds=200)
+    record = refused.value.record
+    assert record["speed"]["fit_s_per_image"] == SPEED.fit_s_per_image and record["one_epoch_each"]["fitting"] == 187.5
+    assert record["needed_seconds"] > 200
 
 
 def test_the_plan_is_reused_until_its_key_changes(tmp_path):
