@@ -29,6 +29,7 @@ import torch
 import torch.nn as nn
 
 import pyro_dirichlet as pdl
+from pyro_dirichlet.devices import device_name
 from pyro_dirichlet.inference import pipeline, time_plan
 from pyro_dirichlet.io import keyed_folder, load_json, save_json, save_text
 from pyro_dirichlet.latency import latency_ms
@@ -92,7 +93,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                          "ones would not fit, from this device's measured speed (inference/time_plan.py)")
     ap.add_argument("--no-progress", action="store_true")
     a = ap.parse_args(argv)
-    a.argv = list(sys.argv[1:] if argv is None else argv)
+    a.command = "python " + shlex.join(["benchmarks/cifar10_network.py", *(sys.argv[1:] if argv is None else argv)])
     table = TABLES.get(a.model, {})
     a.budget_macs = a.budget_macs or table.get("budget_macs")
     a.budget_params = table.get("budget_params") if a.budget_params is None else (a.budget_params or None)
@@ -136,7 +137,7 @@ def plan_epochs(a, base: pipeline.PipelineConfig, train: pdl.ArrayDataset, devic
     fits = {name: len(every_group_sites(net, train) if name == EVERY_GROUP else sites)
             * (a.samples if "-mc" in name else 1) for name in a.methods if name.startswith("dirichlet")}
     finetunes = len(a.methods) + (sum(m in METHODS and m.startswith("dirichlet") for m in a.methods) if a.arch else 0)
-    work = time_plan.Work(n_train=len(train), n_fit=len(train.subset(a.fit_subset)),
+    work = time_plan.Work(n_train=len(train), n_fit=min(a.fit_subset, len(train)),
                           pretrain_epochs=a.pretrain_epochs, finetune_epochs=a.finetune_epochs, finetunes=finetunes,
                           fit_passes=a.fit_epochs * sum(fits.values()))
     key = {"model": a.model, "widths": a.widths, "device": device_name(device), "budget_seconds": a.time_budget,
@@ -152,17 +153,13 @@ def training_record(a, base: pipeline.PipelineConfig, train: pdl.ArrayDataset, b
     ``--results`` (VGG-16's as ``cifar10_training.json``, the GPU issue's file)."""
     history = pdl.io.load_torch(base.pretrained_dir / "train.ckpt")["history"]
     record = {"device": device_name(device),
-              "command": "python " + shlex.join(["benchmarks/cifar10_network.py", *a.argv]), "model": a.model,
+              "command": a.command, "model": a.model,
               **speed_record(history, len(train)), "test_error_pct": baseline["error_pct"],
               "data": "CIFAR-10 (JPEG copy)" if "jpg" in train.name else train.name,
               "config": dataclasses.asdict(base.pretrain)}
     name = "cifar10_training.json" if a.model == "vgg16" else f"cifar10_training_{a.model}.json"
     save_json(record, Path(a.results) / name)
     return record
-
-
-def device_name(device: torch.device) -> str:
-    return torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
 
 
 def per_mac(method: str) -> bool:
@@ -303,6 +300,7 @@ def main(argv: list[str] | None = None) -> dict:
     pretraining = training_record(a, base, train, baseline, device)
     pretrain_seconds = pretraining["total_train_seconds"]
     runs, networks, posteriors = [], {}, {}
+    fit_data = train.subset(a.fit_subset)  # the switches' images, for every fit
     sites = list(net.prunable_layers)
     for name in a.methods:
         settings = {"budget_macs": a.budget_macs, "budget_params": a.budget_params, "per_mac": per_mac(name),
@@ -317,7 +315,7 @@ def main(argv: list[str] | None = None) -> dict:
             kind = "every-group" if name == EVERY_GROUP else "layers"
             parent = keyed_folder(base.pretrained_dir, f"fit-{estimator}-{kind}",
                                   {**cfg.fit_settings, "sites": fit_sites, "fit_subset": a.fit_subset})
-            idata = pipeline.fit_sites(cfg, net, train.subset(a.fit_subset), fit_sites, parent)
+            idata = pipeline.fit_sites(cfg, net, fit_data, fit_sites, parent)
             posteriors[name] = (idata, parent)
             scores = pdl.posterior_means(idata)
             score_seconds = load_json(parent / "fit.json")["fit_seconds"]
@@ -342,7 +340,7 @@ def main(argv: list[str] | None = None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     report = {"model": a.model, "dataset": "cifar10 (JPEG copy)" if "jpg" in train.name else "cifar10",
               "device": device_name(device),
-              "command": "python " + shlex.join(["benchmarks/cifar10_network.py", *a.argv]),
+              "command": a.command,
               "baseline": {**baseline, "pretrain_seconds": pretrain_seconds}, "runs": runs,
               "config": {"pretrain": dataclasses.asdict(base.pretrain), "alpha0": base.alpha0,
                          "switch_form": base.switch_form, "fit_epochs": a.fit_epochs, "fit_subset": a.fit_subset,

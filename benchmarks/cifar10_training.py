@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 import pyro_dirichlet as pdl
+from pyro_dirichlet.devices import device_name
 from pyro_dirichlet.io import save_json
 from pyro_dirichlet.models import build_model
 from pyro_dirichlet.training import speed_record
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> dict:
                           schedule="onecycle", label_smoothing=0.1, augment=True, channels_last=True,
                           compile=a.compile)
     history = pdl.train(net, train, cfg, progress=True)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+    name = device_name(device)
     result = {"device": name, "command": "python " + shlex.join(["benchmarks/cifar10_training.py", *sys.argv[1:]]),
               "model": a.model, **speed_record(history, len(train)), "test_error_pct": pdl.evaluate(net, test),
               "data": "CIFAR-10 (JPEG copy)" if "jpg" in train.name else train.name, "config": cfg.__dict__}

@@ -38,12 +38,11 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-import torch
 import torch.nn as nn
 from tqdm.auto import tqdm
 
 import pyro_dirichlet as pdl
-from pyro_dirichlet import criteria
+from pyro_dirichlet import criteria, devices
 from pyro_dirichlet.io import keyed_folder, load_json, load_torch, save_json, save_text, save_torch
 from pyro_dirichlet.models import build_model
 from pyro_dirichlet.sites import site_sizes
@@ -238,8 +237,7 @@ class Harness:
 
 
 def device_name(cfg: CompareConfig) -> str:
-    device = pdl.resolve_device(cfg.device)
-    return torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+    return devices.device_name(pdl.resolve_device(cfg.device))
 
 
 def allocations_of(cfg: CompareConfig, method: str) -> list[str]:

@@ -25,6 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 import pyro_dirichlet as pdl
+from pyro_dirichlet.devices import device_name
 from pyro_dirichlet.io import save_json, save_text
 from pyro_dirichlet.simulate import SWITCHED_LAYER, SyntheticProblem, simulate
 
@@ -198,7 +199,7 @@ def run_study(cfg: StudyConfig, results_dir: str | Path = "results", command: st
     with tqdm(total=total, desc="synthetic", disable=not progress) as bar:
         sizes = [study_size(cfg, d_x, d_h, bar) for d_x, d_h in cfg.sizes]
         timing = time_epochs(cfg, bar) if cfg.timing else None
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+    name = device_name(device)
     result = {"device": name, "command": command, "config": asdict(cfg), "sizes": sizes, "timing": timing,
               "paper_timing": PAPER_TIMING}
     for row in sizes:

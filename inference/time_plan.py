@@ -71,7 +71,7 @@ def measure_speed(net: nn.Module, train: pdl.ArrayDataset, recipe: pdl.TrainConf
     """Time ``net``'s training (on a copy, 8 batches, the second epoch), its layer-by-layer
     switch fit (one epoch per layer on the same images, the median layer) and
     ``cpu_latency(net)`` once."""
-    data = train.subset(min(len(train), 8 * recipe.batch_size))
+    data = train.subset(8 * recipe.batch_size)
     history = pdl.train(copy.deepcopy(net), data, dataclasses.replace(recipe, epochs=2), progress=False)
     switched = pdl.SwitchedNetwork(copy.deepcopy(net), sites)
     fit_cfg = pdl.FitConfig(estimator="mean", epochs=1, batch_size=fit_batch_size, mode="layerwise")

@@ -14,3 +14,8 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
     if name != "cpu" and not name.startswith("cuda"):
         raise ValueError(f"unknown device {name!r}; use auto, cpu or cuda")
     return torch.device(name)
+
+
+def device_name(device: torch.device) -> str:
+    """What results record as the device: the GPU's name, or ``cpu (N threads)``."""
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
