@@ -50,8 +50,10 @@ TABLES = {
                            ("L0-ARM", 4.4, "—", "49.9% removed")]},
 }
 METHODS = ("dirichlet-mean", "dirichlet-mc", "l1", "taylor")
+BASELINES = ("l1", "taylor", "tp-magnitude")  # tp-magnitude: Torch-Pruning's GroupMagnitudeImportance (DepGraph)
 EVERY_GROUP = "dirichlet-mean-every-group"  # residual networks: every channel group switched, residual streams too
 RESIDUAL = ("resnet56", "wrn28_10")
+ALL_METHODS = (*METHODS, EVERY_GROUP, "tp-magnitude")
 
 
 def recipe(epochs: int, lr: float) -> pdl.TrainConfig:
@@ -64,13 +66,16 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="vgg16", choices=["vgg16", "resnet56", "wrn28_10"])
     ap.add_argument("--widths", type=int, default=None, help="every prunable layer this wide (a small stand-in)")
-    ap.add_argument("--methods", default=None, help=f"from {', '.join((*METHODS, EVERY_GROUP))} (default: the "
-                    f"first four, and {EVERY_GROUP} on {', '.join(RESIDUAL)})")
+    ap.add_argument("--methods", default=None, help=f"from {', '.join(ALL_METHODS)} (default: "
+                    f"{', '.join(METHODS)}, and {EVERY_GROUP} on {', '.join(RESIDUAL)})")
     ap.add_argument("--budget-macs", type=int, default=None, help="default: the model's supplement table")
     ap.add_argument("--budget-params", type=float, default=None,
                     help="parameters, or a fraction of the full network's if below 1; 0: no parameter budget")
     ap.add_argument("--arch", default=None, help="also prune to this architecture with the posterior means "
                     "(one count per layer or per stage; default: the model's table's, if any)")
+    ap.add_argument("--pretrained", default=None, help="start from this pretrained folder (a pretrained-<hash>/ that "
+                    "the pretraining step wrote, e.g. ../shared/pretrained/resnet56-cifar10/pretrained-73bd612209); it "
+                    "must be of --model on CIFAR-10, its pretraining settings replace --pretrain-*")
     ap.add_argument("--pretrain-epochs", type=int, default=30)
     ap.add_argument("--pretrain-lr", type=float, default=0.4)
     ap.add_argument("--fit-epochs", type=int, default=3, help="per layer")
@@ -98,11 +103,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     a.budget_macs = a.budget_macs or table.get("budget_macs")
     a.budget_params = table.get("budget_params") if a.budget_params is None else (a.budget_params or None)
     a.arch = a.arch or table.get("arch")
+    if a.pretrained and a.time_budget:
+        ap.error("--time-budget plans the pretraining epochs too; with --pretrained give --finetune-epochs instead")
     if a.budget_macs is None and a.budget_params is None:
         ap.error(f"give --budget-macs or --budget-params for {a.model} (no supplement budget is built in)")
     a.methods = a.methods.split(",") if a.methods else [*METHODS, *([EVERY_GROUP] if a.model in RESIDUAL else [])]
-    if set(a.methods) - {*METHODS, EVERY_GROUP}:
-        ap.error(f"--methods: choose from {', '.join((*METHODS, EVERY_GROUP))}")
+    if set(a.methods) - set(ALL_METHODS):
+        ap.error(f"--methods: choose from {', '.join(ALL_METHODS)}")
     a.widths = (a.widths,) * len(build_model(a.model).prunable_layers) if a.widths else None
     if a.arch:  # refused now, not after pretraining and fitting
         shape = build_model(a.model, **({"widths": list(a.widths)} if a.widths else {}))
@@ -280,6 +287,12 @@ def main(argv: list[str] | None = None) -> dict:
         widths=a.widths,
         train_subset=a.train_subset, test_subset=a.test_subset, device=a.device, progress=not a.no_progress,
         pretrain=recipe(a.pretrain_epochs, a.pretrain_lr), target=None)
+    if a.pretrained:
+        try:
+            base = pipeline.adopt_pretrained(base, a.pretrained)
+        except pipeline.PretrainedMismatch as e:
+            sys.exit(f"cifar10_network.py: --pretrained: {e}")
+        a.pretrain_epochs, a.pretrain_lr = base.pretrain.epochs, base.pretrain.lr
     train, test = pipeline.load_data(base)
     plan = None
     if a.time_budget:
@@ -341,7 +354,8 @@ def main(argv: list[str] | None = None) -> dict:
     report = {"model": a.model, "dataset": "cifar10 (JPEG copy)" if "jpg" in train.name else "cifar10",
               "device": device_name(device),
               "command": a.command,
-              "baseline": {**baseline, "pretrain_seconds": pretrain_seconds}, "runs": runs,
+              "baseline": {**baseline, "pretrain_seconds": pretrain_seconds,
+                           "pretrained_from": pipeline.pretrained_source(base)}, "runs": runs,
               "config": {"pretrain": dataclasses.asdict(base.pretrain), "alpha0": base.alpha0,
                          "switch_form": base.switch_form, "fit_epochs": a.fit_epochs, "fit_subset": a.fit_subset,
                          "samples": a.samples,

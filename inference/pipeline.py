@@ -22,8 +22,10 @@ The switches are fitted on them (``fit_data="holdout"``) or on the pretraining e
 """
 from __future__ import annotations
 
+import hashlib
+import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -204,6 +206,72 @@ def pretrain(cfg: PipelineConfig, train: pdl.ArrayDataset, test: pdl.ArrayDatase
             **_measure(net, test), "train": asdict(cfg.pretrain)}
     pdl.save_pruned(net, spec, folder)
     return net
+
+
+class PretrainedMismatch(ValueError):
+    """A given pretrained folder is not one of this model and data set."""
+
+
+def adopt_pretrained(cfg: PipelineConfig, source: str | Path) -> PipelineConfig:
+    """Start ``cfg``'s run from a pretrained folder written by :func:`pretrain` elsewhere
+    (``<dir>/{config.json, spec.json, model.pt}``, e.g. ``../shared/pretrained/...``).
+
+    The folder must be of ``cfg.model`` with ``cfg.widths`` on ``cfg``'s data set (its
+    ``config.json`` must hash to its folder name, so it is what it says); else
+    :class:`PretrainedMismatch` names the difference. Returns ``cfg`` with the folder's
+    pretraining settings (and subsets), so that ``cfg.pretrained_dir`` is the folder of the
+    same key in ``cfg``'s run directory; its files are copied there once (atomically) with
+    ``source.json`` recording where they came from and the SHA-256 of ``model.pt``.
+    """
+    source = Path(source)
+    missing = [name for name in ("config.json", "spec.json", "model.pt") if not (source / name).is_file()]
+    if missing:
+        raise PretrainedMismatch(f"pretrained folder {source} lacks {', '.join(missing)}: give a folder written by the "
+                                 "pretraining step (pretrained-<hash>/ with config.json, spec.json and model.pt)")
+    given = load_json(source / "config.json")
+    key = pdl.io.settings_key(given)
+    expected = {"model": cfg.model, "widths": list(cfg.widths) if cfg.widths else None,
+                "dataset": DATASETS[cfg.model][0]}
+    found = {"model": given.get("model"), "widths": given.get("widths"), "dataset": given.get("data", {}).get("dataset")}
+    if found != expected:
+        diff = ", ".join(f"{k} {found[k]!r} (this run: {expected[k]!r})" for k in expected if found[k] != expected[k])
+        raise PretrainedMismatch(f"pretrained folder {source} is not this run's network: {diff}; give a folder of "
+                                 f"{cfg.model} on {expected['dataset']}, or train one here")
+    if not source.name.endswith(key) or load_json(source / "spec.json").get("model") != cfg.model:
+        raise PretrainedMismatch(f"pretrained folder {source}: its name does not end with the key {key} of its "
+                                 "config.json, or spec.json names another model; it was edited or renamed: use the "
+                                 "folder as the pretraining step wrote it")
+    data = given["data"]
+    if data.get("holdout", 0) != cfg.holdout:
+        raise PretrainedMismatch(f"pretrained folder {source} held out {data.get('holdout', 0)} training examples, "
+                                 f"this run {cfg.holdout}: use the same --holdout")
+    adopted = replace(cfg, pretrain=pdl.TrainConfig(**given["train"]), train_subset=data.get("train_subset"),
+                      test_subset=data.get("test_subset"))
+    folder = adopted.pretrained_dir
+    if not (folder / "spec.json").exists():
+        for name in ("train.ckpt", "model.pt", "spec.json"):  # spec.json last: it marks the step done
+            if (source / name).is_file():
+                pdl.io.atomic_write(folder / name, lambda tmp, name=name: shutil.copyfile(source / name, tmp))
+    record = {"source": str(source.resolve()), "model_sha256": _sha256(source / "model.pt")}
+    if (folder / "source.json").exists() and load_json(folder / "source.json")["model_sha256"] != record["model_sha256"]:
+        raise PretrainedMismatch(f"{folder} already holds another {cfg.model} than {source} (model.pt differs): use "
+                                 "another --run-dir")
+    save_json(record, folder / "source.json")
+    return adopted
+
+
+def pretrained_source(cfg: PipelineConfig) -> dict | None:
+    """Where ``cfg``'s pretrained network came from (:func:`adopt_pretrained`), or None if trained here."""
+    path = cfg.pretrained_dir / "source.json"
+    return load_json(path) if path.exists() else None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def fit(cfg: PipelineConfig, net: nn.Module, train: pdl.ArrayDataset):

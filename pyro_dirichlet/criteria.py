@@ -7,8 +7,8 @@ One interface (:class:`Criterion`, after Torch-Pruning's ``Importance``): a call
 ``criterion(net, sites, data=None, seed=0) -> ChannelScores`` (``{site: (K,)}``), which also
 carries how its scores compare across layers (``normalisation``, read by ``counts_for_budget``)
 and the network they rank (``network``: group lasso's retrained copy). ``CRITERIA`` registers one
-of each: ``l1``, ``l2``, ``taylor``, ``fisher``, ``group-lasso``, ``data-free``, ``random`` and
-``dirichlet``.
+of each: ``l1``, ``l2``, ``taylor``, ``fisher``, ``group-lasso``, ``data-free``, ``random``,
+``dirichlet`` and ``tp-magnitude``.
 
 - ``l1``, ``l2``: norm of the channel's weights over every member of its channel group (conv:
   the output filter ``W[k]``; linear: the unit's incoming weights ``W[k, :]``; input feature j:
@@ -28,6 +28,8 @@ of each: ``l1``, ``l2``, ``taylor``, ``fisher``, ``group-lasso``, ``data-free``,
   producer channel it comes from (1 when the features are the network's input).
 - ``random``: uniform scores from a seeded generator, the floor.
 - ``dirichlet``: the switch posterior means ``E_q[s_l]`` of a fit (:func:`.fit.fit_switches`).
+- ``tp-magnitude``: Torch-Pruning's ``GroupMagnitudeImportance`` over each site's whole
+  dependency group (the DepGraph baseline).
 """
 from __future__ import annotations
 
@@ -39,10 +41,11 @@ from typing import ClassVar, Protocol
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+import torch_pruning as tp
 
 from .fit import FitConfig, fit_switches
 from .frozen import frozen
-from .groups import channel_groups, default_example
+from .groups import channel_groups, default_example, dependency_graph
 from .pruning import input_links
 from .sites import is_input_site, layer_module, site_layer
 from .switches import SwitchedNetwork
@@ -280,6 +283,32 @@ class DataFree:
 
 
 @dataclass(frozen=True)
+class TorchPruningMagnitude:
+    """``tp-magnitude``: Torch-Pruning's ``GroupMagnitudeImportance`` (DepGraph's baseline: the
+    L2 norm of every weight a channel owns across its whole dependency group, the group's
+    convs, BatchNorms and readers, averaged over the group), each site's scores divided by
+    their mean for the budget (Torch-Pruning's default normaliser)."""
+    p: int = 2
+    normalisation: ClassVar[str] = "mean"
+
+    def __call__(self, net, sites, data=None, seed=0):
+        example = _example(data, net)
+        example = default_example(net, example)
+        graph = dependency_graph(net, example)
+        importance = tp.importance.GroupMagnitudeImportance(p=self.p, group_reduction="mean", normalizer=None)
+        scores = {}
+        for site in sites:
+            if is_input_site(site):
+                raise ValueError(f"tp-magnitude scores output channels; {site!r} is an input site")
+            module = layer_module(net, site)
+            prune = tp.prune_conv_out_channels if isinstance(module, nn.Conv2d) else tp.prune_linear_out_channels
+            width = module.out_channels if isinstance(module, nn.Conv2d) else module.out_features
+            group = graph.get_pruning_group(module, prune, idxs=list(range(width)))
+            scores[site] = importance(group).detach().float().cpu()
+        return ChannelScores(scores, self.normalisation, net)
+
+
+@dataclass(frozen=True)
 class Random:
     """``random``: one global random order (raw for the budget), the floor."""
     normalisation: ClassVar[str] = "none"
@@ -310,4 +339,5 @@ class Dirichlet:
 CRITERIA: dict[str, Criterion] = {
     "l1": Norm(1), "l2": Norm(2), "taylor": Gradient("taylor"), "fisher": Gradient("fisher"),
     "group-lasso": GroupLasso(), "data-free": DataFree(), "random": Random(), "dirichlet": Dirichlet(),
+    "tp-magnitude": TorchPruningMagnitude(),
 }

@@ -16,6 +16,11 @@ under the uniform switch, so layers compare), and the longest prefix of that ord
 removal (keeping at least one channel per layer) brings the network within the budget is
 removed; binary search over the prefix length, since MACs fall as channels go.
 
+Per-layer floor: every budget allocation keeps at least ``ceil(min_keep * K_l)`` (and at
+least one) of each site's K_l channels, ``min_keep = MIN_KEEP = 0.1`` by default (Torch-Pruning's
+``max_pruning_ratio=0.9``): one channel is no floor, a layer cut to 1 of 16 ruins a network.
+An architecture string is taken as given.
+
 Trimming uses Torch-Pruning's dependency graph: a layer's removed output channels leave
 the layer, its BatchNorm, every layer tied to it (a channel group, :mod:`.groups`: residual
 sums, depthwise convs) and every consumer (conv -> flatten -> linear included). Two sites
@@ -28,6 +33,7 @@ leaves the producer as well.
 from __future__ import annotations
 
 import copy
+import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -42,6 +48,16 @@ from .io import CheckpointError, atomic_write, load_json, load_torch, save_json
 from .sites import InputSelect, is_input_site, layer_module, layer_width, site_layer, site_width
 
 Links = Mapping[str, tuple[str | None, int]]  # {input site: (producer layer or None, features per channel)}
+
+
+MIN_KEEP = 0.1  # the per-layer floor of every budget allocation: this share of each site's channels (module docstring)
+
+
+def floor_counts(sizes: Mapping[str, int], min_keep: float = MIN_KEEP) -> dict[str, int]:
+    """``{site: max(1, ceil(min_keep * K))}``: the fewest channels a budget leaves each site."""
+    if not 0 <= min_keep <= 1:
+        raise ValueError(f"min_keep is the share of each layer's channels a budget must keep, in [0, 1]; got {min_keep}")
+    return {name: min(k, max(1, math.ceil(min_keep * k - 1e-9))) for name, k in sizes.items()}
 
 
 class CoupledLayersError(ValueError):
@@ -153,20 +169,24 @@ def normalise_scores(scores: Mapping[str, torch.Tensor], how: str = "mean") -> d
 
 
 def counts_for_mass_budget(scores: Mapping[str, torch.Tensor], budget_macs: int,
-                           macs_of: Callable[[dict[str, int]], int], links: Links | None = None) -> dict[str, int]:
+                           macs_of: Callable[[dict[str, int]], int], links: Links | None = None,
+                           min_keep: float = MIN_KEEP) -> dict[str, int]:
     """Per-layer counts for the largest share ``m`` of each layer's score mass that fits
     ``budget_macs``: every layer keeps its fewest top channels holding ``m`` of its mass
-    (:func:`counts_for_mass`), so a layer whose posterior is spread over many channels keeps
-    many. Bisection over m (counts grow with m)."""
+    (:func:`counts_for_mass`), but at least its floor (:func:`floor_counts`), so a layer whose
+    posterior is spread over many channels keeps many. Bisection over m (counts grow with m)."""
+    floor = floor_counts({name: len(s) for name, s in scores.items()}, min_keep)
+
     def counts(m: float) -> dict[str, int]:
-        return feasible_counts(counts_for_mass(scores, m), links)
+        return feasible_counts({name: max(c, floor[name]) for name, c in counts_for_mass(scores, m).items()}, links)
 
     if macs_of(counts(1.0)) <= budget_macs:
         return counts(1.0)
     lo, hi = 1e-12, 1.0
     if macs_of(counts(lo)) > budget_macs:
         raise ValueError(f"MAC budget {budget_macs:,} is below the smallest possible network "
-                         f"({macs_of(counts(lo)):,} MACs with one channel in every switched layer); raise the budget")
+                         f"({macs_of(counts(lo)):,} MACs with every switched layer at its floor, min_keep={min_keep}); "
+                         "raise the budget or lower min_keep")
     for _ in range(50):
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if macs_of(counts(mid)) <= budget_macs else (lo, mid)
@@ -183,6 +203,7 @@ def counts_for_budget(
     normalisation: str | None = None,
     budget_params: int | None = None,
     per_mac: bool = False,
+    min_keep: float = MIN_KEEP,
 ) -> dict[str, int]:
     """Per-layer counts from the global order of the normalised scores that fit ``budget_macs``
     (and ``budget_params`` parameters, if given: :func:`~.counting.param_model`)
@@ -197,7 +218,8 @@ def counts_for_budget(
     :func:`~.counting.mac_model` (per-layer MACs scaled by kept channels, no trimming). After
     the binary search, removed channels are added back in descending score order while the
     budget allows, so the budget is used up as far as single channels can fill it. Counts
-    are kept feasible for ``links`` (:func:`feasible_counts`).
+    are kept feasible for ``links`` (:func:`feasible_counts`). No site goes below its floor
+    (:func:`floor_counts`, ``min_keep`` of its channels).
     """
     sizes = {name: len(s) for name, s in scores.items()}
     weight = next(net.parameters())
@@ -209,13 +231,14 @@ def counts_for_budget(
     def fits(counts: dict[str, int]) -> bool:
         return macs_of(counts) <= budget_macs and (params_of is None or params_of(counts) <= budget_params)
 
-    least = feasible_counts({name: 1 for name in sizes}, links)
+    floor = floor_counts(sizes, min_keep)
+    least = feasible_counts(floor, links)
     if not fits(least):
         raise ValueError(
             f"budget of {budget_macs:,} MACs{'' if params_of is None else f' and {budget_params:,} parameters'} is "
             f"below the smallest possible network ({macs_of(least):,} MACs"
-            f"{'' if params_of is None else f', {params_of(least):,} parameters'} with one channel in every "
-            "switched layer); raise the budget")
+            f"{'' if params_of is None else f', {params_of(least):,} parameters'} with every switched layer at its "
+            f"floor, min_keep={min_keep} of its channels); raise the budget or lower min_keep")
     if fits(sizes):
         return dict(sizes)
     ranked = normalise_scores(scores, normalisation or getattr(scores, "normalisation", "mean"))
@@ -227,10 +250,10 @@ def counts_for_budget(
     def counts_after(removed: int) -> dict[str, int]:
         counts = dict(sizes)
         for _, name in order[:removed]:
-            counts[name] = max(1, counts[name] - 1)
+            counts[name] = max(floor[name], counts[name] - 1)
         return feasible_counts(counts, links)
 
-    lo, hi = 0, len(order)  # invariant: removing the first `hi` fits the budget (all layers at >= 1)
+    lo, hi = 0, len(order)  # invariant: removing the first `hi` fits the budget (all layers at their floors)
     while lo < hi:
         mid = (lo + hi) // 2
         if fits(counts_after(mid)):

@@ -34,7 +34,7 @@ from .frozen import frozen
 from .groups import channel_groups, default_example, resolve_layers
 from .sites import check_sites, is_input_site, layer_module, site_layer, site_width
 
-FORMS = ("Ks", "s", "gate", "bn")
+FORMS = ("Ks", "s", "gate", "norm", "bn")
 BN_EPS = 1e-5
 TEMPERATURE_SITE = "log_temperature"
 LIKELIHOODS = ("categorical", "bernoulli")
@@ -52,8 +52,10 @@ def switch_factor(s: torch.Tensor, form: str = "Ks", steepness: float = 3.0) -> 
     ``"Ks"``: ``K s_k`` (the paper's; 1 under the uniform switch); ``"s"``: ``s_k`` (the
     authors' code); ``"gate"``: ``g(K s_k)`` with the saturating ``g(u) = tanh(c u) / tanh(c)``,
     c = ``steepness``: 1 under the uniform switch, never above ``1 / tanh(c)``, so a switch can
-    shrink a channel but hardly amplify one. (``"bn"`` is not a per-channel factor: see
-    :func:`scale_channels`.)
+    shrink a channel but hardly amplify one; ``"norm"``: ``sqrt(K) s_k / ||s||_2``, 1 under the
+    uniform switch, and the squared factors always sum to K, so the layer's output norm is kept
+    (for channels of equal norm) while the switch moves it between channels. (``"bn"`` is not a
+    per-channel factor: see :func:`scale_channels`.)
     """
     if form == "Ks":
         return s.shape[-1] * s
@@ -61,6 +63,8 @@ def switch_factor(s: torch.Tensor, form: str = "Ks", steepness: float = 3.0) -> 
         return s
     if form == "gate":
         return torch.tanh(steepness * s.shape[-1] * s) / math.tanh(steepness)
+    if form == "norm":
+        return math.sqrt(s.shape[-1]) * s / s.norm(dim=-1, keepdim=True)
     raise ValueError(f"switch form must be one of {FORMS}, got {form!r}")
 
 

@@ -261,3 +261,26 @@ def test_trim_works_under_no_grad():
     with torch.no_grad():
         small = trim(net, keep, net.input_shape)
     assert small.conv1.out_channels == 2 and all(p.requires_grad for p in small.parameters())
+
+
+def test_no_budget_allocation_cuts_a_layer_below_its_floor():
+    """ResNet-56 at 2.5x fewer MACs: scores that make one layer worthless (the per-MAC order would
+    empty it) still leave it ceil(min_keep * K) channels; min_keep=0 lets it go to one."""
+    net = build_model("resnet56").eval()
+    gen = torch.Generator().manual_seed(0)
+    scores = {name: torch.rand(k, generator=gen) + 1 for name, k in pdl.site_sizes(net).items()}
+    scores["stage1.3.conv1"] = torch.full((16,), 1e-6)
+    floor = pdl.pruning.floor_counts(pdl.site_sizes(net))
+    assert pdl.pruning.MIN_KEEP == 0.1 and floor["stage1.3.conv1"] == 2 and floor["stage3.0.conv1"] == 7
+    for per_mac in (False, True):
+        counts = counts_for_budget(net, scores, 50_000_000, net.input_shape, per_mac=per_mac)
+        assert all(counts[name] >= floor[name] for name in counts) and counts["stage1.3.conv1"] == 2
+        assert pdl.mac_model(net, list(scores))(counts) <= 50_000_000
+    bare = counts_for_budget(net, scores, 50_000_000, net.input_shape, min_keep=0.0)
+    assert bare["stage1.3.conv1"] == 1
+    strict = counts_for_budget(net, scores, 50_000_000, net.input_shape, min_keep=0.3)
+    assert min(strict[n] / k for n, k in pdl.site_sizes(net).items()) >= 0.3
+    mass = pdl.pruning.counts_for_mass_budget(scores, 50_000_000, pdl.mac_model(net, list(scores)))
+    assert all(mass[name] >= floor[name] for name in mass)
+    with pytest.raises(ValueError, match="every switched layer at its floor, min_keep=0.5"):
+        counts_for_budget(net, scores, 50_000_000, net.input_shape, min_keep=0.5)
