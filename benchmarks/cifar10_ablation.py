@@ -111,7 +111,10 @@ def main(argv: list[str] | None = None) -> dict:
         train_subset=a.train_subset, test_subset=a.test_subset, device=a.device, progress=not a.no_progress,
         pretrain=recipe(a.pretrain_epochs, 0.4), target=None)
     if a.pretrained:
-        base = pipeline.adopt_pretrained(base, a.pretrained)
+        try:
+            base = pipeline.adopt_pretrained(base, a.pretrained)
+        except pipeline.PretrainedMismatch as e:
+            sys.exit(f"cifar10_ablation.py: --pretrained: {e}")
     train, test = pipeline.load_data(base)
     net = pipeline.pretrain(base, train, test)
     sites = list(net.prunable_layers)
