@@ -298,11 +298,13 @@ class TorchPruningMagnitude:
         importance = tp.importance.GroupMagnitudeImportance(p=self.p, group_reduction="mean", normalizer=None)
         scores = {}
         for site in sites:
-            if is_input_site(site):
-                raise ValueError(f"tp-magnitude scores output channels; {site!r} is an input site")
-            module = layer_module(net, site)
-            prune = tp.prune_conv_out_channels if isinstance(module, nn.Conv2d) else tp.prune_linear_out_channels
-            width = module.out_channels if isinstance(module, nn.Conv2d) else module.out_features
+            module = layer_module(net, site_layer(site))
+            if is_input_site(site):  # the input features' group: the producer's channels and their readers
+                prune, width = tp.prune_linear_in_channels, module.in_features
+            elif isinstance(module, nn.Conv2d):
+                prune, width = tp.prune_conv_out_channels, module.out_channels
+            else:
+                prune, width = tp.prune_linear_out_channels, module.out_features
             group = graph.get_pruning_group(module, prune, idxs=list(range(width)))
             scores[site] = importance(group).detach().float().cpu()
         return ChannelScores(scores, self.normalisation, net)

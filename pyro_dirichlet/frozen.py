@@ -21,3 +21,14 @@ def frozen(net: nn.Module) -> Iterator[nn.Module]:
             m.training = training
         for p, flag in flags:
             p.requires_grad_(flag)
+
+
+@contextmanager
+def hooks(handles) -> Iterator[None]:
+    """Remove every hook in ``handles`` (``RemovableHandle``s) on exit."""
+    handles = list(handles)
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()

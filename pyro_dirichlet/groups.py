@@ -57,6 +57,20 @@ def dependency_graph(net: nn.Module, example_inputs) -> tp.DependencyGraph:
                              "Pass example_inputs= that its forward accepts (one batch)") from e
 
 
+def switch_points(graph: tp.DependencyGraph, outs: Sequence[nn.Module], names: dict[nn.Module, str]) -> set[str]:
+    """Names of the modules whose outputs a group's switch multiplies (module docstring), from
+    the modules ``outs`` whose output channels are the group's."""
+    norms = {m for m in outs if isinstance(m, nn.modules.batchnorm._BatchNorm)}
+    points = {names[m] for m in norms}
+    points |= {names[m] for m in outs if isinstance(m, tuple(CUSTOM_PRUNERS))}  # e.g. a shortcut writing them
+    for module in outs:
+        if isinstance(module, LAYERS):
+            following = [node.module for node in graph.module2node[module].outputs]
+            if not (len(following) == 1 and following[0] in norms):
+                points.add(names[module])
+    return points
+
+
 def channel_groups(net: nn.Module, example_inputs) -> list[ChannelGroup]:
     """Every group of output channels of ``net``'s conv/linear layers (module docstring)."""
     graph = dependency_graph(net, example_inputs)
@@ -68,14 +82,7 @@ def channel_groups(net: nn.Module, example_inputs) -> list[ChannelGroup]:
         readers = [dep.target.module for dep, _ in group
                    if isinstance(dep.target.module, LAYERS) and not graph.is_out_channel_pruning_fn(dep.handler)]
         members = sorted({names[m] for m in outs if isinstance(m, LAYERS)}, key=order.get)
-        norms = {m for m in outs if isinstance(m, nn.modules.batchnorm._BatchNorm)}
-        points = {names[m] for m in norms}
-        points |= {names[m] for m in outs if isinstance(m, tuple(CUSTOM_PRUNERS))}  # e.g. a shortcut writing them
-        for module in outs:
-            if isinstance(module, LAYERS):
-                following = [node.module for node in graph.module2node[module].outputs]
-                if not (len(following) == 1 and following[0] in norms):
-                    points.add(names[module])
+        points = switch_points(graph, outs, names)
         widths = {name: layer_width(net.get_submodule(name)) for name in members}
         problem = None
         if len(set(widths.values())) > 1:

@@ -43,7 +43,8 @@ import torch.nn as nn
 import torch_pruning as tp
 
 from .counting import mac_model, param_model
-from .groups import dependency_graph
+from .frozen import frozen, hooks
+from .groups import dependency_graph, switch_points
 from .io import CheckpointError, atomic_write, load_json, load_torch, save_json
 from .sites import InputSelect, is_input_site, layer_module, layer_width, site_layer, site_width
 
@@ -302,13 +303,42 @@ def input_links(net: nn.Module, sites: Sequence[str], input_shape: Sequence[int]
     return {site: _producer(graph, layer_module(copy_, site_layer(site)), names) for site in inputs}
 
 
-def trim(net: nn.Module, keep: Mapping[str, Sequence[int]], input_shape: Sequence[int]) -> nn.Module:
+class TrimMismatchError(ValueError):
+    """Trimming would not compute what the masked network computes (see :func:`trim`)."""
+
+
+def trim(net: nn.Module, keep: Mapping[str, Sequence[int]], input_shape: Sequence[int],
+         verify: bool = True) -> nn.Module:
     """A smaller dense copy of ``net`` keeping only ``keep[site]`` channels of each site.
 
     Output sites lose their other output channels; input sites their other input features
     (and producer channels none of whose features is kept; module docstring). Works on the
     net's device; ``input_shape`` (no batch dim) is used to trace the graph.
+
+    ``verify``: run the trimmed network and the masked one (``net`` with the removed channels
+    zeroed wherever a switch would act, :mod:`.groups`, and the removed input features zeroed)
+    on two random inputs, and raise :class:`TrimMismatchError` naming the site, its layers and
+    the difference when they differ by more than ``1e-4`` of the output scale (e.g. a
+    flatten that is not channel-major, a normalisation over the channels after the switch).
     """
+    pruned, masks = _surgery(net, keep, input_shape)
+    if verify:
+        difference, scale = _masked_difference(net, pruned, masks, input_shape)
+        if not difference <= 1e-4 * scale:
+            if len(keep) > 1:  # name the site that breaks it
+                for site in keep:
+                    trim(net, {site: keep[site]}, input_shape)
+            raise TrimMismatchError(
+                f"trimming {sorted(keep)} does not compute what the masked network computes: outputs differ by "
+                f"{difference:.3g} on a scale of {scale:.3g} (masked at {sorted(n for n, _ in masks)}). The removed channels still "
+                "reach the output another way (e.g. a normalisation over the channels after the switch, or a "
+                "reshape that is not channel-major); prune other layers, or remove these channels by hand")
+    return pruned
+
+
+def _surgery(net: nn.Module, keep: Mapping[str, Sequence[int]], input_shape: Sequence[int]
+             ) -> tuple[nn.Module, dict[tuple[str, bool], torch.Tensor]]:
+    """The trimmed copy of ``net``, and ``{(module, is_input): channel mask}`` of the masked network."""
     pruned = copy.deepcopy(net).eval().requires_grad_(True)  # trainable, for fine-tuning
     graph = _graph(pruned, input_shape)
     names = {module: name for name, module in pruned.named_modules()}
@@ -335,6 +365,20 @@ def trim(net: nn.Module, keep: Mapping[str, Sequence[int]], input_shape: Sequenc
             raise ValueError(f"{seen[key]!r} and {layer!r} are one channel group (their channels are pruned "
                              "together); give one of them")
         seen[key] = layer
+    masks: dict[str, tuple[torch.Tensor, bool]] = {}
+    for layer, channels in removed.items():
+        if channels:
+            module = layer_module(pruned, layer)
+            width = layer_width(module)
+            mask = torch.ones(width)
+            mask[sorted(channels)] = 0.0
+            group = graph.get_pruning_group(module, _out_handler(module), idxs=[0])
+            outs = [dep.target.module for dep, _ in group if graph.is_out_channel_pruning_fn(dep.handler)]
+            masks.update({(point, False): mask for point in switch_points(graph, outs, names)})
+    for layer, kept, _, _ in selections:
+        mask = torch.zeros(site_width(pruned, layer + ":in"))
+        mask[kept] = 1.0
+        masks[(layer, True)] = mask
     for layer, channels in removed.items():
         if channels:
             _prune_outputs(graph, layer_module(pruned, layer), sorted(channels), names)
@@ -347,7 +391,32 @@ def trim(net: nn.Module, keep: Mapping[str, Sequence[int]], input_shape: Sequenc
         if len(local) < linear.in_features:
             tp.prune_linear_in_channels(linear, sorted(set(range(linear.in_features)) - set(local)))
             pruned.set_submodule(layer, InputSelect(linear, local))
-    return pruned
+    return pruned, masks
+
+
+def _channel_dim(module: nn.Module, x: torch.Tensor) -> int:
+    return -1 if isinstance(module, nn.Linear) else 1  # a Linear's features are last; conv/BatchNorm: (B, C, ...)
+
+
+@torch.no_grad()
+def _masked_difference(net: nn.Module, pruned: nn.Module, masks: Mapping[tuple[str, bool], torch.Tensor],
+                       input_shape: Sequence[int]) -> tuple[float, float]:
+    """``(max |trimmed - masked|, max(|masked|, 1e-3))`` of the logits on two seeded random inputs."""
+    weight = next(net.parameters())
+    x = torch.randn(2, *input_shape, generator=torch.Generator().manual_seed(0)).to(weight)
+
+    def scale(module, x, mask):
+        shape = [1] * x.dim()
+        shape[_channel_dim(module, x)] = -1
+        return x * mask.to(x).reshape(shape)
+
+    with hooks([net.get_submodule(name).register_forward_pre_hook(
+                    lambda m, args, mask=mask: (scale(m, args[0], mask), *args[1:])) if is_input else
+                net.get_submodule(name).register_forward_hook(lambda m, args, out, mask=mask: scale(m, out, mask))
+                for (name, is_input), mask in masks.items()]), frozen(net), frozen(pruned):
+        masked = net(x).float()
+        trimmed = pruned(x).float()
+    return float((trimmed - masked).abs().max()), max(float(masked.abs().max()), 1e-3)
 
 
 def _prune_outputs(graph: tp.DependencyGraph, module: nn.Module, channels: list[int],

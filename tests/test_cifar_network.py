@@ -83,3 +83,21 @@ def test_an_architecture_that_does_not_fit_is_refused_before_any_training(capsys
         study.parse(["--model", "resnet56", "--widths", "4"])
     assert "--arch: architecture '6-11-16'" in capsys.readouterr().err
     assert study.parse(["--model", "resnet56", "--widths", "4", "--arch", "2-3-4"]).widths == (4,) * 27
+
+
+def test_the_study_refuses_a_pretrained_folder_of_another_network(tmp_path):
+    """Before any data is read: a ResNet-56 folder given to the VGG-16 study, and a time budget with a
+    given network (it would re-plan the pretraining)."""
+    from pyro_dirichlet.inference import pipeline
+
+    study = load_script()
+    cfg = pipeline.PipelineConfig(run_dir=str(tmp_path / "given"), model="resnet56", widths=(2,) * 27, target=None)
+    net = build_model("resnet56", widths=[2] * 27)
+    pdl.save_pruned(net, {"model": "resnet56", "model_kwargs": {"widths": [2] * 27}, "input_shape": [3, 32, 32],
+                          "kept": {k: list(range(v)) for k, v in pdl.site_sizes(net).items()}}, cfg.pretrained_dir)
+    with pytest.raises(SystemExit, match="not this run's network: model 'resnet56' \\(this run: 'vgg16'\\)"):
+        study.main(["--model", "vgg16", "--widths", "4", "--pretrained", str(cfg.pretrained_dir), "--budget-macs",
+                    "1000", "--run-dir", str(tmp_path / "run"), "--results", str(tmp_path / "results")])
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(SystemExit):
+        study.parse(["--model", "resnet56", "--pretrained", str(cfg.pretrained_dir), "--time-budget", "400"])

@@ -284,3 +284,30 @@ def test_no_budget_allocation_cuts_a_layer_below_its_floor():
     assert all(mass[name] >= floor[name] for name in mass)
     with pytest.raises(ValueError, match="every switched layer at its floor, min_keep=0.5"):
         counts_for_budget(net, scores, 50_000_000, net.input_shape, min_keep=0.5)
+
+
+class TimeMajor(nn.Module):
+    """conv -> (B, C, 1, T) features read time-major by a Linear: permute + reshape, not channel-major."""
+
+    input_shape = (1, 1, 8)
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.fc, self.out = nn.Conv2d(1, 4, (1, 3), padding=(0, 1)), nn.Linear(32, 6), nn.Linear(6, 2)
+
+    def forward(self, x):
+        h = torch.relu(self.conv(x)).squeeze(2)  # (B, 4, 8)
+        return self.out(torch.relu(self.fc(h.permute(0, 2, 1).reshape(len(x), -1))))
+
+
+def test_trim_refuses_what_it_cannot_remove_exactly_and_names_the_site():
+    """A flatten that is not channel-major: Torch-Pruning would cut fc's columns as if it were;
+    trim compares with the masked network and refuses, naming the site. An exact trim passes."""
+    torch.manual_seed(0)
+    net = TimeMajor().eval()
+    with pytest.raises(pdl.pruning.TrimMismatchError, match=r"trimming \['conv'\] does not compute .* differ by"):
+        trim(net, {"conv": [0, 2], "fc": [0, 1, 2]}, net.input_shape)
+    small = trim(net, {"fc": [0, 1, 2]}, net.input_shape)  # fc's own units are exact
+    assert small.fc.out_features == 3
+    unchecked = trim(net, {"conv": [0, 2]}, net.input_shape, verify=False)  # what the check catches
+    assert unchecked.fc.in_features == 16
