@@ -85,6 +85,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                          "of the time; 1 epoch per layer is worse)")
     ap.add_argument("--fit-batch-size", type=int, default=256)
     ap.add_argument("--samples", type=int, default=4, help="mc particles")
+    ap.add_argument("--switch-form", default=None, choices=pdl.switches.FORMS,
+                    help="how a switch scales its channel (default: the library's, see the README)")
     ap.add_argument("--finetune-epochs", type=int, default=30)
     ap.add_argument("--finetune-lr", type=float, default=0.1)
     ap.add_argument("--train-subset", type=int, default=None)
@@ -284,7 +286,7 @@ def main(argv: list[str] | None = None) -> dict:
     cuda = device.type == "cuda"
     base = pipeline.PipelineConfig(
         run_dir=a.run_dir or f"runs/{a.model}-cifar10-study", model=a.model, data_root=a.data_root,
-        widths=a.widths,
+        widths=a.widths, **({"switch_form": a.switch_form} if a.switch_form else {}),
         train_subset=a.train_subset, test_subset=a.test_subset, device=a.device, progress=not a.no_progress,
         pretrain=recipe(a.pretrain_epochs, a.pretrain_lr), target=None)
     if a.pretrained:
