@@ -98,22 +98,27 @@ def main(argv: list[str] | None = None) -> dict:
     flags = Path("/proc/cpuinfo").read_text().split("flags")[1].split("\n")[0] if Path("/proc/cpuinfo").exists() else ""
     report = {"command": command, "model": a.model, "device": device_name(torch.device("cpu")),
               "cpu_has": {f: f in flags.split() for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16")},
-              "batch_size": a.batch_size, "rows": rows,
+              "batch_size": a.batch_size, "warmup": a.warmup, "repeats": a.repeats, "rows": rows,
               "speedup": {k: rows["fp32"][k] / rows["bf16"][k] for k in rows["fp32"]},
               "logit_max_abs_diff": float((ref - low).abs().max()),
               "same_predictions_pct": float(100 * (ref.argmax(1) == low.argmax(1)).float().mean())}
-    lines = [f"CPU bf16 autocast against fp32, {a.model}, batch {a.batch_size}, {report['device']}; CPU flags "
-             f"{report['cpu_has']}. Median seconds a step ({a.repeats} after {a.warmup} warm-up).", "",
-             "| step | fp32 (s) | bf16 (s) | bf16 speed-up |", "|---|---|---|---|"]
-    lines += [f"| {k.replace('_s', '')} | {rows['fp32'][k]:.3f} | {rows['bf16'][k]:.3f} | {report['speedup'][k]:.2f}x |"
-              for k in rows["fp32"]]
-    lines += ["", f"Logits, bf16 against fp32: max |diff| {report['logit_max_abs_diff']:.3g}, same prediction on "
-              f"{report['same_predictions_pct']:.1f}% of the batch.", "", f"Command: `{command}`."]
     out = Path(a.results)
     save_json(report, out / "cpu_bf16.json")
-    save_text("\n".join(lines) + "\n", out / "cpu_bf16.md")
-    print("\n".join(lines))
+    save_text(markdown(report), out / "cpu_bf16.md")
+    print(markdown(report))
     return report
+
+
+def markdown(r: dict) -> str:
+    rows = r["rows"]
+    lines = [f"CPU bf16 autocast against fp32, {r['model']}, batch {r['batch_size']}, {r['device']}; CPU flags "
+             f"{r['cpu_has']}. Median seconds a step.", "",
+             "| step | fp32 (s) | bf16 (s) | bf16 speed-up |", "|---|---|---|---|"]
+    lines += [f"| {k.removesuffix('_s')} | {rows['fp32'][k]:.3f} | {rows['bf16'][k]:.3f} | {r['speedup'][k]:.2f}x |"
+              for k in rows["fp32"]]
+    lines += ["", f"Logits, bf16 against fp32: max |diff| {r['logit_max_abs_diff']:.3g}, same prediction on "
+              f"{r['same_predictions_pct']:.1f}% of the batch.", "", f"Command: `{r['command']}`."]
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
