@@ -317,7 +317,7 @@ def trim(net: nn.Module, keep: Mapping[str, Sequence[int]], input_shape: Sequenc
 
     ``verify``: run the trimmed network and the masked one (``net`` with the removed channels
     zeroed wherever a switch would act, :mod:`.groups`, and the removed input features zeroed)
-    on two random inputs, and raise :class:`TrimMismatchError` naming the site, its layers and
+    on one random input, and raise :class:`TrimMismatchError` naming the site, its layers and
     the difference when they differ by more than ``1e-4`` of the output scale (e.g. a
     flatten that is not channel-major, a normalisation over the channels after the switch).
     """
@@ -365,23 +365,17 @@ def _surgery(net: nn.Module, keep: Mapping[str, Sequence[int]], input_shape: Seq
             raise ValueError(f"{seen[key]!r} and {layer!r} are one channel group (their channels are pruned "
                              "together); give one of them")
         seen[key] = layer
-    masks: dict[str, tuple[torch.Tensor, bool]] = {}
-    for layer, channels in removed.items():
-        if channels:
-            module = layer_module(pruned, layer)
-            width = layer_width(module)
-            mask = torch.ones(width)
-            mask[sorted(channels)] = 0.0
-            group = graph.get_pruning_group(module, _out_handler(module), idxs=[0])
-            outs = [dep.target.module for dep, _ in group if graph.is_out_channel_pruning_fn(dep.handler)]
-            masks.update({(point, False): mask for point in switch_points(graph, outs, names)})
+    masks: dict[tuple[str, bool], torch.Tensor] = {}  # where the masked network zeroes what trimming removes
     for layer, kept, _, _ in selections:
         mask = torch.zeros(site_width(pruned, layer + ":in"))
         mask[kept] = 1.0
         masks[(layer, True)] = mask
     for layer, channels in removed.items():
         if channels:
-            _prune_outputs(graph, layer_module(pruned, layer), sorted(channels), names)
+            module = layer_module(pruned, layer)
+            mask = torch.ones(layer_width(module))
+            mask[sorted(channels)] = 0.0
+            masks.update({(point, False): mask for point in _prune_outputs(graph, module, sorted(channels), names)})
     for layer, kept, producer, stride in selections:
         gone = removed.get(producer, set())
         survivors = [c for c in range(layer_module(net, layer).in_features // stride) if c not in gone]
@@ -401,9 +395,9 @@ def _channel_dim(module: nn.Module, x: torch.Tensor) -> int:
 @torch.no_grad()
 def _masked_difference(net: nn.Module, pruned: nn.Module, masks: Mapping[tuple[str, bool], torch.Tensor],
                        input_shape: Sequence[int]) -> tuple[float, float]:
-    """``(max |trimmed - masked|, max(|masked|, 1e-3))`` of the logits on two seeded random inputs."""
+    """``(max |trimmed - masked|, max(|masked|, 1e-3))`` of the outputs on one seeded random input."""
     weight = next(net.parameters())
-    x = torch.randn(2, *input_shape, generator=torch.Generator().manual_seed(0)).to(weight)
+    x = torch.randn(1, *input_shape, generator=torch.Generator().manual_seed(0)).to(weight)
 
     def scale(module, x, mask):
         shape = [1] * x.dim()
@@ -420,10 +414,13 @@ def _masked_difference(net: nn.Module, pruned: nn.Module, masks: Mapping[tuple[s
 
 
 def _prune_outputs(graph: tp.DependencyGraph, module: nn.Module, channels: list[int],
-                   names: Mapping[nn.Module, str]) -> None:
+                   names: Mapping[nn.Module, str]) -> set[str]:
     """Remove output ``channels`` of ``module`` from its channel group (every layer whose
-    channels are tied to them, :mod:`.groups`) and from every layer that reads them."""
+    channels are tied to them, :mod:`.groups`) and from every layer that reads them; returns
+    the group's switch points (:func:`.groups.switch_points`)."""
     group = graph.get_pruning_group(module, _out_handler(module), idxs=channels)
+    outs = [dep.target.module for dep, _ in group if graph.is_out_channel_pruning_fn(dep.handler)]
+    points = switch_points(graph, outs, names)
     widths = {names[dep.target.module]: layer_width(dep.target.module) for dep, _ in group
               if isinstance(dep.target.module, (nn.Conv2d, nn.Linear)) and graph.is_out_channel_pruning_fn(dep.handler)}
     if len(set(widths.values())) > 1:
@@ -433,6 +430,7 @@ def _prune_outputs(graph: tp.DependencyGraph, module: nn.Module, channels: list[
             "Write such a shortcut as pyro_dirichlet.ChannelScatter.zero_padding(in_channels, out_channels)"
         )
     group.prune()
+    return points
 
 
 def _group_key(graph: tp.DependencyGraph, module: nn.Module) -> frozenset[nn.Module]:
