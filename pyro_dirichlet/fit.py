@@ -29,6 +29,7 @@ from pathlib import Path
 
 import pyro
 import torch
+from pyro import poutine
 from pyro.infer import SVI
 from tqdm.auto import tqdm
 
@@ -103,7 +104,10 @@ def fit_switches(
     identity = {"config": asdict(cfg), "layers": switched.layers, "num_data": len(data), **about}
     pyro.clear_param_store()
     optim = pyro.optim.Adam({"lr": cfg.lr})
-    svi = SVI(switched.model, guide, optim, loss=switch_elbo(cfg.estimator, cfg.num_samples))
+    # the model's own parameters (a PyroModule's weights live in Pyro's parameter store) are hidden
+    # from SVI, so the fit optimises the switch posteriors and nothing else
+    frozen_model = poutine.block(switched.model, hide_types=[])
+    svi = SVI(frozen_model, guide, optim, loss=switch_elbo(cfg.estimator, cfg.num_samples))
     history: list[dict] = []
     done = (0, 0)  # (stage, epochs completed in it)
     if checkpoint is not None and Path(checkpoint).exists():

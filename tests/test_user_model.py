@@ -141,3 +141,31 @@ def test_unfold_particles():
     assert torch.equal(pdl.unfold_particles(t, 3), t.reshape(2, 3, 2))
     with pytest.raises(ValueError, match="particles"):
         pdl.unfold_particles(t, 4)
+
+
+class PyroCNN(pyro.nn.PyroModule):
+    """A CNN written as a PyroModule that samples its own switch: its weights live in Pyro's param store."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = pyro.nn.PyroModule[nn.Conv2d](1, 4, 3)
+        self.fc = pyro.nn.PyroModule[nn.Linear](4 * 6 * 6, 3)
+
+    def forward(self, x, y=None, idx=None, num_data=None):
+        B = x.shape[0]
+        h = pdl.dirichlet_switch("conv", torch.relu(self.conv(x)), 0.5, data_batch=B)
+        logits = pdl.unfold_particles(self.fc(h.flatten(1)), B)
+        with pyro.plate("data", num_data or B, subsample=idx):
+            return pyro.sample("y", dist.Categorical(logits=logits), obs=y)
+
+
+def test_fitting_a_pyro_module_trains_its_switches_and_nothing_else(problem):
+    _, data = problem
+    torch.manual_seed(0)
+    model = PyroCNN()
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    guide, history = pdl.fit_switches(model, data, pdl.FitConfig(epochs=3, batch_size=32, lr=0.2), progress=False)
+    after = dict(model.named_parameters())
+    assert before and all(torch.equal(before[name], after[name].detach()) for name in before)  # weights untouched
+    assert guide.names == ["conv"] and not torch.allclose(guide.phi("conv"), guide.phi("conv").mean())  # it fitted
+    assert history[-1]["loss"] < history[0]["loss"]
