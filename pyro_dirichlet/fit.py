@@ -106,7 +106,7 @@ def fit_switches(
     optim = pyro.optim.Adam({"lr": cfg.lr})
     # the model's own parameters (a PyroModule's weights live in Pyro's parameter store) are hidden
     # from SVI, so the fit optimises the switch posteriors and nothing else
-    frozen_model = poutine.block(switched.model, hide_types=[])
+    frozen_model = poutine.block(switched.model, hide_types=["param"])
     svi = SVI(frozen_model, guide, optim, loss=switch_elbo(cfg.estimator, cfg.num_samples))
     history: list[dict] = []
     done = (0, 0)  # (stage, epochs completed in it)
