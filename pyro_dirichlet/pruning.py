@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -308,7 +309,7 @@ class TrimMismatchError(ValueError):
 
 
 def trim(net: nn.Module, keep: Mapping[str, Sequence[int]], input_shape: Sequence[int],
-         verify: bool = True) -> nn.Module:
+         verify: bool = True, allow_output: bool = False) -> nn.Module:
     """A smaller dense copy of ``net`` keeping only ``keep[site]`` channels of each site.
 
     Output sites lose their other output channels; input sites their other input features
@@ -320,14 +321,16 @@ def trim(net: nn.Module, keep: Mapping[str, Sequence[int]], input_shape: Sequenc
     on one random input, and raise :class:`TrimMismatchError` naming the site, its layers and
     the difference when they differ by more than ``1e-4`` of the output scale (e.g. a
     flatten that is not channel-major, a normalisation over the channels after the switch).
+    Refused too: repeated or non-integer indices, and removing outputs of the network's output
+    layer (its classes) unless ``allow_output``.
     """
-    pruned, masks = _surgery(net, keep, input_shape)
+    pruned, masks, outputs = _surgery(net, keep, input_shape, allow_output)
     if verify:
-        difference, scale = _masked_difference(net, pruned, masks, input_shape)
+        difference, scale = _masked_difference(net, pruned, masks, input_shape, outputs)
         if not difference <= 1e-4 * scale:
             if len(keep) > 1:  # name the site that breaks it
                 for site in keep:
-                    trim(net, {site: keep[site]}, input_shape)
+                    trim(net, {site: keep[site]}, input_shape, allow_output=allow_output)
             raise TrimMismatchError(
                 f"trimming {sorted(keep)} does not compute what the masked network computes: outputs differ by "
                 f"{difference:.3g} on a scale of {scale:.3g} (masked at {sorted(n for n, _ in masks)}). The removed channels still "
@@ -336,21 +339,33 @@ def trim(net: nn.Module, keep: Mapping[str, Sequence[int]], input_shape: Sequenc
     return pruned
 
 
-def _surgery(net: nn.Module, keep: Mapping[str, Sequence[int]], input_shape: Sequence[int]
-             ) -> tuple[nn.Module, dict[tuple[str, bool], torch.Tensor]]:
-    """The trimmed copy of ``net``, and ``{(module, is_input): channel mask}`` of the masked network."""
+def _surgery(net: nn.Module, keep: Mapping[str, Sequence[int]], input_shape: Sequence[int], allow_output: bool
+             ) -> tuple[nn.Module, dict[tuple[str, bool], torch.Tensor], list[int] | None]:
+    """The trimmed copy of ``net``, ``{(module, is_input): channel mask}`` of the masked network,
+    and the kept outputs of the output layer if it is trimmed (else None)."""
     pruned = copy.deepcopy(net).eval().requires_grad_(True)  # trainable, for fine-tuning
     graph = _graph(pruned, input_shape)
     names = {module: name for name, module in pruned.named_modules()}
     removed: dict[str, set[int]] = {}  # output channels to remove, per layer
     selections = []  # (layer, kept input features, producer, stride)
+    outputs = None
     for site, kept in keep.items():
         width = site_width(pruned, site)
-        if not kept or min(kept) < 0 or max(kept) >= width:
-            raise ValueError(f"site {site!r}: kept channels must be a non-empty subset of 0..{width - 1}")
-        kept = sorted(set(int(k) for k in kept))
+        kept = kept.tolist() if isinstance(kept, torch.Tensor) else list(kept)
+        if not all(isinstance(k, numbers.Integral) and not isinstance(k, bool) for k in kept):
+            raise ValueError(f"site {site!r}: kept channels must be integer indices, got {kept[:8]}")
+        if not kept or min(kept) < 0 or max(kept) >= width or len(set(kept)) != len(kept):
+            raise ValueError(f"site {site!r}: kept channels must be a non-empty subset of 0..{width - 1} without "
+                             f"repeats, got {len(kept)} indices ({len(set(kept))} distinct)")
+        kept = sorted(int(k) for k in kept)
         layer = site_layer(site)
         if not is_input_site(site):
+            if len(kept) < width and _is_output(graph, layer_module(pruned, layer)):
+                outputs = kept
+            if outputs is kept and not allow_output:
+                raise ValueError(f"{site!r} is the network's output layer: trimming it drops {width - len(kept)} of "
+                                 f"its {width} outputs (classes). Trim an earlier layer, or pass allow_output=True "
+                                 "if you mean it")
             removed.setdefault(layer, set()).update(set(range(width)) - set(kept))
             continue
         producer, stride = _producer(graph, layer_module(pruned, layer), names)
@@ -385,7 +400,14 @@ def _surgery(net: nn.Module, keep: Mapping[str, Sequence[int]], input_shape: Seq
         if len(local) < linear.in_features:
             tp.prune_linear_in_channels(linear, sorted(set(range(linear.in_features)) - set(local)))
             pruned.set_submodule(layer, InputSelect(linear, local))
-    return pruned, masks
+    return pruned, masks, outputs
+
+
+def _is_output(graph: tp.DependencyGraph, module: nn.Module) -> bool:
+    """Whether no conv/linear layer reads ``module``'s output channels (the network's outputs)."""
+    group = graph.get_pruning_group(module, _out_handler(module), idxs=[0])
+    return not any(isinstance(dep.target.module, (nn.Conv2d, nn.Linear)) and not graph.is_out_channel_pruning_fn(dep.handler)
+                   for dep, _ in group)
 
 
 def _channel_dim(module: nn.Module, x: torch.Tensor) -> int:
@@ -394,8 +416,9 @@ def _channel_dim(module: nn.Module, x: torch.Tensor) -> int:
 
 @torch.no_grad()
 def _masked_difference(net: nn.Module, pruned: nn.Module, masks: Mapping[tuple[str, bool], torch.Tensor],
-                       input_shape: Sequence[int]) -> tuple[float, float]:
-    """``(max |trimmed - masked|, max(|masked|, 1e-3))`` of the outputs on one seeded random input."""
+                       input_shape: Sequence[int], outputs: list[int] | None = None) -> tuple[float, float]:
+    """``(max |trimmed - masked|, max(|masked|, 1e-3))`` of the outputs (the kept ``outputs`` of a
+    trimmed output layer) on one seeded random input."""
     weight = next(net.parameters())
     x = torch.randn(1, *input_shape, generator=torch.Generator().manual_seed(0)).to(weight)
 
@@ -410,6 +433,8 @@ def _masked_difference(net: nn.Module, pruned: nn.Module, masks: Mapping[tuple[s
                 for (name, is_input), mask in masks.items()]), frozen(net), frozen(pruned):
         masked = net(x).float()
         trimmed = pruned(x).float()
+    if outputs is not None:
+        masked = masked[..., outputs]
     return float((trimmed - masked).abs().max()), max(float(masked.abs().max()), 1e-3)
 
 

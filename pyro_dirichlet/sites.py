@@ -46,7 +46,11 @@ def site_layer(site: str) -> str:
 
 def layer_module(net: nn.Module, layer: str) -> nn.Module:
     """``net``'s conv/linear layer called ``layer`` (inside its :class:`InputSelect`, if any)."""
-    module = net.get_submodule(layer)
+    try:
+        module = net.get_submodule(layer)
+    except AttributeError:
+        layers = [name for name, m in net.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+        raise ValueError(f"the network has no layer {layer!r}; its conv/linear layers: {layers}") from None
     return module.layer if isinstance(module, InputSelect) else module
 
 

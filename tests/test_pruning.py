@@ -311,3 +311,22 @@ def test_trim_refuses_what_it_cannot_remove_exactly_and_names_the_site():
     assert small.fc.out_features == 3
     unchecked = trim(net, {"conv": [0, 2]}, net.input_shape, verify=False)  # what the check catches
     assert unchecked.fc.in_features == 16
+
+
+@pytest.mark.parametrize("keep, message", [
+    ({"conv1": [0, 1, 1]}, "without repeats, got 3 indices \\(2 distinct\\)"),
+    ({"conv1": [0.0, 1.5]}, "must be integer indices"),
+    ({"fc2": [0, 1]}, "'fc2' is the network's output layer: trimming it drops 8 of its 10 outputs"),
+    ({"conv9": [0]}, "the network has no layer 'conv9'; its conv/linear layers: \\['conv1', 'conv2', 'fc1', 'fc2'\\]"),
+])
+def test_trim_refuses_bad_keep_indices_and_the_output_layer(keep, message):
+    net = build_model("lenet5").eval()
+    with pytest.raises(ValueError, match=message):
+        trim(net, keep, net.input_shape)
+
+
+def test_trim_drops_classes_only_when_asked():
+    net = build_model("lenet5").eval()
+    small = trim(net, {"fc2": [0, 3]}, net.input_shape, allow_output=True)
+    assert small.fc2.out_features == 2
+    assert trim(net, {"conv1": torch.tensor([0, 2])}, net.input_shape).conv1.out_channels == 2  # a tensor of indices
