@@ -1,46 +1,58 @@
 """Counting multiply-accumulates (MACs, the literature's "FLOPs") and parameters.
 
-Conv2d: ``H_out * W_out * C_out * (C_in / groups) * kh * kw``; Linear: ``in * out`` per
-position. Activations, pooling and BatchNorm are not counted, as in the pruning literature.
+Conv2d: ``H_out * W_out * C_out * (C_in / groups) * kh * kw`` (Conv1d/3d and transposed
+convs alike, :func:`layer_ops`); Linear: ``in * out`` per position. Activations, pooling and BatchNorm are not counted, as in the pruning literature.
 ``paper_flops`` is the LeNet-5 tables' convention (Bayesian Compression, FLOPs-as-objective,
 Dirichlet pruning's Table 1): the MACs plus one add per bias element of every conv/linear
 output. (``torch.utils.flop_counter`` reports 2 FLOPs per MAC.)
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 
 import torch
 import torch.nn as nn
 
-from .frozen import frozen
+from .frozen import frozen, hooks
 from .groups import call, channel_groups, default_example
 from .sites import is_input_site, layer_module, layer_width, site_layer, site_width
 
 
+UNCOUNTED = (nn.RNNBase, nn.MultiheadAttention)  # their matrix products bypass their submodules' forward
+
+
 def layer_ops(net: nn.Module, example_inputs) -> dict[str, tuple[int, int]]:
     """``{layer: (MACs, bias adds)}`` per example for every conv/linear layer a forward pass of
-    ``net`` on ``example_inputs`` runs (a tensor, or a tuple / dict of forward arguments)."""
+    ``net`` on ``example_inputs`` runs (a tensor, or a tuple / dict of forward arguments).
+
+    Conv1d/2d/3d: ``outputs * (C_in / groups) * prod(kernel)``; transposed convs: ``inputs *
+    (C_out / groups) * prod(kernel)``; Linear: ``in * out`` per position. A network with a
+    recurrent layer or ``nn.MultiheadAttention`` (whose products this hook cannot see) is refused."""
+    uncounted = [name for name, m in net.named_modules() if isinstance(m, UNCOUNTED)]
+    if uncounted:
+        raise ValueError(f"MAC counting covers conv and linear layers; {uncounted} compute matrix products it cannot "
+                         "see (recurrent or nn.MultiheadAttention layers): count this network with "
+                         "torch.utils.flop_counter.FlopCounterMode (2 FLOPs per MAC)")
     ops: dict[str, tuple[int, int]] = {}
     names = {module: name for name, module in net.named_modules()}
 
     def hook(module, inputs, output):
         outputs = output.numel() // output.shape[0]  # per example
-        if isinstance(module, nn.Conv2d):
-            kh, kw = module.kernel_size
-            macs = outputs * (module.in_channels // module.groups) * kh * kw
+        if isinstance(module, nn.modules.conv._ConvTransposeNd):
+            kernel = math.prod(module.kernel_size)
+            macs = inputs[0].numel() // inputs[0].shape[0] * (module.out_channels // module.groups) * kernel
+        elif isinstance(module, nn.modules.conv._ConvNd):
+            macs = outputs * (module.in_channels // module.groups) * math.prod(module.kernel_size)
         else:
             macs = outputs * module.in_features
         done = ops.get(names[module], (0, 0))
         ops[names[module]] = (done[0] + macs, done[1] + (outputs if module.bias is not None else 0))
 
-    handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    try:
+    counted = (nn.modules.conv._ConvNd, nn.Linear)
+    with hooks(m.register_forward_hook(hook) for m in net.modules() if isinstance(m, counted)):
         with frozen(net), torch.no_grad():
             call(net, example_inputs)
-    finally:
-        for h in handles:
-            h.remove()
     return ops
 
 

@@ -330,3 +330,18 @@ def test_trim_drops_classes_only_when_asked():
     small = trim(net, {"fc2": [0, 3]}, net.input_shape, allow_output=True)
     assert small.fc2.out_features == 2
     assert trim(net, {"conv1": torch.tensor([0, 2])}, net.input_shape).conv1.out_channels == 2  # a tensor of indices
+
+
+def test_macs_count_conv1d_and_transposed_convs_and_refuse_what_they_cannot_see():
+    """As torch.utils.flop_counter counts them (2 FLOPs per MAC); a GRU is refused, not skipped."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    net = nn.Sequential(nn.Conv1d(3, 8, 5), nn.ReLU(), nn.Conv1d(8, 4, 3, groups=2),
+                        nn.Unflatten(1, (4, 1)), nn.ConvTranspose2d(4, 6, 3, stride=2), nn.Flatten(), nn.LazyLinear(5))
+    x = torch.randn(1, 3, 32)
+    net(x)
+    with FlopCounterMode(display=False) as counter:
+        net(x)
+    assert pdl.count_macs(net, (3, 32)) == counter.get_total_flops() // 2
+    with pytest.raises(ValueError, match=r"\['rnn'\] compute matrix products it cannot see"):
+        pdl.count_macs(nn.ModuleDict({"rnn": nn.GRU(4, 4)}), (2, 4))
