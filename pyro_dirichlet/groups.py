@@ -13,7 +13,9 @@ conv/linear member whose output does not go straight into one of those BatchNorm
 k of the group is multiplied by the switch wherever it is produced or re-normalised, and a
 zero switch removes it exactly (a BatchNorm's shift cannot bring it back). A group whose
 channels no layer reads (the logits layer) is the network's output: pruning it drops
-classes, so it is refused unless asked for.
+classes, so it is refused unless asked for. A group with a LayerNorm or GroupNorm over its
+channels (a transformer's or ConvNeXt's residual stream) is flagged (``problem``): the
+normalisation renormalises what the switch scaled, so no switch there removes channels exactly.
 """
 from __future__ import annotations
 
@@ -85,6 +87,12 @@ def channel_groups(net: nn.Module, example_inputs) -> list[ChannelGroup]:
         points = switch_points(graph, outs, names)
         widths = {name: layer_width(net.get_submodule(name)) for name in members}
         problem = None
+        renormalising = sorted({names[dep.target.module] for dep, _ in group
+                                if isinstance(dep.target.module, (nn.LayerNorm, nn.GroupNorm))}, key=order.get)
+        if renormalising:
+            problem = (f"a normalisation over its channels ({renormalising}) renormalises what the switch scaled, so "
+                       "a zero switch does not remove a channel there and trimming would not equal the masked network; "
+                       "switch other groups (e.g. the MLP units of a block)")
         if len(set(widths.values())) > 1:
             problem = (f"its layers {members} have different widths ({sorted(set(widths.values()))}) although "
                        "Torch-Pruning ties their channels (e.g. a shortcut that zero-pads channels with F.pad, "

@@ -193,3 +193,32 @@ def test_a_network_that_takes_a_dict_is_refused_with_the_fix():
     # counting and the budget work on any example inputs Torch-Pruning accepts, a dict included
     macs = pdl.mac_model(DictNet(), ["fc0"], {"batch": {"x": torch.zeros(1, 4)}})
     assert macs({"fc0": 3}) == 3 * 4 + 3 * 2
+
+
+class LayerNormStream(nn.Module):
+    """A residual stream normalised over its channels (ConvNeXt's LayerNorm2d), and an inner conv."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem, self.conv1, self.conv2 = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 6, 3, padding=1), nn.Conv2d(6, 8, 1)
+        self.norm, self.head = nn.LayerNorm(8), nn.Linear(8, 4)
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = x + self.conv2(torch.relu(self.conv1(x)))
+        x = self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        return self.head(x.mean((2, 3)))
+
+
+def test_a_group_normalised_over_its_channels_is_flagged_and_refused_before_a_fit():
+    net = LayerNormStream().eval()
+    x = torch.randn(1, 3, 8, 8)
+    groups = {g.name: g for g in pdl.channel_groups(net, x)}
+    assert "LayerNorm" not in str(groups["conv1"].problem) and groups["conv1"].problem is None  # the inner units: exact
+    assert "normalisation over its channels (['norm'])" in groups["stem"].problem
+    with pytest.raises(ValueError, match="'stem' cannot be pruned: a normalisation over its channels"):
+        pdl.SwitchedNetwork(net, ["stem"], example_inputs=x)
+    with pytest.raises(pdl.pruning.TrimMismatchError):  # and trim, called directly, refuses it too
+        pdl.trim(net, {"stem": [0, 1, 2, 3]}, (3, 8, 8))
+    small = pdl.trim(net, {"conv1": [0, 2, 4]}, (3, 8, 8))
+    assert small.conv1.out_channels == 3
