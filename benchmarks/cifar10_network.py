@@ -31,7 +31,7 @@ import torch.nn as nn
 import pyro_dirichlet as pdl
 from pyro_dirichlet.devices import device_name
 from pyro_dirichlet.inference import pipeline, time_plan
-from pyro_dirichlet.io import keyed_folder, load_json, save_json, save_text
+from pyro_dirichlet.io import complete, keyed_folder, load_json, save_json, save_text
 from pyro_dirichlet.latency import latency_ms
 from pyro_dirichlet.models import build_model
 from pyro_dirichlet.training import speed_record
@@ -188,7 +188,7 @@ def target_of(a, net: nn.Module, arch: str | None, name: str) -> str:
 def prune_and_finetune(name: str, scores: dict, net: nn.Module, a, train, test, folder: Path,
                        arch: str | None = None) -> tuple[dict, nn.Module]:
     """``(result, fine-tuned network)`` of one method at the budget (or at ``arch``), cached in ``folder``."""
-    if (folder / "result.json").exists():
+    if complete(folder, "result.json", "model.pt", "spec.json"):
         return load_json(folder / "result.json"), pdl.load_pruned(folder, device=test.device)[0]
     if arch:
         sizes = {site: len(s) for site, s in scores.items()}

@@ -32,7 +32,7 @@ import torch
 import torch.nn as nn
 
 import pyro_dirichlet as pdl
-from pyro_dirichlet.io import keyed_folder, load_json, save_json, save_text
+from pyro_dirichlet.io import complete, keyed_folder, load_json, save_json, save_text
 from pyro_dirichlet.models import build_model
 
 
@@ -191,7 +191,7 @@ def _measure(net: nn.Module, test: pdl.ArrayDataset) -> dict:
 def pretrain(cfg: PipelineConfig, train: pdl.ArrayDataset, test: pdl.ArrayDataset) -> nn.Module:
     """Train the full network (or load it from ``cfg.pretrained_dir``)."""
     folder = cfg.pretrained_dir
-    if (folder / "spec.json").exists():
+    if complete(folder, "spec.json", "model.pt"):
         net, _ = pdl.load_pruned(folder, device=train.device)
         return net
     pretrain_data, fit_data = split_data(cfg, train)
@@ -248,7 +248,7 @@ def adopt_pretrained(cfg: PipelineConfig, source: str | Path) -> PipelineConfig:
     adopted = replace(cfg, pretrain=pdl.TrainConfig(**given["train"]), train_subset=data.get("train_subset"),
                       test_subset=data.get("test_subset"))
     folder = adopted.pretrained_dir
-    if not (folder / "spec.json").exists():
+    if not complete(folder, "spec.json", "model.pt"):
         for name in ("train.ckpt", "model.pt", "spec.json"):  # spec.json last: it marks the step done
             if (source / name).is_file():
                 pdl.io.atomic_write(folder / name, lambda tmp, name=name: shutil.copyfile(source / name, tmp))
@@ -281,7 +281,7 @@ def fit(cfg: PipelineConfig, net: nn.Module, train: pdl.ArrayDataset):
 
 def fit_sites(cfg: PipelineConfig, net: nn.Module, train: pdl.ArrayDataset, sites, folder: Path):
     """:func:`fit` of the switches on ``sites``, in ``folder``."""
-    if (folder / "posterior.nc").exists():
+    if complete(folder, "posterior.nc", "fit.json"):
         return pdl.load_idata(folder / "posterior.nc")
     switched = pdl.SwitchedNetwork(net, sites, alpha0=cfg.alpha0, form=cfg.switch_form,
                                    steepness=cfg.steepness, temperature=cfg.temperature)
@@ -299,7 +299,7 @@ def fit_sites(cfg: PipelineConfig, net: nn.Module, train: pdl.ArrayDataset, site
 def prune(cfg: PipelineConfig, net: nn.Module, idata, test: pdl.ArrayDataset) -> nn.Module:
     """Trim the network to the target, keeping the channels with the highest posterior means."""
     folder = cfg.prune_dir
-    if (folder / "spec.json").exists():
+    if complete(folder, "spec.json", "model.pt"):
         return pdl.load_pruned(folder, device=test.device)[0]
     scores = pdl.posterior_means(idata)
     links = pdl.input_links(net, list(scores), net.input_shape)
@@ -316,7 +316,7 @@ def prune(cfg: PipelineConfig, net: nn.Module, idata, test: pdl.ArrayDataset) ->
 def finetune(cfg: PipelineConfig, pruned: nn.Module, train: pdl.ArrayDataset, test: pdl.ArrayDataset) -> dict:
     """Fine-tune the pruned network; returns and writes ``result.json``."""
     folder = cfg.finetune_dir
-    if (folder / "result.json").exists():
+    if complete(folder, "result.json", "model.pt", "spec.json"):
         return load_json(folder / "result.json")
     before = load_json(cfg.prune_dir / "spec.json")
     torch.manual_seed(cfg.finetune.seed)

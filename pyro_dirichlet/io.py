@@ -8,9 +8,11 @@ changed setting never finds an old result.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -23,8 +25,18 @@ class CheckpointError(RuntimeError):
     """A checkpoint or saved model could not be read or does not fit the current run."""
 
 
+class StorageError(RuntimeError):
+    """A file could not be written because the disk is full."""
+
+
+def _disk_full(e: BaseException) -> bool:
+    text = str(e)
+    return (isinstance(e, OSError) and e.errno == errno.ENOSPC) or "No space left" in text or "unexpected pos" in text
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
-    """Call ``write(tmp_path)`` and move the result to ``path`` atomically."""
+    """Call ``write(tmp_path)`` and move the result to ``path`` atomically. A full disk raises
+    :class:`StorageError` naming the file and the space; nothing half-written is kept."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -32,10 +44,24 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     try:
         write(tmp)
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as e:
+        if not _disk_full(e):
+            raise
+        written = os.path.getsize(tmp) if os.path.exists(tmp) else 0
+        raise StorageError(
+            f"could not write {path}: the disk is full ({shutil.disk_usage(path.parent).free:,} bytes free; "
+            f"{written:,} bytes of it were written when the space ran out, and removed). Free some space or use "
+            "another run directory, then run the same command again: it resumes from the last checkpoint") from e
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
     return path
+
+
+def complete(folder: str | os.PathLike, *names: str) -> bool:
+    """Whether a finished step's folder holds every one of its output files (a step whose
+    outputs were deleted is redone, never reported as done)."""
+    return all((Path(folder) / name).is_file() for name in names)
 
 
 def save_torch(obj: Any, path: str | os.PathLike) -> Path:

@@ -171,3 +171,39 @@ def test_the_fit_split_never_overlaps_the_pretraining_data(mnist_root, tmp_path,
     assert "fit-mean-layerwise-" in result["folder"]
     code, _, err = run_cli(capsys, "fit", "--data-root", mnist_root, *without(TINY, "--finetune-epochs"), "--fit-data", "holdout")
     assert code == 2 and "--holdout N > 0" in err
+
+
+def test_a_step_whose_outputs_were_deleted_is_redone(mnist_root, tmp_path, capsys):
+    """A finished run whose fine-tuned and pretrained model.pt are deleted: the same command
+    redoes those steps (resuming from their checkpoints) and reports the same result."""
+    first = tiny_run(capsys, mnist_root, tmp_path / "r")
+    finetuned = Path(first["folder"])
+    (finetuned / "model.pt").unlink()
+    only(tmp_path / "r", "pretrained-*/model.pt").unlink()
+    again = tiny_run(capsys, mnist_root, tmp_path / "r")
+    assert again["run"] == first["run"] and (finetuned / "model.pt").is_file()
+    assert load_pruned(finetuned)[1]["error_pct"] == first["run"]["error_pct"]
+
+
+def test_a_full_disk_names_the_file_and_keeps_nothing_half_written(tmp_path, monkeypatch):
+    from pyro_dirichlet import io
+
+    target = tmp_path / "model.pt"
+    io.save_torch({"a": 1}, target)
+
+    def full(obj, f):
+        Path(f).write_bytes(b"x" * 100)
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0")
+
+    monkeypatch.setattr(io.torch, "save", full)
+    with pytest.raises(io.StorageError, match=r"could not write .*model.pt: the disk is full .* 100 bytes of it"):
+        io.save_torch({"a": 2}, target)
+    monkeypatch.undo()
+    assert io.load_torch(target) == {"a": 1} and [p.name for p in tmp_path.iterdir()] == ["model.pt"]
+
+    def no_space(tmp):
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(io.StorageError, match="run the same command again: it resumes"):
+        io.atomic_write(tmp_path / "g.txt", no_space)
+    assert not (tmp_path / "g.txt").exists()
