@@ -10,13 +10,14 @@ Public API (one screen):
   your own model: ``unfold_particles`` (logits for the data plate), ``switch_layers`` (site -> layer).
 - posterior: ``posterior_idata``, ``posterior_means``, ``summarize``, ``save_idata``, ``load_idata``.
 - pruning: ``parse_architecture``, ``counts_for_budget`` (``normalise_scores``), ``counts_for_mass``, ``keep_indices``,
-  ``input_links``, ``feasible_counts``, ``trim``, ``save_pruned``, ``load_pruned``.
+  ``input_links``, ``feasible_counts``, ``trim`` (checks itself against the masked network), ``save_pruned``,
+  ``load_pruned``; ``export_network`` (a TorchScript / torch.export / ONNX file, checked).
 - sites: ``InputSelect``, ``site_sizes`` (``"fc1:in"`` names a Linear layer's input features);
   ``channel_groups`` (channels that go together, one switch each); ``ChannelScatter`` (a
   zero-padding shortcut that stays prunable); ``DirichletImportance``
   (posterior means as a Torch-Pruning importance).
 - criteria: ``CRITERIA`` (``name -> criterion(net, sites, data, seed) -> ChannelScores``: l1, l2,
-  taylor, fisher, group-lasso, data-free, random, dirichlet).
+  taylor, fisher, group-lasso, data-free, random, dirichlet, tp-magnitude).
 - counting: ``count_macs``, ``count_ops`` (MACs and the LeNet-5 tables' FLOPs), ``count_params``,
   ``mac_model`` / ``param_model`` (MACs / parameters of keep counts without trimming); training: ``TrainConfig``, ``train``, ``evaluate``;
   data: ``load_mnist``, ``load_cifar10``, ``data_root`` (``$PYRO_DIRICHLET_DATA``), ``FeatureDataset``; ``simulate``
@@ -27,6 +28,7 @@ from .channel_map import ChannelScatter
 from .counting import count_macs, count_ops, count_params, mac_model, param_model
 from .data import DATA_ENV, ArrayDataset, DataNotFoundError, FeatureDataset, data_root, load_cifar10, load_mnist
 from .devices import resolve_device
+from .export import export_network
 from .estimators import MeanDirichlet, MeanSwitchELBO, switch_elbo
 from .fit import FitConfig, fit_switches
 from .groups import ChannelGroup, channel_groups
@@ -56,7 +58,7 @@ from .user_model import switch_layers, unfold_particles
 __all__ = [
     "ArrayDataset", "CRITERIA", "ChannelGroup", "ChannelScatter", "ChannelScores", "Criterion", "CheckpointError", "DirichletImportance", "CoupledLayersError", "DATA_ENV", "DataNotFoundError", "FeatureDataset", "FitConfig",
     "InputSelect", "MeanDirichlet", "MeanSwitchELBO", "SwitchGuide", "SwitchedNetwork", "TrainConfig", "channel_groups", "count_macs", "count_ops", "count_params",
-    "counts_for_budget", "counts_for_mass", "data_root", "dirichlet_switch", "evaluate", "feasible_counts", "fit_switches",
+    "counts_for_budget", "counts_for_mass", "data_root", "dirichlet_switch", "evaluate", "export_network", "feasible_counts", "fit_switches",
     "format_architecture", "input_links", "keep_indices", "mac_model", "param_model", "load_idata", "load_cifar10", "load_mnist", "load_pruned", "normalise_scores",
     "parse_architecture",
     "posterior_idata", "posterior_means", "resolve_device", "save_idata", "save_pruned", "scale_channels", "switch_factor",

@@ -432,7 +432,12 @@ def _masked_difference(net: nn.Module, pruned: nn.Module, masks: Mapping[tuple[s
                 net.get_submodule(name).register_forward_hook(lambda m, args, out, mask=mask: scale(m, out, mask))
                 for (name, is_input), mask in masks.items()]), frozen(net), frozen(pruned):
         masked = net(x).float()
-        trimmed = pruned(x).float()
+        try:
+            trimmed = pruned(x).float()
+        except RuntimeError as e:  # e.g. a reshape into heads that the removed channels no longer fill
+            raise TrimMismatchError(f"the trimmed network does not run ({type(e).__name__}: {e}); the channels kept "
+                                    f"at {sorted(n for n, _ in masks)} do not fit a layer that reads them (e.g. "
+                                    "attention heads): keep whole heads, or prune other layers") from e
     if outputs is not None:
         masked = masked[..., outputs]
     return float((trimmed - masked).abs().max()), max(float(masked.abs().max()), 1e-3)
