@@ -51,12 +51,18 @@ def dependency_graph(net: nn.Module, example_inputs) -> tp.DependencyGraph:
         for p in net.parameters():
             p.requires_grad_(True)
         try:
-            return tp.DependencyGraph().build_dependency(net, example_inputs=example_inputs,
-                                                         customized_pruners=CUSTOM_PRUNERS)
+            graph = tp.DependencyGraph().build_dependency(net, example_inputs=example_inputs,
+                                                          customized_pruners=CUSTOM_PRUNERS)
         except Exception as e:
             shape = tuple(example_inputs.shape) if isinstance(example_inputs, torch.Tensor) else type(example_inputs)
             raise ValueError(f"the network does not run on the example inputs ({shape}): {type(e).__name__}: {e}. "
                              "Pass example_inputs= that its forward accepts (one batch)") from e
+    layers = [name for name, m in net.named_modules() if isinstance(m, LAYERS)]
+    if layers and not any(isinstance(m, LAYERS) for m in graph.module2node):
+        raise ValueError(f"no layer of the network ({layers[:4]}...) reaches its output through autograd: its forward "
+                         "returns something without a gradient path (e.g. a Pyro model's sampled labels). Pass the "
+                         "network itself, a module whose forward returns its outputs (the logits)")
+    return graph
 
 
 def switch_points(graph: tp.DependencyGraph, outs: Sequence[nn.Module], names: dict[nn.Module, str]) -> set[str]:

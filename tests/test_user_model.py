@@ -169,3 +169,14 @@ def test_fitting_a_pyro_module_trains_its_switches_and_nothing_else(problem):
     assert before and all(torch.equal(before[name], after[name].detach()) for name in before)  # weights untouched
     assert guide.names == ["conv"] and not torch.allclose(guide.phi("conv"), guide.phi("conv").mean())  # it fitted
     assert history[-1]["loss"] < history[0]["loss"]
+
+
+def test_a_pyro_model_that_returns_samples_is_refused_by_the_graph_functions_with_the_fix():
+    """PyroCNN's forward returns sampled labels: no layer reaches them through autograd. channel_groups
+    and trim say so (they used to return nothing, or fail on a missing graph node); its layers work."""
+    model = PyroCNN().eval()
+    x = torch.randn(1, 1, 8, 8)
+    with pytest.raises(ValueError, match="reaches its output through autograd.*the logits"):
+        pdl.channel_groups(model, x)
+    with pytest.raises(ValueError, match="reaches its output through autograd"):
+        pdl.trim(model, {"conv": [0, 1]}, (1, 8, 8))
