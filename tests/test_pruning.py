@@ -345,3 +345,30 @@ def test_macs_count_conv1d_and_transposed_convs_and_refuse_what_they_cannot_see(
     assert pdl.count_macs(net, (3, 32)) == counter.get_total_flops() // 2
     with pytest.raises(ValueError, match=r"\['rnn'\] compute matrix products it cannot see"):
         pdl.count_macs(nn.ModuleDict({"rnn": nn.GRU(4, 4)}), (2, 4))
+
+
+class HeadsBlock(nn.Module):
+    """Self-attention with separate q, k, v (4 heads of 4), as BERT writes it: a reshape into heads."""
+
+    input_shape = (5, 16)
+
+    def __init__(self):
+        super().__init__()
+        self.q, self.k, self.v, self.o = (nn.Linear(16, 16) for _ in range(4))
+        self.head = nn.Linear(16, 3)
+
+    def forward(self, x):
+        B, N, _ = x.shape
+        q, k, v = (f(x).view(B, N, 4, 4).transpose(1, 2) for f in (self.q, self.k, self.v))
+        att = torch.softmax(q @ k.transpose(-1, -2) / 2.0, -1)
+        return self.head(self.o((att @ v).transpose(1, 2).reshape(B, N, 16)).mean(1))
+
+
+@pytest.mark.parametrize("kept", [list(range(8)), list(range(14))])
+def test_trim_refuses_dimensions_across_heads(kept):
+    """Keeping 8 of 16 q/k/v dimensions (whole heads 0 and 1) regroups them into 4 heads of 2, another
+    function; 14 do not fill 4 heads at all. Both are refused, not returned."""
+    torch.manual_seed(0)
+    net = HeadsBlock().eval()
+    with pytest.raises(pdl.pruning.TrimMismatchError):
+        trim(net, {"v": kept}, net.input_shape)
