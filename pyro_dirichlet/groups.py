@@ -79,6 +79,34 @@ def switch_points(graph: tp.DependencyGraph, outs: Sequence[nn.Module], names: d
     return points
 
 
+@torch.no_grad()
+def _reads_channel_major(net: nn.Module, example_inputs, points: Sequence[str], reader: nn.Linear, size: int) -> bool:
+    """Whether zeroing channel 0 of a group (at its switch ``points``) changes only the first
+    ``in_features / size`` input features of ``reader`` (a flatten that is channel-major), on a
+    random input shaped like the example (not checked for non-tensor examples)."""
+    if not isinstance(example_inputs, torch.Tensor) or not example_inputs.is_floating_point():
+        return True
+    x = torch.randn(example_inputs.shape, generator=torch.Generator().manual_seed(0)).to(example_inputs)
+    seen = []
+    zero = torch.ones(size, device=x.device)
+    zero[0] = 0.0
+
+    def scale(module, args, out):
+        return out * zero.to(out).reshape(1, -1, *([1] * (out.dim() - 2)))
+
+    with frozen(net):
+        for masked in (False, True):
+            handles = [reader.register_forward_pre_hook(lambda m, args: seen.append(args[0].flatten(1)))]
+            handles += [net.get_submodule(p).register_forward_hook(scale) for p in points] if masked else []
+            try:
+                call(net, x)
+            finally:
+                for h in handles:
+                    h.remove()
+    changed = (seen[0] != seen[1]).any(0).nonzero().flatten()
+    return bool((changed < reader.in_features // size).all())
+
+
 def channel_groups(net: nn.Module, example_inputs) -> list[ChannelGroup]:
     """Every group of output channels of ``net``'s conv/linear layers (module docstring)."""
     graph = dependency_graph(net, example_inputs)
@@ -99,6 +127,14 @@ def channel_groups(net: nn.Module, example_inputs) -> list[ChannelGroup]:
             problem = (f"a normalisation over its channels ({renormalising}) renormalises what the switch scaled, so "
                        "a zero switch does not remove a channel there and trimming would not equal the masked network; "
                        "switch other groups (e.g. the MLP units of a block)")
+        size = widths[members[0]]
+        flattened = [m for m in readers if isinstance(m, nn.Linear) and m.in_features != size
+                     and m.in_features % size == 0]
+        for reader in flattened:
+            if not _reads_channel_major(net, example_inputs, sorted(points, key=order.get), reader, size):
+                problem = (f"{names[reader]!r} reads its channels in another order than channel-major (e.g. a "
+                           "permute before the flatten), so removing a channel's features by position would remove "
+                           "the wrong ones; switch the Linear layer's own units instead")
         if len(set(widths.values())) > 1:
             problem = (f"its layers {members} have different widths ({sorted(set(widths.values()))}) although "
                        "Torch-Pruning ties their channels (e.g. a shortcut that zero-pads channels with F.pad, "

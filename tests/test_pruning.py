@@ -307,6 +307,11 @@ def test_trim_refuses_what_it_cannot_remove_exactly_and_names_the_site():
     net = TimeMajor().eval()
     with pytest.raises(pdl.pruning.TrimMismatchError, match=r"trimming \['conv'\] does not compute .* differ by"):
         trim(net, {"conv": [0, 2], "fc": [0, 1, 2]}, net.input_shape)
+    groups = {g.name: g for g in pdl.channel_groups(net, torch.zeros(1, *net.input_shape))}
+    assert "'fc' reads its channels in another order than channel-major" in groups["conv"].problem
+    assert groups["fc"].problem is None  # flagged when the switches are built, not after a fit:
+    with pytest.raises(ValueError, match="'conv' cannot be pruned: 'fc' reads its channels in another order"):
+        pdl.SwitchedNetwork(net, ["conv"])
     small = trim(net, {"fc": [0, 1, 2]}, net.input_shape)  # fc's own units are exact
     assert small.fc.out_features == 3
     unchecked = trim(net, {"conv": [0, 2]}, net.input_shape, verify=False)  # what the check catches
