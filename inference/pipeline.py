@@ -282,7 +282,10 @@ def fit(cfg: PipelineConfig, net: nn.Module, train: pdl.ArrayDataset):
 def fit_sites(cfg: PipelineConfig, net: nn.Module, train: pdl.ArrayDataset, sites, folder: Path):
     """:func:`fit` of the switches on ``sites``, in ``folder``."""
     if complete(folder, "posterior.nc", "fit.json"):
-        return pdl.load_idata(folder / "posterior.nc")
+        try:
+            return pdl.load_idata(folder / "posterior.nc")
+        except pdl.CheckpointError:  # corrupt: rebuilt below from the finished fit's checkpoint
+            (folder / "posterior.nc").unlink()
     switched = pdl.SwitchedNetwork(net, sites, alpha0=cfg.alpha0, form=cfg.switch_form,
                                    steepness=cfg.steepness, temperature=cfg.temperature)
     guide, history = pdl.fit_switches(switched, split_data(cfg, train)[1], cfg.fit, checkpoint=folder / "switches.ckpt",

@@ -198,20 +198,35 @@ def batch_indices(
         yield order[start : start + batch_size]
 
 
+MNIST_SIZES = {"train-images-idx3-ubyte": 47_040_016, "train-labels-idx1-ubyte": 60_008,
+               "t10k-images-idx3-ubyte": 7_840_016, "t10k-labels-idx1-ubyte": 10_008}  # the uncompressed IDX files
+
+
 def load_mnist(root: str | os.PathLike | None = None, train: bool = True, download: bool = True) -> ArrayDataset:
     """MNIST (60,000 train / 10,000 test digits, 1x28x28) from ``<root>/MNIST/raw``."""
     from torchvision.datasets import MNIST
 
     folder = data_root(root)
+    raw = folder / "MNIST" / "raw"
+    split = "train" if train else "t10k"
+    for name, size in MNIST_SIZES.items():
+        path = raw / name
+        if name.startswith(split) and path.is_file() and path.stat().st_size != size:
+            raise DataNotFoundError(f"MNIST file {path} is corrupt or truncated: {path.stat().st_size:,} bytes, expected "
+                                    f"{size:,}. Replace it with the original (or delete it to download it again)")
     try:
         ds = MNIST(str(folder), train=train, download=False)
     except RuntimeError:
         if not download:
-            raise DataNotFoundError(_missing_message("MNIST", folder / "MNIST" / "raw", tried_download=False)) from None
+            raise DataNotFoundError(_missing_message("MNIST", raw, tried_download=False)) from None
+        created = [p for p in (folder, folder / "MNIST", raw) if not p.exists()]
         try:
             ds = MNIST(str(folder), train=train, download=True)
         except Exception as e:
-            raise DataNotFoundError(_missing_message("MNIST", folder / "MNIST" / "raw", tried_download=True, why=e)) from e
+            for p in reversed(created):  # leave no empty folders behind for data that was not found
+                if p.is_dir() and not any(p.iterdir()):
+                    p.rmdir()
+            raise DataNotFoundError(_missing_message("MNIST", raw, tried_download=True, why=e)) from e
     images = ds.data.unsqueeze(1).contiguous()
     return ArrayDataset(images, ds.targets.long(), MNIST_MEAN, MNIST_STD, f"mnist-{'train' if train else 'test'}")
 

@@ -25,6 +25,10 @@ class CheckpointError(RuntimeError):
     """A checkpoint or saved model could not be read or does not fit the current run."""
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 class StorageError(RuntimeError):
     """A file could not be written because the disk is full."""
 
@@ -43,6 +47,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp's 0600 would ignore the user's umask
         os.replace(tmp, path)
     except (OSError, RuntimeError) as e:
         if not _disk_full(e):

@@ -129,4 +129,5 @@ def load_idata(path: str | os.PathLike) -> az.InferenceData:
         idata.load()
         return idata
     except Exception as e:
-        raise CheckpointError(f"posterior file {path} is corrupt or not a netCDF InferenceData ({e}); re-run the fit") from e
+        raise CheckpointError(f"posterior file {path} is corrupt or not a netCDF InferenceData ({e}); delete it and "
+                              "run the fit again (it is rebuilt from the fit's checkpoint)") from e

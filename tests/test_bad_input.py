@@ -1,4 +1,5 @@
 """Bad input gets a clear message that names the problem and the fix (exit code 2 at the CLI)."""
+import os
 import pytest
 import torch
 
@@ -94,3 +95,33 @@ def test_ctrl_c_says_how_to_resume(capsys, monkeypatch, tmp_path):
     code, err = run_cli(["run", "--run-dir", str(tmp_path / "r")], capsys)
     assert code == 2 and "interrupted" in err and "run the same command again to resume" in err
     assert "Traceback" not in err
+
+
+def test_a_truncated_mnist_file_is_named_with_its_expected_size(tmp_path):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    (raw / "t10k-images-idx3-ubyte").write_bytes(b"\x00" * 100)
+    (raw / "t10k-labels-idx1-ubyte").write_bytes(b"\x00" * 10_008)
+    with pytest.raises(pdl.DataNotFoundError, match=r"t10k-images-idx3-ubyte is corrupt or truncated: 100 bytes, "
+                                                    r"expected 7,840,016"):
+        pdl.load_mnist(tmp_path, train=False)
+
+
+def test_data_not_found_leaves_no_folders_behind(tmp_path, monkeypatch):
+    from torchvision.datasets import MNIST
+
+    def offline(self):
+        os.makedirs(self.raw_folder, exist_ok=True)  # as torchvision does before it downloads
+        raise RuntimeError("no network")
+
+    monkeypatch.setattr(MNIST, "download", offline)
+    with pytest.raises(pdl.DataNotFoundError, match="download failed"):
+        pdl.load_mnist(tmp_path / "nonexistent")
+    assert not (tmp_path / "nonexistent").exists()
+
+
+def test_written_files_follow_the_umask(tmp_path):
+    from pyro_dirichlet import io
+
+    path = io.save_json({"a": 1}, tmp_path / "x.json")
+    assert path.stat().st_mode & 0o777 == 0o666 & ~io._UMASK

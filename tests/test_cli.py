@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from pyro_dirichlet import DataNotFoundError, evaluate, load_mnist, load_pruned
+from pyro_dirichlet import load_idata as pdl_load_idata
 from pyro_dirichlet.inference.cli import build_parser, config_from_args, main
 
 
@@ -183,6 +184,12 @@ def test_a_step_whose_outputs_were_deleted_is_redone(mnist_root, tmp_path, capsy
     again = tiny_run(capsys, mnist_root, tmp_path / "r")
     assert again["run"] == first["run"] and (finetuned / "model.pt").is_file()
     assert load_pruned(finetuned)[1]["error_pct"] == first["run"]["error_pct"]
+    posterior = only(tmp_path / "r", "pretrained-*/fit-*/posterior.nc")
+    posterior.write_bytes(b"garbage")  # a corrupt posterior is rebuilt from the fit's checkpoint
+    code, _, err = run_cli(capsys, "fit", "--run-dir", str(tmp_path / "r"), "--data-root", mnist_root,
+                           *without(TINY, "--finetune-epochs"))
+    assert code == 0, err
+    assert pdl_load_idata(posterior).posterior.sizes["draw"] == 1000
 
 
 def test_a_full_disk_names_the_file_and_keeps_nothing_half_written(tmp_path, monkeypatch):
