@@ -37,7 +37,7 @@ from pyro_dirichlet.inference import pipeline
 from pyro_dirichlet.io import keyed_folder, load_json, load_torch, save_json, save_text, save_torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from cifar10_network import recipe  # noqa: E402  (the study's pretraining recipe)
+from cifar10_network import add_run_args, recipe, run_config  # noqa: E402  (the study's recipe and options)
 
 # variant -> switch settings (the fit is the same for all: mean, layer by layer)
 VARIANTS = {
@@ -53,10 +53,8 @@ REFERENCES = ("l1", "taylor", "random")
 def parse(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="resnet56", choices=["resnet56", "vgg16", "wrn28_10"])
-    ap.add_argument("--widths", type=int, default=None, help="every prunable layer this wide (a small stand-in)")
-    ap.add_argument("--pretrained", default=None, help="a pretrained folder of this model (else trained here with "
-                    "--pretrain-epochs of the CIFAR study's recipe)")
-    ap.add_argument("--pretrain-epochs", type=int, default=30)
+    add_run_args(ap)
+    ap.add_argument("--pretrain-epochs", type=int, default=30, help="without --pretrained: the study's recipe")
     ap.add_argument("--variants", default=",".join((*VARIANTS, *REFERENCES)))
     ap.add_argument("--archs", default=None, help="comma-separated architectures (default for resnet56: 6-11-16 and "
                     "half of every inner layer)")
@@ -67,14 +65,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--cost-layers", default=None, help="comma-separated sites (default: the first block of each stage)")
     ap.add_argument("--cost-examples", type=int, default=500)
     ap.add_argument("--error-examples", type=int, default=5_000)
-    ap.add_argument("--train-subset", type=int, default=None)
-    ap.add_argument("--test-subset", type=int, default=None)
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--data-root", default=None)
-    ap.add_argument("--run-dir", default=None, help="default: runs/<model>-cifar10-study")
-    ap.add_argument("--results", default="results")
-    ap.add_argument("--no-progress", action="store_true")
     a = ap.parse_args(argv)
+    a.widths = (a.widths,) * len(pdl.models.build_model(a.model).prunable_layers) if a.widths else None
     a.command = "python " + shlex.join(["benchmarks/cifar10_ablation.py", *(sys.argv[1:] if argv is None else argv)])
     a.variants = a.variants.split(",")
     if set(a.variants) - {*VARIANTS, *REFERENCES}:
@@ -105,16 +97,7 @@ def variant_scores(name: str, a, net, fit_data, sites) -> dict:
 def main(argv: list[str] | None = None) -> dict:
     a = parse(argv)
     t0 = time.perf_counter()
-    base = pipeline.PipelineConfig(
-        run_dir=a.run_dir or f"runs/{a.model}-cifar10-study", model=a.model, data_root=a.data_root,
-        widths=(a.widths,) * len(pdl.models.build_model(a.model).prunable_layers) if a.widths else None,
-        train_subset=a.train_subset, test_subset=a.test_subset, device=a.device, progress=not a.no_progress,
-        pretrain=recipe(a.pretrain_epochs, 0.4), target=None)
-    if a.pretrained:
-        try:
-            base = pipeline.adopt_pretrained(base, a.pretrained)
-        except pipeline.PretrainedMismatch as e:
-            sys.exit(f"cifar10_ablation.py: --pretrained: {e}")
+    base = run_config(a, recipe(a.pretrain_epochs, 0.4))
     train, test = pipeline.load_data(base)
     net = pipeline.pretrain(base, train, test)
     sites = list(net.prunable_layers)

@@ -62,10 +62,39 @@ def recipe(epochs: int, lr: float) -> pdl.TrainConfig:
                            schedule="onecycle", label_smoothing=0.1, augment=True, channels_last=True)
 
 
+def add_run_args(ap: argparse.ArgumentParser) -> None:
+    """The options both CIFAR-10 scripts share: the network, a given pretrained folder, data, device, folders."""
+    ap.add_argument("--widths", type=int, default=None, help="every prunable layer this wide (a small stand-in)")
+    ap.add_argument("--pretrained", default=None, help="start from this pretrained folder (a pretrained-<hash>/ that "
+                    "the pretraining step wrote, e.g. ../shared/pretrained/resnet56-cifar10/pretrained-73bd612209); it "
+                    "must be of --model on CIFAR-10, its pretraining settings replace --pretrain-*")
+    ap.add_argument("--train-subset", type=int, default=None)
+    ap.add_argument("--test-subset", type=int, default=None)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--data-root", default=None)
+    ap.add_argument("--run-dir", default=None, help="default: runs/<model>-cifar10-study")
+    ap.add_argument("--results", default="results")
+    ap.add_argument("--no-progress", action="store_true")
+
+
+def run_config(a, pretrain: pdl.TrainConfig, **settings) -> pipeline.PipelineConfig:
+    """The pipeline configuration of ``add_run_args``' options (``a.widths``: one width per layer),
+    started from ``--pretrained`` if given (a mismatch exits, naming it)."""
+    base = pipeline.PipelineConfig(
+        run_dir=a.run_dir or f"runs/{a.model}-cifar10-study", model=a.model, data_root=a.data_root, widths=a.widths,
+        train_subset=a.train_subset, test_subset=a.test_subset, device=a.device, progress=not a.no_progress,
+        pretrain=pretrain, target=None, **settings)
+    if not a.pretrained:
+        return base
+    try:
+        return pipeline.adopt_pretrained(base, a.pretrained)
+    except pipeline.PretrainedMismatch as e:
+        sys.exit(f"{Path(sys.argv[0]).name}: --pretrained: {e}")
+
+
 def parse(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="vgg16", choices=["vgg16", "resnet56", "wrn28_10"])
-    ap.add_argument("--widths", type=int, default=None, help="every prunable layer this wide (a small stand-in)")
     ap.add_argument("--methods", default=None, help=f"from {', '.join(ALL_METHODS)} (default: "
                     f"{', '.join(METHODS)}, and {EVERY_GROUP} on {', '.join(RESIDUAL)})")
     ap.add_argument("--budget-macs", type=int, default=None, help="default: the model's supplement table")
@@ -73,9 +102,6 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                     help="parameters, or a fraction of the full network's if below 1; 0: no parameter budget")
     ap.add_argument("--arch", default=None, help="also prune to this architecture with the posterior means "
                     "(one count per layer or per stage; default: the model's table's, if any)")
-    ap.add_argument("--pretrained", default=None, help="start from this pretrained folder (a pretrained-<hash>/ that "
-                    "the pretraining step wrote, e.g. ../shared/pretrained/resnet56-cifar10/pretrained-73bd612209); it "
-                    "must be of --model on CIFAR-10, its pretraining settings replace --pretrain-*")
     ap.add_argument("--pretrain-epochs", type=int, default=30)
     ap.add_argument("--pretrain-lr", type=float, default=0.4)
     ap.add_argument("--fit-epochs", type=int, default=3, help="per layer")
@@ -89,16 +115,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                     help="how a switch scales its channel (default: the library's, see the README)")
     ap.add_argument("--finetune-epochs", type=int, default=30)
     ap.add_argument("--finetune-lr", type=float, default=0.1)
-    ap.add_argument("--train-subset", type=int, default=None)
-    ap.add_argument("--test-subset", type=int, default=None)
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--data-root", default=None)
-    ap.add_argument("--run-dir", default=None, help="default: runs/<model>-cifar10-study")
-    ap.add_argument("--results", default="results")
+    add_run_args(ap)
     ap.add_argument("--time-budget", type=float, default=None,
                     help="seconds for the whole study: fewer pretraining and fine-tuning epochs if the requested "
                          "ones would not fit, from this device's measured speed (inference/time_plan.py)")
-    ap.add_argument("--no-progress", action="store_true")
     a = ap.parse_args(argv)
     a.command = "python " + shlex.join(["benchmarks/cifar10_network.py", *(sys.argv[1:] if argv is None else argv)])
     table = TABLES.get(a.model, {})
@@ -284,17 +304,9 @@ def main(argv: list[str] | None = None) -> dict:
     t0 = time.perf_counter()
     device = pdl.resolve_device(a.device)
     cuda = device.type == "cuda"
-    base = pipeline.PipelineConfig(
-        run_dir=a.run_dir or f"runs/{a.model}-cifar10-study", model=a.model, data_root=a.data_root,
-        widths=a.widths, **({"switch_form": a.switch_form} if a.switch_form else {}),
-        train_subset=a.train_subset, test_subset=a.test_subset, device=a.device, progress=not a.no_progress,
-        pretrain=recipe(a.pretrain_epochs, a.pretrain_lr), target=None)
-    if a.pretrained:
-        try:
-            base = pipeline.adopt_pretrained(base, a.pretrained)
-        except pipeline.PretrainedMismatch as e:
-            sys.exit(f"cifar10_network.py: --pretrained: {e}")
-        a.pretrain_epochs, a.pretrain_lr = base.pretrain.epochs, base.pretrain.lr
+    base = run_config(a, recipe(a.pretrain_epochs, a.pretrain_lr),
+                      **({"switch_form": a.switch_form} if a.switch_form else {}))
+    a.pretrain_epochs, a.pretrain_lr = base.pretrain.epochs, base.pretrain.lr
     train, test = pipeline.load_data(base)
     plan = None
     if a.time_budget:
