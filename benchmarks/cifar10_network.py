@@ -419,8 +419,11 @@ def markdown(r: dict) -> str:
         lines += ["", f"ONNX: {r['onnx']}"]
     if "figure2" in r:
         lines += [f"Figure 2: top 10 channels of {r['figure2']['layer']} by posterior mean: {r['figure2']['top10']}"]
-    lines += ["", f"Command: `{r['command']}` ({r['wall_seconds'] / 60:.1f} min wall; pretraining "
-              f"{b['pretrain_seconds']:.0f} s)."]
+    given = b.get("pretrained_from")
+    pretraining = (f"the pretrained network was given: {given['source']} (sha256 {given['model_sha256'][:12]}, "
+                   f"{b['pretrain_seconds']:.0f} s of pretraining where it was made)" if given else
+                   f"pretraining {b['pretrain_seconds']:.0f} s")
+    lines += ["", f"Command: `{r['command']}` ({r['wall_seconds'] / 60:.1f} min wall; {pretraining})."]
     return "\n".join(lines) + "\n"
 
 
