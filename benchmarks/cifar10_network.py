@@ -209,7 +209,7 @@ def prune_and_finetune(name: str, scores: dict, net: nn.Module, a, train, test, 
                        arch: str | None = None) -> tuple[dict, nn.Module]:
     """``(result, fine-tuned network)`` of one method at the budget (or at ``arch``), cached in ``folder``."""
     if complete(folder, "result.json", "model.pt", "spec.json"):
-        return load_json(folder / "result.json"), pdl.load_pruned(folder, device=test.device)[0]
+        return with_seconds(load_json(folder / "result.json"), folder), pdl.load_pruned(folder, device=test.device)[0]
     if arch:
         sizes = {site: len(s) for site, s in scores.items()}
         counts = pdl.parse_architecture(arch, sizes, getattr(net, "layer_groups", None))
@@ -229,7 +229,13 @@ def prune_and_finetune(name: str, scores: dict, net: nn.Module, a, train, test, 
     pdl.save_pruned(small, {"model": net.zoo_name, "model_kwargs": a.model_kwargs, "input_shape":
                             list(net.input_shape), "kept": keep, **result}, folder)
     save_json(result, folder / "result.json")
-    return result, small
+    return with_seconds(result, folder), small
+
+
+def with_seconds(result: dict, folder: Path) -> dict:
+    """``result`` with the fine-tuning's wall seconds from its checkpoint's history."""
+    history = pdl.io.load_torch(folder / "train.ckpt")["history"]
+    return {**result, "finetune_seconds": sum(h["seconds"] for h in history)}
 
 
 def latencies(net: nn.Module, cuda: bool) -> dict:
