@@ -186,8 +186,9 @@ def training_record(a, base: pipeline.PipelineConfig, train: pdl.ArrayDataset, b
               **speed_record(history, len(train)), "test_error_pct": baseline["error_pct"],
               "data": "CIFAR-10 (JPEG copy)" if "jpg" in train.name else train.name,
               "config": dataclasses.asdict(base.pretrain)}
-    name = "cifar10_training.json" if a.model == "vgg16" else f"cifar10_training_{a.model}.json"
-    save_json(record, Path(a.results) / name)
+    if pipeline.pretrained_source(base) is None:  # a given network's speed was measured elsewhere
+        name = "cifar10_training.json" if a.model == "vgg16" else f"cifar10_training_{a.model}.json"
+        save_json(record, Path(a.results) / name)
     return record
 
 
