@@ -130,7 +130,7 @@ def channel_groups(net: nn.Module, example_inputs) -> list[ChannelGroup]:
         size = widths[members[0]]
         flattened = [m for m in readers if isinstance(m, nn.Linear) and m.in_features != size
                      and m.in_features % size == 0]
-        for reader in flattened:
+        for reader in flattened if len(set(widths.values())) == 1 else []:  # else refused below anyway
             if not _reads_channel_major(net, example_inputs, sorted(points, key=order.get), reader, size):
                 problem = (f"{names[reader]!r} reads its channels in another order than channel-major (e.g. a "
                            "permute before the flatten), so removing a channel's features by position would remove "
