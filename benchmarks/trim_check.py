@@ -9,7 +9,9 @@ channel group switched, half of every group's channels kept at random. Median of
 from __future__ import annotations
 
 import argparse
+import shlex
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -53,7 +55,8 @@ def main(argv: list[str] | None = None) -> dict:
                      "overhead_pct": 100 * (times[True] / times[False] - 1)})
         print(rows[-1], flush=True)
     report = {"device": device_name(torch.device("cpu")), "repeats": a.repeats, "rows": rows,
-              "command": "python benchmarks/trim_check.py" + (" " + " ".join(argv) if argv else "")}
+              "command": shlex.join(["python", "benchmarks/trim_check.py",
+                                     *(sys.argv[1:] if argv is None else argv)])}
     lines = [f"trim with and without its self-check ({report['device']}, median of {a.repeats}); half of every "
              "group's channels kept.", "", "| network | groups | trim (s) | trim + check (s) | overhead |",
              "|---|---|---|---|---|"]
