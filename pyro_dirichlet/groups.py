@@ -27,7 +27,7 @@ import torch.nn as nn
 import torch_pruning as tp
 
 from .channel_map import CUSTOM_PRUNERS
-from .frozen import frozen
+from .frozen import frozen, hooks
 from .sites import layer_width
 
 LAYERS = (nn.Conv2d, nn.Linear)
@@ -98,11 +98,8 @@ def _reads_channel_major(net: nn.Module, example_inputs, points: Sequence[str], 
         for masked in (False, True):
             handles = [reader.register_forward_pre_hook(lambda m, args: seen.append(args[0].flatten(1)))]
             handles += [net.get_submodule(p).register_forward_hook(scale) for p in points] if masked else []
-            try:
+            with hooks(handles):
                 call(net, x)
-            finally:
-                for h in handles:
-                    h.remove()
     changed = (seen[0] != seen[1]).any(0).nonzero().flatten()
     return bool((changed < reader.in_features // size).all())
 

@@ -361,11 +361,11 @@ def _surgery(net: nn.Module, keep: Mapping[str, Sequence[int]], input_shape: Seq
         layer = site_layer(site)
         if not is_input_site(site):
             if len(kept) < width and _is_output(graph, layer_module(pruned, layer)):
+                if not allow_output:
+                    raise ValueError(f"{site!r} is the network's output layer: trimming it drops {width - len(kept)} "
+                                     f"of its {width} outputs (classes). Trim an earlier layer, or pass "
+                                     "allow_output=True if you mean it")
                 outputs = kept
-            if outputs is kept and not allow_output:
-                raise ValueError(f"{site!r} is the network's output layer: trimming it drops {width - len(kept)} of "
-                                 f"its {width} outputs (classes). Trim an earlier layer, or pass allow_output=True "
-                                 "if you mean it")
             removed.setdefault(layer, set()).update(set(range(width)) - set(kept))
             continue
         producer, stride = _producer(graph, layer_module(pruned, layer), names)
@@ -410,10 +410,6 @@ def _is_output(graph: tp.DependencyGraph, module: nn.Module) -> bool:
                    for dep, _ in group)
 
 
-def _channel_dim(module: nn.Module, x: torch.Tensor) -> int:
-    return -1 if isinstance(module, nn.Linear) else 1  # a Linear's features are last; conv/BatchNorm: (B, C, ...)
-
-
 @torch.no_grad()
 def _masked_difference(net: nn.Module, pruned: nn.Module, masks: Mapping[tuple[str, bool], torch.Tensor],
                        input_shape: Sequence[int], outputs: list[int] | None = None) -> tuple[float, float]:
@@ -424,7 +420,7 @@ def _masked_difference(net: nn.Module, pruned: nn.Module, masks: Mapping[tuple[s
 
     def scale(module, x, mask):
         shape = [1] * x.dim()
-        shape[_channel_dim(module, x)] = -1
+        shape[-1 if isinstance(module, nn.Linear) else 1] = -1  # a Linear's features are last; conv/BN: (B, C, ...)
         return x * mask.to(x).reshape(shape)
 
     with hooks([net.get_submodule(name).register_forward_pre_hook(
