@@ -20,6 +20,8 @@ import torch
 import torchvision
 
 import pyro_dirichlet as pdl
+from pyro_dirichlet.devices import device_name
+from pyro_dirichlet.io import save_json
 from pyro_dirichlet.groups import channel_groups
 
 SHAPE = (3, 224, 224)
@@ -58,10 +60,8 @@ def main() -> None:
             row["same_counts"] = slow_counts == counts
         rows.append(row)
         print(json.dumps(row))
-    result = {"device": f"cpu ({torch.get_num_threads()} threads)", "input_shape": list(SHAPE), "rows": rows}
-    out = Path(args.results) / "budget_speed.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    result = {"device": device_name(torch.device("cpu")), "input_shape": list(SHAPE), "rows": rows}
+    save_json(result, Path(args.results) / "budget_speed.json")
     print(f"\n| network | groups | budget (MACs) | kept (MACs) | seconds | seconds, trimming each time | same counts |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:

@@ -61,7 +61,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--fit-subset", type=int, default=2_000)
     ap.add_argument("--fit-epochs", type=int, default=1, help="per layer")
     ap.add_argument("--fit-batch-size", type=int, default=250)
-    ap.add_argument("--alpha0", type=float, default=0.5)
+    ap.add_argument("--alpha0", type=float, default=pdl.SwitchConfig.alpha0)
     ap.add_argument("--cost-layers", default=None, help="comma-separated sites (default: the first block of each stage)")
     ap.add_argument("--cost-examples", type=int, default=500)
     ap.add_argument("--error-examples", type=int, default=5_000)
@@ -88,7 +88,7 @@ def variant_scores(name: str, a, net, fit_data, sites) -> dict:
     if name == "taylor":
         return dict(pdl.CRITERIA["taylor"](net, sites, fit_data, seed=0))
     v = VARIANTS[name]
-    switched = pdl.SwitchedNetwork(net, sites, a.alpha0, form=v["form"], steepness=v.get("steepness", 3.0))
+    switched = pdl.SwitchedNetwork(net, sites, pdl.SwitchConfig(a.alpha0, v["form"], v.get("steepness", pdl.SwitchConfig.steepness)))
     cfg = pdl.FitConfig(estimator="mean", mode="layerwise", epochs=a.fit_epochs, batch_size=a.fit_batch_size)
     guide, _ = pdl.fit_switches(switched, fit_data, cfg, progress=not a.no_progress)
     return {site: (guide.phi(site) / guide.phi(site).sum()).detach() for site in sites}

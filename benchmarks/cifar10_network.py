@@ -111,7 +111,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                          "of the time; 1 epoch per layer is worse)")
     ap.add_argument("--fit-batch-size", type=int, default=256)
     ap.add_argument("--samples", type=int, default=4, help="mc particles")
-    ap.add_argument("--switch-form", default=None, choices=pdl.switches.FORMS,
+    ap.add_argument("--switch-form", default=None, choices=pdl.switch_config.FORMS,
                     help="how a switch scales its channel (default: the library's, see the README)")
     ap.add_argument("--finetune-epochs", type=int, default=30)
     ap.add_argument("--finetune-lr", type=float, default=0.1)
@@ -251,21 +251,11 @@ def latencies(net: nn.Module, cuda: bool) -> dict:
 
 
 def onnx_check(net: nn.Module, path: Path) -> dict:
-    """Export ``net`` to ONNX and compare onnxruntime's logits with PyTorch's on a random batch."""
+    """``pdl.export_network``'s ONNX file and check (onnxruntime's logits against PyTorch's)."""
     try:
-        import onnxruntime as ort
+        return pdl.export_network(net, path, net.input_shape, "onnx")
     except ImportError as e:
-        return {"skipped": f"onnxruntime is not installed ({e})"}
-    net = net.cpu().eval()
-    x = torch.randn(8, *net.input_shape, generator=torch.Generator().manual_seed(0))
-    torch.onnx.export(net, (x,), str(path), input_names=["x"], output_names=["logits"], external_data=False,
-                      dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}})
-    with torch.no_grad():
-        expected = net(x).numpy()
-    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x.numpy()})[0]
-    diff = float(abs(got - expected).max())
-    return {"file": str(path), "bytes": path.stat().st_size, "max_abs_diff": diff,
-            "same_predictions": bool((got.argmax(1) == expected.argmax(1)).all())}
+        return {"skipped": str(e)}
 
 
 def first_layer_figure(net: nn.Module, site: str, means: torch.Tensor, image: torch.Tensor, path: Path,
@@ -280,12 +270,9 @@ def first_layer_figure(net: nn.Module, site: str, means: torch.Tensor, image: to
 
     point = pdl.SwitchedNetwork(net, [site], example_inputs=image[None]).switch_points()[site][-1]
     maps = []
-    handle = point.register_forward_hook(lambda m, i, o: maps.append(o))
-    try:
-        with pdl.frozen.frozen(net), torch.no_grad():
-            net(image[None].to(next(net.parameters()).device))
-    finally:
-        handle.remove()
+    with pdl.frozen.hooks([point.register_forward_hook(lambda m, i, o: maps.append(o))]), pdl.frozen.frozen(net), \
+            torch.no_grad():
+        net(image[None].to(next(net.parameters()).device))
     fmap = torch.relu(maps[0][0]).float().cpu()
     order = torch.argsort(means, descending=True).tolist()
     cols = 8
@@ -312,7 +299,7 @@ def main(argv: list[str] | None = None) -> dict:
     device = pdl.resolve_device(a.device)
     cuda = device.type == "cuda"
     base = run_config(a, recipe(a.pretrain_epochs, a.pretrain_lr),
-                      **({"switch_form": a.switch_form} if a.switch_form else {}))
+                      **({"switch": pdl.SwitchConfig(form=a.switch_form)} if a.switch_form else {}))
     a.pretrain_epochs, a.pretrain_lr = base.pretrain.epochs, base.pretrain.lr
     train, test = pipeline.load_data(base)
     plan = None
@@ -377,8 +364,8 @@ def main(argv: list[str] | None = None) -> dict:
               "command": a.command,
               "baseline": {**baseline, "pretrain_seconds": pretrain_seconds,
                            "pretrained_from": pipeline.pretrained_source(base)}, "runs": runs,
-              "config": {"pretrain": dataclasses.asdict(base.pretrain), "alpha0": base.alpha0,
-                         "switch_form": base.switch_form, "fit_epochs": a.fit_epochs, "fit_subset": a.fit_subset,
+              "config": {"pretrain": dataclasses.asdict(base.pretrain), **base.switch.settings(),
+                         "fit_epochs": a.fit_epochs, "fit_subset": a.fit_subset,
                          "samples": a.samples,
                          "budget_macs": a.budget_macs, "budget_params": a.budget_params, "arch": a.arch,
                          "finetune": dataclasses.asdict(recipe(a.finetune_epochs, a.finetune_lr))},

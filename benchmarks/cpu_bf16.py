@@ -56,7 +56,7 @@ def train_step(net, x, y, bf16: bool):
 
 
 def fit_step(net, site, x, y, bf16: bool):
-    switched = pdl.SwitchedNetwork(net, [site], alpha0=0.5, form="s", example_inputs=x[:1])
+    switched = pdl.SwitchedNetwork(net, [site], example_inputs=x[:1])
     guide = pdl.SwitchGuide(switched.sizes)
     pyro.clear_param_store()
     svi = pyro.infer.SVI(switched.model, guide, pyro.optim.Adam({"lr": 0.05}), loss=pdl.switch_elbo("mean"))

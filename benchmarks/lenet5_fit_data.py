@@ -24,24 +24,17 @@ from pathlib import Path
 import torch
 
 import pyro_dirichlet as pdl
+from pyro_dirichlet.devices import device_name
+from pyro_dirichlet.diagnostics import spearman
 from pyro_dirichlet.inference import pipeline
 from pyro_dirichlet.io import save_json, save_text
 
 ARCH = "5-8-45-15"
 
 
-def ranks(x: torch.Tensor) -> torch.Tensor:
-    return x.argsort().argsort().double()
-
-
-def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
-    return torch.corrcoef(torch.stack([ranks(a), ranks(b)]))[0, 1].item()
-
-
 def fit_means(cfg: pipeline.PipelineConfig, net, data, epochs: int, seed: int) -> tuple[dict, float]:
     """``({site: posterior mean (K,)}, seconds)`` of one layer-by-layer ``mean`` fit."""
-    switched = pdl.SwitchedNetwork(net, net.prunable_layers, alpha0=cfg.alpha0, form=cfg.switch_form,
-                                   steepness=cfg.steepness)
+    switched = pdl.SwitchedNetwork(net, net.prunable_layers, cfg.switch)
     t0 = time.perf_counter()
     fit = dataclasses.replace(cfg.fit, epochs=epochs, seed=seed)
     guide, _ = pdl.fit_switches(switched, data, fit, progress=False)
@@ -75,8 +68,8 @@ def main(argv: list[str] | None = None) -> dict:
                              "spearman": {site: spearman(means[site], reference[site]) for site in sizes}})
                 print(rows[-1], flush=True)
     report = {"command": "python " + shlex.join(["benchmarks/lenet5_fit_data.py", *(argv or sys.argv[1:])]),
-              "architecture": ARCH, "fit": dataclasses.asdict(cfg.fit), "alpha0": cfg.alpha0,
-              "switch_form": cfg.switch_form, "device": f"cpu ({torch.get_num_threads()} threads)", "rows": rows}
+              "architecture": ARCH, "fit": dataclasses.asdict(cfg.fit), **cfg.switch.settings(),
+              "device": device_name(torch.device("cpu")), "rows": rows}
     out = Path(a.results)
     save_json(report, out / "lenet5_fit_data.json")
     lines = [f"LeNet-5-Caffe, switches fitted on random MNIST subsets (`mean`, layer by layer), pruned to {ARCH}, "

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 import pyro_dirichlet as pdl
+from pyro_dirichlet.devices import device_name
 from pyro_dirichlet.inference import pipeline
 from pyro_dirichlet.latency import latency_ms
 from pyro_dirichlet.io import save_json, save_text
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
             method = f"dirichlet-{fit_cfg.estimator}" + (f" (S={fit_cfg.num_samples})" if fit_cfg.estimator == "mc" else "")
             runs.append({"method": method, "target": target.tag, "folder": str(cfg.finetune_dir), **{k: result[k] for k in (
                 "architecture", "error_pruned_pct", "error_pct", "macs", "paper_flops", "params", "fit_seconds")}})
-    device = str(train.device) + (f" ({torch.cuda.get_device_name()})" if train.device.type == "cuda" else f" ({torch.get_num_threads()} threads)")
+    device = device_name(train.device)
     latency = {name: {f"cpu_b{b}_ms": latency_ms(small.cpu(), small.input_shape, b) for b in (1, 256)}
                for name, small in networks.items()}
     baseline["latency"] = latency["full"]
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
               "command": "python " + " ".join(shlex.quote(x) for x in [sys.argv[0], *(argv or sys.argv[1:])]),
               "wall_seconds": time.perf_counter() - t0, "baseline": baseline, "runs": runs,
               "config": {"pretrain": dataclasses.asdict(base.pretrain), "finetune": dataclasses.asdict(base.finetune),
-                         "alpha0": base.alpha0, "fit_epochs": base.fit.epochs}}
+                         **base.switch.settings(), "fit_epochs": base.fit.epochs}}
     out = Path(a.results)
     save_json(report, out / "lenet5_mnist.json")
     save_text(markdown(report), out / "lenet5_mnist.md")

@@ -41,8 +41,10 @@ from . import pipeline
 from .compare import uniform_counts
 
 # The base fit: held-out data, mean estimator, one site at a time, 3 epochs a site, the
-# pipeline's other defaults. Variants override some of these, or set "temperature" (a logit
-# temperature fitted beside the switches; off unless named, so it is not in BASE's key).
+# pipeline's other defaults, and the paper's "Ks" form: the ablation's baseline row, against
+# which the variants (the "form-s" rows that led to SwitchConfig's default among them) change
+# one or two settings. Variants may also set "temperature" (a logit temperature fitted beside
+# the switches; off unless named, so it is not in BASE's key).
 BASE = {"fit_data": "holdout", "estimator": "mean", "num_samples": 16, "mode": "layerwise", "epochs": 3,
         "batch_size": 100, "lr": 0.05, "anneal_epochs": 1.0, "kl_weight": 1.0, "alpha0": 0.5, "form": "Ks",
         "steepness": 3.0}
@@ -115,8 +117,8 @@ def variant_scores(variant: str, seed: int, net, pretrain_data, fit_data) -> tup
     fit_cfg = pdl.FitConfig(estimator=s["estimator"], num_samples=s["num_samples"], mode=s["mode"], epochs=s["epochs"],
                             batch_size=s["batch_size"], lr=s["lr"], anneal_epochs=s["anneal_epochs"],
                             kl_weight=s["kl_weight"], seed=seed)
-    switched = pdl.SwitchedNetwork(net, sites, s["alpha0"], form=s["form"], steepness=s["steepness"],
-                                   temperature=s.get("temperature", False))
+    switch = pdl.SwitchConfig(s["alpha0"], s["form"], s["steepness"], s.get("temperature", False))
+    switched = pdl.SwitchedNetwork(net, sites, switch)
     data = fit_data if s["fit_data"] == "holdout" else pretrain_data
     guide, _ = pdl.fit_switches(switched, data, fit_cfg, progress=False)
     scores = {site: (guide.phi(site) / guide.phi(site).sum()).detach() for site in sites}

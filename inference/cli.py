@@ -22,8 +22,12 @@ STEPS = ("pretrain", "fit", "prune", "finetune", "run")
 def _step_options(p: argparse.ArgumentParser, step: str) -> None:
     """The options a step reads: each step also needs the settings of the steps before it,
     because every step's folder is keyed by them."""
+    from pyro_dirichlet import FitConfig, SwitchConfig
+    from pyro_dirichlet import pruning as pdl_pruning
     from pyro_dirichlet.models import MODELS
+    from pyro_dirichlet.switch_config import FORMS
 
+    base, fit, switch = pipeline.PipelineConfig(), FitConfig(), SwitchConfig()  # the defaults, in one place each
     g = p.add_argument_group("run")
     g.add_argument("--run-dir", default=None, help="folder for all outputs (default: runs/<model>-<data set>)")
     g.add_argument("--model", default="lenet5", choices=sorted(MODELS), help="network from the zoo")
@@ -37,8 +41,8 @@ def _step_options(p: argparse.ArgumentParser, step: str) -> None:
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
     g = p.add_argument_group("training (pretraining" + (" and fine-tuning)" if step in ("finetune", "run") else ")"))
-    g.add_argument("--pretrain-epochs", type=int, default=12)
-    g.add_argument("--pretrain-lr", type=float, default=1e-3)
+    g.add_argument("--pretrain-epochs", type=int, default=base.pretrain.epochs)
+    g.add_argument("--pretrain-lr", type=float, default=base.pretrain.lr)
     g.add_argument("--optimizer", default="adam", choices=["adam", "sgd"])
     g.add_argument("--batch-size", type=int, default=128)
     g.add_argument("--schedule", default="cosine", choices=["cosine", "onecycle", "constant"])
@@ -52,39 +56,43 @@ def _step_options(p: argparse.ArgumentParser, step: str) -> None:
     g = p.add_argument_group("switch fitting")
     g.add_argument("--fit-data", default="train", choices=["train", "holdout"],
                    help="fit the switches on the pretraining examples or on the held-out ones")
-    g.add_argument("--estimator", default="mean", choices=["mean", "mc"])
-    g.add_argument("--samples", type=int, default=16, help="Monte-Carlo particles per step for mc")
-    g.add_argument("--mode", default="layerwise", choices=["joint", "layerwise"])
-    g.add_argument("--fit-epochs", type=int, default=3, help="epochs per stage (per layer in layerwise mode)")
-    g.add_argument("--fit-batch-size", type=int, default=100)
-    g.add_argument("--fit-lr", type=float, default=0.05)
-    g.add_argument("--alpha0", type=float, default=0.5, help="Dirichlet prior concentration")
-    g.add_argument("--anneal-epochs", type=float, default=1.0, help="KL weight rises to its final value over this many epochs")
-    g.add_argument("--kl-weight", type=float, default=1.0, help="final KL weight (1: the ELBO; below 1 tempers the prior)")
-    g.add_argument("--switch-form", default="s", choices=["Ks", "s", "gate", "bn"],
-                   help="a switch multiplies its channel by K s, s, the gate tanh(c K s)/tanh(c), or s followed by "
-                        "a training-mode BatchNorm")
+    g.add_argument("--estimator", default=fit.estimator, choices=["mean", "mc"])
+    g.add_argument("--samples", type=int, default=fit.num_samples, help="Monte-Carlo particles per step for mc")
+    g.add_argument("--mode", default=fit.mode, choices=["joint", "layerwise"])
+    g.add_argument("--fit-epochs", type=int, default=fit.epochs, help="epochs per stage (per site in layerwise mode)")
+    g.add_argument("--fit-batch-size", type=int, default=fit.batch_size)
+    g.add_argument("--fit-lr", type=float, default=fit.lr)
+    g.add_argument("--alpha0", type=float, default=switch.alpha0, help="Dirichlet prior concentration")
+    g.add_argument("--anneal-epochs", type=float, default=fit.anneal_epochs,
+                   help="KL weight rises to its final value over this many epochs")
+    g.add_argument("--kl-weight", type=float, default=fit.kl_weight,
+                   help="final KL weight (1: the ELBO; below 1 tempers the prior)")
+    g.add_argument("--switch-form", default=switch.form, choices=FORMS,
+                   help="a switch multiplies its channel by s, K s, the gate tanh(c K s)/tanh(c), sqrt(K) s/|s|, "
+                        "or s followed by a training-mode BatchNorm")
     g.add_argument("--temperature", action="store_true", help="fit a logit temperature beside the switches")
-    g.add_argument("--steepness", type=float, default=3.0, help="the gate's c")
+    g.add_argument("--steepness", type=float, default=switch.steepness, help="the gate's c")
     if step == "fit":
         return
     g = p.add_argument_group("pruning target (one of; lenet5's default: --arch 5-8-45-15, other models: required)")
     g.add_argument("--arch", default=None, help="keep counts per switch site, e.g. 5-8-45-15")
     g.add_argument("--budget-macs", type=int, default=None, help="choose counts to fit this many MACs")
     g.add_argument("--mass", type=float, default=None, help="keep the top channels holding this posterior mass")
-    g.add_argument("--budget-order", default="per-mac", choices=["per-mac", "score"],
+    g.add_argument("--budget-order", default="per-mac" if pdl_pruning.PER_MAC else "score", choices=["per-mac", "score"],
                    help="--budget-macs removes channels by posterior mean per MAC of the channel, or by K E[s] alone")
     if step == "prune":
         return
     g = p.add_argument_group("fine-tuning")
-    g.add_argument("--finetune-epochs", type=int, default=20)
-    g.add_argument("--finetune-lr", type=float, default=1e-3)
+    g.add_argument("--finetune-epochs", type=int, default=base.finetune.epochs)
+    g.add_argument("--finetune-lr", type=float, default=base.finetune.lr)
 
 
 def config_from_args(a: argparse.Namespace) -> pipeline.PipelineConfig:
     """The pipeline configuration of a step's options (options a step does not have keep
     their defaults; a step before pruning has no target)."""
-    from pyro_dirichlet import FitConfig, TrainConfig
+    from pyro_dirichlet import FitConfig, SwitchConfig, TrainConfig
+
+    base = pipeline.PipelineConfig()
 
     def opt(name, default):
         return getattr(a, name, default)
@@ -99,18 +107,19 @@ def config_from_args(a: argparse.Namespace) -> pipeline.PipelineConfig:
         if a.arch is None and a.budget_macs is None and a.mass is None and a.model == "lenet5" and a.widths is None:
             a.arch = "5-8-45-15"
         target = pipeline.Target(arch=a.arch, budget_macs=a.budget_macs, mass=a.mass, per_mac=a.budget_order == "per-mac")
-    fit = FitConfig(seed=a.seed)
+    fit, switch = FitConfig(seed=a.seed), SwitchConfig()
     if hasattr(a, "estimator"):
+        switch = SwitchConfig(a.alpha0, a.switch_form, a.steepness, a.temperature)
         fit = FitConfig(estimator=a.estimator, num_samples=a.samples, mode=a.mode, epochs=a.fit_epochs,
                         batch_size=a.fit_batch_size, lr=a.fit_lr, anneal_epochs=a.anneal_epochs,
                         kl_weight=a.kl_weight, seed=a.seed)
     return pipeline.PipelineConfig(
         run_dir=a.run_dir, model=a.model, widths=_widths(a.widths), data_root=a.data_root, download=not a.no_download,
-        train_subset=a.train_subset, test_subset=a.test_subset, device=a.device, alpha0=opt("alpha0", 0.5),
-        holdout=a.holdout, fit_data=opt("fit_data", "train"), switch_form=opt("switch_form", "s"),
-        steepness=opt("steepness", 3.0), temperature=opt("temperature", False),
+        train_subset=a.train_subset, test_subset=a.test_subset, device=a.device, switch=switch,
+        holdout=a.holdout, fit_data=opt("fit_data", base.fit_data),
         pretrain=train_cfg(a.pretrain_epochs, a.pretrain_lr), fit=fit, target=target,
-        finetune=train_cfg(opt("finetune_epochs", 20), opt("finetune_lr", 1e-3)), progress=not a.no_progress,
+        finetune=train_cfg(opt("finetune_epochs", base.finetune.epochs), opt("finetune_lr", base.finetune.lr)),
+        progress=not a.no_progress,
     )
 
 

@@ -23,8 +23,8 @@ that changes a result), so a re-run resumes. Allocations of each MAC budget:
 Each pruned network is evaluated right after pruning and after the same fine-tuning (Adam,
 lr 1e-3, cosine, ``finetune_epochs``, seed); the last epoch is reported, never the best.
 
-Dirichlet methods fit the switches on the training set (``alpha0`` 0.5 and the ``"s"`` switch
-form, as the pipeline):
+Dirichlet methods fit the switches on the training set with ``switch``
+(:class:`~pyro_dirichlet.SwitchConfig`'s defaults, as the pipeline):
 ``dirichlet-mean`` (mean, layer by layer), ``dirichlet-mc`` (mc with ``mc_samples``,
 layer by layer), ``dirichlet-joint`` (mean, all layers jointly, for ``fit_epochs`` times
 the number of layers: the same number of SVI steps as layer by layer). Seeds change the
@@ -35,7 +35,7 @@ from __future__ import annotations
 import copy
 import statistics
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch.nn as nn
@@ -43,7 +43,7 @@ from tqdm.auto import tqdm
 
 import pyro_dirichlet as pdl
 from pyro_dirichlet import criteria, devices
-from pyro_dirichlet.io import keyed_folder, load_json, load_torch, save_json, save_text, save_torch
+from pyro_dirichlet.io import atomic_write, keyed_folder, load_json, load_torch, save_json, save_text, save_torch
 from pyro_dirichlet.models import build_model
 from pyro_dirichlet.sites import site_sizes
 
@@ -82,8 +82,7 @@ class CompareConfig(pipeline.StudySettings):
     group_lasso_epochs: int = 2
     fit_epochs: int = 1  # per stage (per layer in layerwise mode)
     mc_samples: int = 4
-    alpha0: float = 0.5
-    switch_form: str = "s"  # the Dirichlet methods' switch form (pyro_dirichlet.scale_channels)
+    switch: pdl.SwitchConfig = field(default_factory=pdl.SwitchConfig)  # the Dirichlet methods' switch
 
     def __post_init__(self):
         unknown = [m for m in self.methods if m not in METHODS]
@@ -109,11 +108,7 @@ def uniform_counts(net: nn.Module, budget: int, links: pdl.pruning.Links) -> dic
 
     if macs(0.0) > budget:
         raise ValueError(f"budget {budget} MACs is below the smallest network ({macs(0.0)} MACs, one channel a layer)")
-    lo, hi = 0.0, 1.0
-    for _ in range(40):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if macs(mid) <= budget else (lo, mid)
-    return counts(lo)
+    return counts(pdl.pruning.largest_fitting(lambda f: macs(f) <= budget, 0.0))
 
 
 def budget_counts(net: nn.Module, budget: int, links: pdl.pruning.Links) -> dict[str, int]:
@@ -130,7 +125,7 @@ def criterion_of(cfg: CompareConfig, method: str, num_layers: int, checkpoint: P
         estimator, mode = DIRICHLET[method]
         epochs = cfg.fit_epochs * (num_layers if mode == "joint" else 1)  # as many SVI steps as layerwise
         fit_cfg = pdl.FitConfig(estimator=estimator, mode=mode, num_samples=cfg.mc_samples, epochs=epochs)
-        return criteria.Dirichlet(fit_cfg, cfg.alpha0, cfg.switch_form, checkpoint)
+        return criteria.Dirichlet(fit_cfg, cfg.switch, checkpoint)
     criterion = criteria.CRITERIA[method]
     if method in ("taylor", "fisher"):
         return replace(criterion, num_batches=cfg.score_batches)
@@ -166,13 +161,6 @@ def method_scores(cfg: CompareConfig, method: str, seed: int, net: nn.Module, tr
     return scores
 
 
-def own_counts(net: nn.Module, scores: criteria.ChannelScores, budget: int, links: pdl.pruning.Links,
-               per_mac: bool = False) -> dict[str, int]:
-    """Per-site counts from the method's own global ranking (its criterion's normalisation; per
-    MAC if ``per_mac``) under ``budget``."""
-    return pdl.counts_for_budget(net, scores, budget, net.input_shape, links=links, per_mac=per_mac)
-
-
 def prune_and_finetune(cfg: CompareConfig, net: nn.Module, scores: dict, counts: dict, links: pdl.pruning.Links,
                        seed: int, train_data, test_data) -> dict:
     keep = pdl.keep_indices(scores, counts, links)
@@ -192,9 +180,11 @@ class Harness:
         base = cfg.pipeline(cfg.run_dir)
         self.train_data, self.test_data = pipeline.load_data(base)
         self.net = pipeline.pretrain(base, self.train_data, self.test_data)
-        scoring = ("score_batches", "group_lasso_strength", "group_lasso_epochs", "fit_epochs", "mc_samples", "alpha0",
-                   "switch_form")
+        scoring = ("score_batches", "group_lasso_strength", "group_lasso_epochs", "fit_epochs", "mc_samples",
+                   *cfg.switch.settings(compact=True))
         settings = asdict(cfg)
+        del settings["switch"]
+        settings.update(cfg.switch.settings(compact=True))
         self.scores_folder = keyed_folder(base.pretrained_dir, "scores", {k: settings[k] for k in scoring})
         self.folder = keyed_folder(base.pretrained_dir, "compare", {
             k: v for k, v in settings.items()
@@ -214,7 +204,9 @@ class Harness:
         scores = self.scores(method, seed)
         if allocation == "mass":
             return pdl.pruning.counts_for_mass_budget(scores, budget, pdl.mac_model(self.net, list(scores)), self.links)
-        return own_counts(self.net, scores, budget, self.links, per_mac=allocation == "cost")
+        # the method's own global ranking (its criterion's normalisation), per MAC for "cost"
+        return pdl.counts_for_budget(self.net, scores, budget, self.net.input_shape, links=self.links,
+                                     per_mac=allocation == "cost")
 
     def run(self, method: str, allocation: str, budget: int, seed: int) -> dict:
         """One pruned and fine-tuned network's record, computed once (``<folder>/runs``)."""
@@ -236,10 +228,6 @@ class Harness:
                 "params": pdl.count_params(net), "error_pruned_pct": error, "error_finetuned_pct": error}
 
 
-def device_name(cfg: CompareConfig) -> str:
-    return devices.device_name(pdl.resolve_device(cfg.device))
-
-
 def allocations_of(cfg: CompareConfig, method: str) -> list[str]:
     """The configured allocations that apply to ``method`` (``mass``: Dirichlet methods only)."""
     return [a for a in cfg.allocations if a != "mass" or method in DIRICHLET]
@@ -259,7 +247,7 @@ def run_compare(cfg: CompareConfig, results_dir: str | Path = "results", command
                         bar.set_postfix_str(f"seed {seed} {method} {allocation} {budget}")
                         runs.append(harness.run(method, allocation, budget, seed))
                         bar.update()
-    result = {"device": device_name(cfg), "command": command, "config": asdict(cfg), "folder": str(harness.folder),
+    result = {"device": devices.device_name(pdl.resolve_device(cfg.device)), "command": command, "config": asdict(cfg), "folder": str(harness.folder),
               "full": harness.full(), "runs": runs, "paper_points": paper_points()}
     results_dir = Path(results_dir)
     save_json(result, results_dir / "lenet5_baselines.json")
@@ -285,7 +273,7 @@ def run_finetune_length(cfg: CompareConfig, epochs: tuple[int, ...], results_dir
                          "architecture": runs[0]["architecture"], "errors_pct": errors,
                          "mean_pct": statistics.mean(errors),
                          "sd_pct": statistics.stdev(errors) if len(errors) > 1 else 0.0})
-    result = {"device": device_name(cfg), "command": command, "config": asdict(cfg), "rows": rows}
+    result = {"device": devices.device_name(pdl.resolve_device(cfg.device)), "command": command, "config": asdict(cfg), "rows": rows}
     lines = [f"Command: `{command}` (device: {result['device']}). Test error (%) after fine-tuning for n epochs "
              f"(Adam, lr 1e-3, cosine over the n epochs; last epoch), {budget:,} MACs "
              f"({rows[0]['architecture']}), same counts for every method, mean ± sd over {len(cfg.seeds)} seeds:", "",
@@ -403,7 +391,6 @@ def plot(result: dict, path: Path) -> Path:
     axes[0][0].set_ylabel("test error after fine-tuning (%, log)")
     fig.suptitle("LeNet-5-Caffe on MNIST (stars: supplement Table 1)")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     plt.close(fig)
     return path

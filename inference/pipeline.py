@@ -45,7 +45,7 @@ class Target:
     arch: str | None = None
     budget_macs: int | None = None
     mass: float | None = None
-    per_mac: bool = True
+    per_mac: bool = pdl.pruning.PER_MAC
 
     def __post_init__(self):
         if sum(v is not None for v in (self.arch, self.budget_macs, self.mass)) != 1:
@@ -80,10 +80,7 @@ class PipelineConfig:
     train_subset: int | None = None
     test_subset: int | None = None
     device: str = "auto"
-    alpha0: float = 0.5
-    switch_form: str = "s"  # how a switch scales its channel: "Ks" | "s" | "gate" | "bn" (the ablation's choice: "s")
-    steepness: float = 3.0  # the gate's c
-    temperature: bool = False  # fit a logit temperature beside the switches
+    switch: pdl.SwitchConfig = field(default_factory=pdl.SwitchConfig)
     holdout: int = 0  # training examples held out of pretraining
     fit_data: str = "train"  # "train" (the pretraining examples) | "holdout"
     pretrain: pdl.TrainConfig = field(default_factory=lambda: pdl.TrainConfig(epochs=12, lr=1e-3))
@@ -93,16 +90,12 @@ class PipelineConfig:
     progress: bool = True
 
     def __post_init__(self):
-        pdl.switches.check_alpha0(self.alpha0)
         if self.model not in DATASETS:
             raise ValueError(f"unknown model {self.model!r}; choose one of {sorted(DATASETS)}")
         for flag, n in (("--train-subset", self.train_subset), ("--test-subset", self.test_subset)):
             if n is not None and n < 1:
                 raise ValueError(f"{flag} {n}: a subset needs at least one example (give N >= 1, or leave it out "
                                  "for all)")
-        if self.switch_form not in pdl.switches.FORMS or not self.steepness > 0:
-            raise ValueError(f"switch form must be one of {pdl.switches.FORMS} with steepness > 0, "
-                             f"got {self.switch_form!r}, {self.steepness!r}")
         if self.fit_data not in FIT_DATA or self.holdout < 0 or (self.fit_data == "holdout") != (self.holdout > 0):
             raise ValueError(f"fit data {self.fit_data!r} with {self.holdout} held-out examples: use --fit-data holdout "
                              "with --holdout N > 0, or --fit-data train with --holdout 0")
@@ -121,8 +114,7 @@ class PipelineConfig:
 
     @property
     def fit_settings(self) -> dict:
-        return {"alpha0": self.alpha0, "switch_form": self.switch_form, "steepness": self.steepness,
-                "temperature": self.temperature, "fit_data": self.fit_data, "fit": asdict(self.fit)}
+        return {**self.switch.settings(), "fit_data": self.fit_data, "fit": asdict(self.fit)}
 
     @property
     def fit_dir(self) -> Path:
@@ -286,8 +278,7 @@ def fit_sites(cfg: PipelineConfig, net: nn.Module, train: pdl.ArrayDataset, site
             return pdl.load_idata(folder / "posterior.nc")
         except pdl.CheckpointError:  # corrupt: rebuilt below from the finished fit's checkpoint
             (folder / "posterior.nc").unlink()
-    switched = pdl.SwitchedNetwork(net, sites, alpha0=cfg.alpha0, form=cfg.switch_form,
-                                   steepness=cfg.steepness, temperature=cfg.temperature)
+    switched = pdl.SwitchedNetwork(net, sites, cfg.switch)
     guide, history = pdl.fit_switches(switched, split_data(cfg, train)[1], cfg.fit, checkpoint=folder / "switches.ckpt",
                                       progress=cfg.progress)
     idata = pdl.posterior_idata(guide, num_draws=1000, seed=cfg.fit.seed)

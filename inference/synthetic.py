@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 import pyro_dirichlet as pdl
 from pyro_dirichlet.devices import device_name
-from pyro_dirichlet.io import save_json, save_text
+from pyro_dirichlet.io import atomic_write, save_json, save_text
 from pyro_dirichlet.simulate import SWITCHED_LAYER, SyntheticProblem, simulate
 
 from .plain_reference import plain_fit
@@ -63,8 +63,9 @@ def make_problem(cfg: StudyConfig, d_x: int, d_h: int) -> SyntheticProblem:
 
 
 def switched(problem: SyntheticProblem, alpha0: float, fold_into_linear: bool | None = None) -> pdl.SwitchedNetwork:
-    return pdl.SwitchedNetwork(problem.net, [SWITCHED_LAYER], alpha0, likelihood="bernoulli",
-                               fold_into_linear=fold_into_linear)
+    """The simulation's own switch (``K s``, :mod:`pyro_dirichlet.simulate`) with prior ``Dir(alpha0 1)``."""
+    return pdl.SwitchedNetwork(problem.net, [SWITCHED_LAYER], pdl.SwitchConfig(alpha0=alpha0, form="Ks"),
+                               likelihood="bernoulli", fold_into_linear=fold_into_linear)
 
 
 def elbo_on_all_data(problem: SyntheticProblem, phi: torch.Tensor, alpha0: float, draws: int = 200) -> float:
@@ -160,8 +161,7 @@ def plot_size(row: dict, path: Path) -> Path:
     axes[0].legend(loc="upper right")
     fig.suptitle(f"d_x = {row['d_x']}, d_h = {row['d_h']}")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     plt.close(fig)
     return path
 

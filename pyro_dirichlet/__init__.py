@@ -2,7 +2,8 @@
 
 Public API (one screen):
 
-- switches: ``SwitchedNetwork(net, layers, alpha0)`` (``.model(x, y, ...)`` is the Pyro model),
+- switches: ``SwitchConfig`` (prior and form, the defaults of every entry point),
+  ``SwitchedNetwork(net, sites, switch)`` (``.model(x, y, ...)`` is the Pyro model),
   ``SwitchGuide`` (``Dir(phi)`` per site), ``dirichlet_switch`` (primitive for your own model).
 - estimators: ``switch_elbo("mean" | "mc", S)`` (the ELBO owns the estimator: ``MeanSwitchELBO``
   fits the guide's mean, ``MeanDirichlet``).
@@ -51,13 +52,14 @@ from .pruning import (
 )
 from .sites import InputSelect, site_sizes
 from .simulate import SyntheticProblem, simulate
+from .switch_config import SwitchConfig
 from .switches import SwitchedNetwork, SwitchGuide, dirichlet_switch, scale_channels, switch_factor
 from .training import TrainConfig, evaluate, train
 from .user_model import switch_layers, unfold_particles
 
 __all__ = [
     "ArrayDataset", "CRITERIA", "ChannelGroup", "ChannelScatter", "ChannelScores", "Criterion", "CheckpointError", "DirichletImportance", "CoupledLayersError", "DATA_ENV", "DataNotFoundError", "FeatureDataset", "FitConfig",
-    "InputSelect", "MeanDirichlet", "MeanSwitchELBO", "SwitchGuide", "SwitchedNetwork", "TrainConfig", "channel_groups", "count_macs", "count_ops", "count_params",
+    "InputSelect", "MeanDirichlet", "MeanSwitchELBO", "SwitchConfig", "SwitchGuide", "SwitchedNetwork", "TrainConfig", "channel_groups", "count_macs", "count_ops", "count_params",
     "counts_for_budget", "counts_for_mass", "data_root", "dirichlet_switch", "evaluate", "export_network", "feasible_counts", "fit_switches",
     "format_architecture", "input_links", "keep_indices", "mac_model", "param_model", "load_idata", "load_cifar10", "load_mnist", "load_pruned", "normalise_scores",
     "parse_architecture",

@@ -44,10 +44,11 @@ import torch.nn.functional as F
 import torch_pruning as tp
 
 from .fit import FitConfig, fit_switches
-from .frozen import frozen
+from .frozen import frozen, hooks
 from .groups import channel_groups, default_example, dependency_graph
 from .pruning import input_links
 from .sites import is_input_site, layer_module, site_layer
+from .switch_config import SwitchConfig
 from .switches import SwitchedNetwork
 from .training import TrainConfig, train
 
@@ -98,15 +99,11 @@ def gradient_scores(net: nn.Module, layers: Sequence[str], data, kind: str, num_
     with frozen(net):
         for _, (x, y, _) in zip(range(num_batches), batches):
             acts: list[tuple[str, torch.Tensor]] = []  # (site, activation at one of its points)
-            handles = [m.register_forward_pre_hook(lambda mod, i, name=name: acts.append((name, i[0])))
+            with hooks(m.register_forward_pre_hook(lambda mod, i, name=name: acts.append((name, i[0])))
                        if is_input_site(name) else
                        m.register_forward_hook(lambda mod, i, out, name=name: acts.append((name, out)))
-                       for name, points in sites.items() for m in points]
-            try:
+                       for name, points in sites.items() for m in points):
                 loss = F.cross_entropy(net(x.requires_grad_(True)), y, reduction="sum")
-            finally:
-                for h in handles:
-                    h.remove()
             grads = torch.autograd.grad(loss, [a for _, a in acts])
             per_site = {name: 0.0 for name in sites}
             for (name, a), g in zip(acts, grads):
@@ -125,13 +122,8 @@ def gradient_scores(net: nn.Module, layers: Sequence[str], data, kind: str, num_
 def _execution_order(net: nn.Module, x: torch.Tensor) -> list[str]:
     names = {m: n for n, m in net.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
     order: list[str] = []
-    handles = [m.register_forward_hook(lambda mod, i, o: order.append(names[mod])) for m in names]
-    try:
-        with torch.no_grad():
-            net(x)
-    finally:
-        for h in handles:
-            h.remove()
+    with hooks(m.register_forward_hook(lambda mod, i, o: order.append(names[mod])) for m in names), torch.no_grad():
+        net(x)
     return order
 
 
@@ -325,14 +317,13 @@ class Dirichlet:
     :func:`.fit.fit_switches` (``fit``'s seed replaced by ``seed``; ``checkpoint``: resume there),
     ``K_l E[s_lk]`` for the budget."""
     fit: FitConfig = field(default_factory=FitConfig)
-    alpha0: float = 0.5
-    form: str = "s"
+    switch: SwitchConfig = field(default_factory=SwitchConfig)
     checkpoint: str | None = None
     normalisation: ClassVar[str] = "mean"
 
     def __call__(self, net, sites, data=None, seed=0):
         data = _needs(data, "dirichlet")
-        switched = SwitchedNetwork(net, sites, self.alpha0, form=self.form, example_inputs=_example(data))
+        switched = SwitchedNetwork(net, sites, self.switch, example_inputs=_example(data))
         guide, _ = fit_switches(switched, data, replace(self.fit, seed=seed), self.checkpoint, progress=False)
         return ChannelScores({name: guide.phi(name) / guide.phi(name).sum() for name in guide.names},
                              self.normalisation, net)

@@ -16,6 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .switch_config import SwitchConfig
 from .switches import SwitchedNetwork
 
 
@@ -25,7 +26,7 @@ def removal_costs(net: nn.Module, sites: Sequence[str], data, batch_size: int = 
     """``{site: (K,) rise in mean cross-entropy on data when channel k alone is removed}``."""
     costs = {}
     for site in sites:
-        switched = SwitchedNetwork(net, [site])
+        switched = SwitchedNetwork(net, [site], SwitchConfig(form="Ks"))  # s = 1/K: the full network
         K = switched.sizes[site]
         total = torch.zeros(K + 1, dtype=torch.float64)  # row 0: the full network
         for x, y, _ in data.batches(batch_size):

@@ -37,6 +37,7 @@ from . import distributed
 from .data import ArrayDataset, check_labels
 from .io import CheckpointError, load_torch, save_torch
 from .estimators import ESTIMATORS, switch_elbo
+from .frozen import hooks
 from .switches import SwitchedNetwork, SwitchGuide
 from .training import check_data
 from .user_model import UserModel
@@ -91,8 +92,9 @@ def fit_switches(
     device = data.device
     if isinstance(model, SwitchedNetwork):
         check_data(model.net, data)
-        switched, about = model, {"alpha0": model.alpha0, "form": [model.form, model.steepness],
-                                  "temperature": model.temperature}
+        switch = model.switch
+        switched, about = model, {"alpha0": switch.alpha0, "form": [switch.form, switch.steepness],
+                                  "temperature": switch.temperature}
     else:
         if len(data) == 0:
             check_labels(data, 1)
@@ -100,8 +102,8 @@ def fit_switches(
         switched = UserModel(model, x, y, len(data))
         about = {"model": switched.name, "sizes": switched.sizes}
     guide = SwitchGuide(switched.sizes, cfg.init_concentration, switched.temperature).to(device)
-    stages = [switched.layers] if cfg.mode == "joint" else [[name] for name in switched.layers]
-    identity = {"config": asdict(cfg), "layers": switched.layers, "num_data": len(data), **about}
+    stages = [switched.sites] if cfg.mode == "joint" else [[name] for name in switched.sites]
+    identity = {"config": asdict(cfg), "layers": switched.sites, "num_data": len(data), **about}  # stored key
     pyro.clear_param_store()
     optim = pyro.optim.Adam({"lr": cfg.lr})
     # the model's own parameters (a PyroModule's weights live in Pyro's parameter store) are hidden
@@ -121,41 +123,40 @@ def fit_switches(
         optim.set_state(state["optim"])
         history, done = state["history"], tuple(state["done"])
     part = distributed.shard()  # (rank, world) under torchrun: this rank's share of each epoch
-    hooks = [p.register_hook(distributed.average_gradients_hook) for p in guide.parameters()] if part else []
     steps_per_epoch = math.ceil(distributed.shard_length(len(data)) / cfg.batch_size)
     anneal_steps = cfg.anneal_epochs * steps_per_epoch
-    for stage, layers in enumerate(stages):
-        guide.train_only(layers)
-        for epoch in range(cfg.epochs):
-            if (stage, epoch) < done:
-                continue
-            seed = epoch_seed(cfg.seed, stage, epoch)
-            torch.manual_seed(seed)
-            gen = torch.Generator().manual_seed(seed + 1)
-            t0, loss_sum, steps = time.perf_counter(), 0.0, 0
-            desc = f"fit {cfg.estimator} {'+'.join(layers) if len(stages) > 1 else 'joint'} {epoch + 1}/{cfg.epochs}"
-            bar = tqdm(data.batches(cfg.batch_size, shuffle=True, generator=gen, shard=part), total=steps_per_epoch,
-                       desc=desc, disable=not (progress and distributed.is_main()), leave=False)
-            for x, y, idx in bar:
-                step = epoch * steps_per_epoch + steps
-                beta = cfg.kl_weight * (min(1.0, (step + 1) / anneal_steps) if anneal_steps > 0 else 1.0)
-                loss_sum += svi.step(x, y, idx=idx, num_data=len(data), layers=layers, beta=beta)
-                steps += 1
-            history.append({"stage": stage, "epoch": epoch + 1,
-                            "loss": distributed.mean_over_ranks(loss_sum / steps, device),
-                            "seconds": time.perf_counter() - t0})
-            if not math.isfinite(history[-1]["loss"]):
-                raise ValueError(f"the negative ELBO became {history[-1]['loss']} in {desc}: lower the fit learning "
-                                 f"rate (now {cfg.lr}); the checkpoint keeps the last finite epoch")
-            if guide.log_temperature is not None:
-                history[-1]["temperature"] = guide.log_temperature.exp().item()
-            if progress and distributed.is_main():
-                tqdm.write(f"{desc}: -ELBO {history[-1]['loss']:.1f} ({history[-1]['seconds']:.1f} s)")
-            if checkpoint is not None and distributed.is_main():
-                save_torch({"identity": identity, "guide": guide.state_dict(), "optim": optim.get_state(),
-                            "history": history, "done": (stage, epoch + 1)}, checkpoint)
-            distributed.barrier()
-    for hook in hooks:
-        hook.remove()
+    averaging = [p.register_hook(distributed.average_gradients_hook) for p in guide.parameters()] if part else []
+    with hooks(averaging):
+        for stage, sites in enumerate(stages):
+            guide.train_only(sites)
+            for epoch in range(cfg.epochs):
+                if (stage, epoch) < done:
+                    continue
+                seed = epoch_seed(cfg.seed, stage, epoch)
+                torch.manual_seed(seed)
+                gen = torch.Generator().manual_seed(seed + 1)
+                t0, loss_sum, steps = time.perf_counter(), 0.0, 0
+                desc = f"fit {cfg.estimator} {'+'.join(sites) if len(stages) > 1 else 'joint'} {epoch + 1}/{cfg.epochs}"
+                bar = tqdm(data.batches(cfg.batch_size, shuffle=True, generator=gen, shard=part), total=steps_per_epoch,
+                           desc=desc, disable=not (progress and distributed.is_main()), leave=False)
+                for x, y, idx in bar:
+                    step = epoch * steps_per_epoch + steps
+                    beta = cfg.kl_weight * (min(1.0, (step + 1) / anneal_steps) if anneal_steps > 0 else 1.0)
+                    loss_sum += svi.step(x, y, idx=idx, num_data=len(data), sites=sites, beta=beta)
+                    steps += 1
+                history.append({"stage": stage, "epoch": epoch + 1,
+                                "loss": distributed.mean_over_ranks(loss_sum / steps, device),
+                                "seconds": time.perf_counter() - t0})
+                if not math.isfinite(history[-1]["loss"]):
+                    raise ValueError(f"the negative ELBO became {history[-1]['loss']} in {desc}: lower the fit learning "
+                                     f"rate (now {cfg.lr}); the checkpoint keeps the last finite epoch")
+                if guide.log_temperature is not None:
+                    history[-1]["temperature"] = guide.log_temperature.exp().item()
+                if progress and distributed.is_main():
+                    tqdm.write(f"{desc}: -ELBO {history[-1]['loss']:.1f} ({history[-1]['seconds']:.1f} s)")
+                if checkpoint is not None and distributed.is_main():
+                    save_torch({"identity": identity, "guide": guide.state_dict(), "optim": optim.get_state(),
+                                "history": history, "done": (stage, epoch + 1)}, checkpoint)
+                distributed.barrier()
     guide.train_only([])
     return guide, history

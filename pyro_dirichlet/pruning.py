@@ -53,6 +53,9 @@ Links = Mapping[str, tuple[str | None, int]]  # {input site: (producer layer or 
 
 
 MIN_KEEP = 0.1  # the per-layer floor of every budget allocation: this share of each site's channels (module docstring)
+# the MAC budget's default order: score per MAC of a channel (the posterior means' best order on LeNet-5,
+# docs/results.md); the baselines' studies pass per_mac=False (their nearly flat scores empty the costliest layer)
+PER_MAC = True
 
 
 def floor_counts(sizes: Mapping[str, int], min_keep: float = MIN_KEEP) -> dict[str, int]:
@@ -184,15 +187,20 @@ def counts_for_mass_budget(scores: Mapping[str, torch.Tensor], budget_macs: int,
 
     if macs_of(counts(1.0)) <= budget_macs:
         return counts(1.0)
-    lo, hi = 1e-12, 1.0
-    if macs_of(counts(lo)) > budget_macs:
+    least = 1e-12
+    if macs_of(counts(least)) > budget_macs:
         raise ValueError(f"MAC budget {budget_macs:,} is below the smallest possible network "
-                         f"({macs_of(counts(lo)):,} MACs with every switched layer at its floor, min_keep={min_keep}); "
-                         "raise the budget or lower min_keep")
-    for _ in range(50):
+                         f"({macs_of(counts(least)):,} MACs with every switched layer at its floor, "
+                         f"min_keep={min_keep}); raise the budget or lower min_keep")
+    return counts(largest_fitting(lambda m: macs_of(counts(m)) <= budget_macs, least))
+
+
+def largest_fitting(fits: Callable[[float], bool], lo: float, hi: float = 1.0, steps: int = 50) -> float:
+    """The largest ``x`` in ``[lo, hi]`` with ``fits(x)`` (true up to a point, and at ``lo``), by bisection."""
+    for _ in range(steps):
         mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if macs_of(counts(mid)) <= budget_macs else (lo, mid)
-    return counts(lo)
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+    return lo
 
 
 def counts_for_budget(
@@ -204,12 +212,12 @@ def counts_for_budget(
     links: Links | None = None,
     normalisation: str | None = None,
     budget_params: int | None = None,
-    per_mac: bool = False,
+    per_mac: bool = PER_MAC,
     min_keep: float = MIN_KEEP,
 ) -> dict[str, int]:
     """Per-layer counts from the global order of the normalised scores that fit ``budget_macs``
     (and ``budget_params`` parameters, if given: :func:`~.counting.param_model`)
-    (:func:`normalise_scores`). ``per_mac``: order by score per MAC instead, each site's
+    (:func:`normalise_scores`). ``per_mac`` (default :data:`PER_MAC`): order by score per MAC, each site's
     normalised scores divided by the MACs one of its channels costs at full width, in its
     layers and in those that read it (``macs_of(all) - macs_of(all but one of its channels)``):
     the greedy knapsack order. ``normalisation`` defaults to the scores' own (a criterion's
@@ -246,7 +254,8 @@ def counts_for_budget(
     ranked = normalise_scores(scores, normalisation or getattr(scores, "normalisation", "mean"))
     if per_mac:
         full = macs_of(sizes)
-        ranked = {name: s / max(1, full - macs_of({**sizes, name: sizes[name] - 1})) for name, s in ranked.items()}
+        ranked = {name: s / max(1, full - macs_of(feasible_counts({**sizes, name: sizes[name] - 1}, links)))
+                  for name, s in ranked.items()}
     order = sorted(((float(v), name) for name, s in ranked.items() for v in s.tolist()), key=lambda t: t[0])
 
     def counts_after(removed: int) -> dict[str, int]:

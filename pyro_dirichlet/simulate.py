@@ -24,6 +24,7 @@ import torch
 import torch.nn as nn
 
 from .data import FeatureDataset
+from .switch_config import SwitchConfig
 from .switches import SwitchedNetwork
 
 SWITCHED_LAYER = "hidden0"
@@ -58,7 +59,7 @@ def simulate(
         net.out.bias.zero_()
         half = num_data // 2
         x = torch.cat([torch.randn(half, d_x, generator=gen), 2 + 0.2**0.5 * torch.randn(half, d_x, generator=gen)])
-        switched = SwitchedNetwork(net, [SWITCHED_LAYER])
+        switched = SwitchedNetwork(net, [SWITCHED_LAYER], SwitchConfig(form="Ks"))
         logits = switched.forward(x, {SWITCHED_LAYER: true_switch}).squeeze(-1)
         scale = logit_sd / logits.std()
         net.out.weight.mul_(scale)

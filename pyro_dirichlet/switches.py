@@ -2,8 +2,8 @@
 
 For a site with K channels (a layer's output channels or units, or a Linear layer's input
 features ``"fc1:in"``, see :mod:`.sites`) the switch is ``s ~ Dir(alpha0 * 1_K)`` and
-channel k is multiplied by ``K * s_k``; the uniform switch ``s = 1/K`` leaves the network
-unchanged.
+channel k is multiplied by ``switch_factor(s)_k`` (``s_k`` under the default form, ``K s_k``
+under the paper's: :class:`.SwitchConfig`); a site left out is not scaled at all.
 
 Particles: a switch value ``s`` of shape ``(..., K)`` holds ``P = s.numel() / K`` draws
 (Pyro's vectorised particles give shape ``(S, 1, K)``). The first switched layer turns its
@@ -20,7 +20,6 @@ so the ``(P, B, K)`` scaled activations are never formed.
 """
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Sequence
 
@@ -29,24 +28,21 @@ import pyro.distributions as dist
 import torch
 import torch.nn as nn
 from pyro import poutine
+from pyro.poutine.messenger import Messenger
+from pyro.poutine.runtime import effectful
 
-from .frozen import frozen
+from .frozen import frozen, hooks
 from .groups import channel_groups, default_example, resolve_layers
 from .sites import check_sites, is_input_site, layer_module, site_layer, site_width
+from .switch_config import FORMS, SwitchConfig
 
-FORMS = ("Ks", "s", "gate", "norm", "bn")
 BN_EPS = 1e-5
 TEMPERATURE_SITE = "log_temperature"
 LIKELIHOODS = ("categorical", "bernoulli")
+DEFAULT = SwitchConfig()
 
 
-def check_alpha0(alpha0: float) -> float:
-    if not (isinstance(alpha0, (int, float)) and math.isfinite(alpha0) and alpha0 > 0):
-        raise ValueError(f"alpha0 must be a positive number (the Dirichlet prior concentration), got {alpha0!r}")
-    return float(alpha0)
-
-
-def switch_factor(s: torch.Tensor, form: str = "Ks", steepness: float = 3.0) -> torch.Tensor:
+def switch_factor(s: torch.Tensor, form: str = DEFAULT.form, steepness: float = DEFAULT.steepness) -> torch.Tensor:
     """Per-channel multiplier ``(..., K)`` of switch values ``s`` ``(..., K)``.
 
     ``"Ks"``: ``K s_k`` (the paper's; 1 under the uniform switch); ``"s"``: ``s_k`` (the
@@ -68,10 +64,9 @@ def switch_factor(s: torch.Tensor, form: str = "Ks", steepness: float = 3.0) -> 
     raise ValueError(f"switch form must be one of {FORMS}, got {form!r}")
 
 
-def scale_channels(x: torch.Tensor, s: torch.Tensor, data_batch: int | None = None, form: str = "Ks",
-                   steepness: float = 3.0) -> torch.Tensor:
-    """Multiply channel k of ``x`` by ``switch_factor(s)_k`` (``K * s_k`` by default) for each
-    particle of ``s``.
+def scale_channels(x: torch.Tensor, s: torch.Tensor, data_batch: int | None = None, form: str = DEFAULT.form,
+                   steepness: float = DEFAULT.steepness) -> torch.Tensor:
+    """Multiply channel k of ``x`` by ``switch_factor(s, form, steepness)_k`` for each particle of ``s``.
 
     ``form="bn"`` is the authors' set-up: ``s_k h`` followed by BatchNorm in training mode (per
     particle, statistics over the batch and positions), re-standardised to ``h``'s own batch
@@ -107,8 +102,8 @@ def scale_channels(x: torch.Tensor, s: torch.Tensor, data_batch: int | None = No
     return out.reshape(-1, *x.shape[1:])
 
 
-def scaled_linear(linear: nn.Linear, u: torch.Tensor, s: torch.Tensor, data_batch: int, form: str = "Ks",
-                  steepness: float = 3.0) -> torch.Tensor:
+def scaled_linear(linear: nn.Linear, u: torch.Tensor, s: torch.Tensor, data_batch: int, form: str = DEFAULT.form,
+                  steepness: float = DEFAULT.steepness) -> torch.Tensor:
     """``linear(scale_channels(u, s, B, form, steepness))`` computed with the weight scaled per particle.
 
     ``W_p = W diag(switch_factor(s_p))`` is ``(P, J, K)``, smaller than the ``(P, B, K)`` scaled
@@ -128,39 +123,61 @@ def scaled_linear(linear: nn.Linear, u: torch.Tensor, s: torch.Tensor, data_batc
     return out.reshape(P * B, -1)
 
 
-_recorded: list[tuple[str, torch.Tensor]] | None = None  # see recording_switches
+@effectful(type="switch")
+def _switch(site: str, x: torch.Tensor, s: torch.Tensor, data_batch: int | None, form: str, steepness: float):
+    """The scaling step of :func:`dirichlet_switch`, an effect (message type ``"switch"``) that
+    :class:`RecordSwitches` and :class:`Unswitched` handle."""
+    return scale_channels(x, s, data_batch, form, steepness)
 
 
-@contextlib.contextmanager
-def recording_switches():
-    """Within the block, each :func:`dirichlet_switch` call appends ``(site, x)`` to the yielded list."""
-    global _recorded
-    outer, _recorded = _recorded, []
-    try:
-        yield _recorded
-    finally:
-        _recorded = outer
+class RecordSwitches(Messenger):
+    """Within the block, each :func:`dirichlet_switch` call appends ``(site, x)`` to ``self.calls``."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls: list[tuple[str, torch.Tensor]] = []
+
+    def _pyro_switch(self, msg):
+        self.calls.append(msg["args"][:2])
 
 
-def dirichlet_switch(name: str, x: torch.Tensor, alpha0: float = 1.0, data_batch: int | None = None) -> torch.Tensor:
-    """Pyro primitive for a user's own model: sample ``s ~ Dir(alpha0 * 1_K)`` at site
-    ``name`` (K = ``x.shape[1]``) and return ``scale_channels(x, s, data_batch)``.
+class Unswitched(Messenger):
+    """The named :func:`dirichlet_switch` sites return their input unscaled (the trained network's
+    function, whatever the form), as :class:`SwitchedNetwork` leaves a site out."""
+
+    def __init__(self, sites: Sequence[str]):
+        super().__init__()
+        self.sites = set(sites)
+
+    def _pyro_switch(self, msg):
+        if msg["args"][0] in self.sites:
+            msg["value"], msg["done"] = msg["args"][1], True
+
+
+def dirichlet_switch(name: str, x: torch.Tensor, switch: SwitchConfig = DEFAULT,
+                     data_batch: int | None = None) -> torch.Tensor:
+    """Pyro primitive for a user's own model: sample ``s ~ Dir(switch.alpha0 * 1_K)`` at site
+    ``name`` (K = ``x.shape[1]``) and return ``scale_channels(x, s, data_batch, switch.form,
+    switch.steepness)``, the same switch a :class:`SwitchedNetwork` with ``switch`` applies.
 
     x: ``(B, K, ...)``, or ``(P * B, K, ...)`` after an earlier switch (then pass ``data_batch=B``).
     Returns ``(P * B, K, ...)``, particle-major; :func:`.user_model.unfold_particles` shapes
-    the logits for the data plate. The uniform switch ``1/K`` leaves x unchanged."""
-    if _recorded is not None:
-        _recorded.append((name, x))
+    the logits for the data plate. A fixed site keeps the trained function at ``s = 1/K`` for the
+    forms ``Ks``, ``gate`` and ``norm`` (factor 1), and at no value for ``s`` (factor ``1/K``) or
+    ``bn`` (exact only up to its eps): the library's layer-by-layer fit therefore fixes the
+    other sites with :class:`Unswitched`, which passes x through unscaled for every form."""
+    if not isinstance(switch, SwitchConfig):
+        raise TypeError(f"dirichlet_switch takes a SwitchConfig (e.g. SwitchConfig(alpha0=0.5)), got {switch!r}")
     K = x.shape[1]
-    concentration = torch.full((K,), check_alpha0(alpha0), dtype=x.dtype, device=x.device)
+    concentration = torch.full((K,), switch.alpha0, dtype=x.dtype, device=x.device)
     s = pyro.sample(name, dist.Dirichlet(concentration))
-    return scale_channels(x, s, data_batch)
+    return _switch(name, x, s, data_batch, switch.form, switch.steepness)
 
 
 class SwitchedNetwork:
     """A frozen trained network with Dirichlet switches on named sites, as a Pyro model.
 
-    ``layers`` names the sites: a conv/linear layer's outputs (``"conv2"``) or a Linear
+    ``sites`` names the sites: a conv/linear layer's outputs (``"conv2"``) or a Linear
     layer's input features (``"fc1:in"``), see :mod:`.sites`. ``net`` runs in eval mode
     (BatchNorm statistics and dropout frozen) with ``requires_grad=False`` on its weights
     during each forward pass only (:func:`.frozen.frozen`): afterwards it is as it was found.
@@ -170,22 +187,22 @@ class SwitchedNetwork:
     so a zero switch removes the channels exactly; an input switch multiplies the layer's
     input. ``example_inputs`` (one batch; default zeros of ``net.input_shape``) trace the
     network once; the output layer is refused unless ``allow_output``. Hooks are attached only
-    during a forward pass. ``likelihood``: ``"categorical"`` (logits
-    ``(B, C)``) or ``"bernoulli"`` (one logit ``(B, 1)``, labels 0/1).
-    ``fold_into_linear``: scale a consuming Linear's weights instead of the activations
-    (module docstring); ``None`` (default) where it has fewer outputs than the batch has rows.
-    ``form`` and ``steepness``: how a switch value scales its channel (:func:`scale_channels`).
-    ``temperature``: divide the logits by a temperature ``T = exp(t)``, fitted beside the switches
-    (prior ``t ~ N(0, 1)``, a point estimate in the guide), so that recalibrating the
-    network's confidence cannot pass for channel importance.
+    during a forward pass. ``switch``: the prior and how a switch value scales its channel
+    (:class:`.SwitchConfig`; with ``temperature`` the logits are divided by ``T = exp(t)``,
+    fitted beside the switches with prior ``t ~ N(0, 1)`` and a point estimate in the guide,
+    so that recalibrating the network's confidence cannot pass for channel importance).
+    ``likelihood``: ``"categorical"`` (logits ``(B, C)``) or ``"bernoulli"`` (one logit
+    ``(B, 1)``, labels 0/1). ``fold_into_linear``: scale a consuming Linear's weights instead
+    of the activations (module docstring); ``None`` (default) where it has fewer outputs than
+    the batch has rows.
     """
 
-    def __init__(self, net: nn.Module, layers: Sequence[str], alpha0: float = 1.0, likelihood: str = "categorical",
-                 fold_into_linear: bool | None = None, form: str = "Ks", steepness: float = 3.0,
-                 temperature: bool = False, example_inputs=None, allow_output: bool = False):
-        check_sites(net, layers)
-        if form not in FORMS or not steepness > 0:
-            raise ValueError(f"switch form must be one of {FORMS} with steepness > 0, got {form!r}, {steepness!r}")
+    def __init__(self, net: nn.Module, sites: Sequence[str], switch: SwitchConfig = DEFAULT, *,
+                 likelihood: str = "categorical", fold_into_linear: bool | None = None, example_inputs=None,
+                 allow_output: bool = False):
+        check_sites(net, sites)
+        if not isinstance(switch, SwitchConfig):
+            raise TypeError(f"switch must be a SwitchConfig (e.g. SwitchConfig(alpha0=0.5, form='s')), got {switch!r}")
         if likelihood not in LIKELIHOODS:
             raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
         if example_inputs is not None and not isinstance(example_inputs, torch.Tensor):
@@ -196,17 +213,17 @@ class SwitchedNetwork:
         self.net = net
         groups = {g.name: g for g in channel_groups(net, default_example(net, example_inputs))}
         named = [site if is_input_site(site) else resolve_layers(list(groups.values()), [site], allow_output)[0]
-                 for site in layers]
-        self.layers = list(dict.fromkeys(named))  # naming several members of one group names the group once
-        self.sizes = {name: groups[name].size if name in groups else site_width(net, name) for name in self.layers}
-        self.groups = {name: groups[name] for name in self.layers if name in groups}
-        self.alpha0 = check_alpha0(alpha0)
+                 for site in sites]
+        self.sites = list(dict.fromkeys(named))  # naming several members of one group names the group once
+        self.sizes = {name: groups[name].size if name in groups else site_width(net, name) for name in self.sites}
+        self.groups = {name: groups[name] for name in self.sites if name in groups}
+        self.switch = switch
+        self.temperature = switch.temperature
         self.likelihood = likelihood
         self.fold_into_linear = fold_into_linear
-        self.form, self.steepness, self.temperature = form, float(steepness), bool(temperature)
         self._switch_points = {  # site -> modules whose outputs (an input site: whose input) it scales
             name: [net.get_submodule(p) for p in self.groups[name].points] if name in self.groups
-            else [layer_module(net, site_layer(name))] for name in self.layers}
+            else [layer_module(net, site_layer(name))] for name in self.sites}
         self._consumers: dict[str, nn.Linear] = {}
         self._fold_at_input = False
         self._traced = False
@@ -229,13 +246,8 @@ class SwitchedNetwork:
             if module in single:
                 outputs[single[module]] = output
 
-        handles = [m.register_forward_hook(record) for m in self.net.modules()]
-        try:
-            with frozen(self.net), torch.no_grad():
-                self.net(x[:1])
-        finally:
-            for h in handles:
-                h.remove()
+        with hooks(m.register_forward_hook(record) for m in self.net.modules()), frozen(self.net), torch.no_grad():
+            self.net(x[:1])
         self._traced = True
         probe = x[:1].expand(2, *x.shape[1:])  # two equal rows: a batch mismatch cannot broadcast away
         s = {}  # two distinct non-uniform particles per layer (no random numbers drawn)
@@ -245,7 +257,7 @@ class SwitchedNetwork:
         with torch.no_grad():
             each = torch.cat([self.forward(probe, {n: v[p] for n, v in s.items()}) for p in range(2)])
             self._fold_at_input = not self._agrees(each, lambda: self.forward(probe, s))
-            self._consumers = consumers if self.form != "bn" else {}
+            self._consumers = consumers if self.switch.form != "bn" else {}
             if self._consumers and not self._agrees(each, lambda: self.forward(probe, s, fold_into_linear=True)):
                 self._consumers = {}
 
@@ -274,7 +286,7 @@ class SwitchedNetwork:
         if fold_into_linear is None:
             fold_into_linear = self.fold_into_linear
         handles = []
-        how = (self.form, self.steepness)  # switch_factor arguments
+        how = (self.switch.form, self.switch.steepness)  # switch_factor arguments
         scale_in_point = dict(switches)
         for name, s in switches.items():  # consumer hooks first: they run before a switch on the same module
             consumer = self._consumers.get(name)
@@ -294,12 +306,8 @@ class SwitchedNetwork:
         particles = max(v.numel() // v.shape[-1] for v in switches.values()) if switches else 1
         if self._fold_at_input and particles > 1:
             x = x.repeat(particles, *([1] * (x.dim() - 1)))  # (P * B, ...), particle-major
-        try:
-            with frozen(self.net):
-                return self.net(x)
-        finally:
-            for h in handles:
-                h.remove()
+        with hooks(handles), frozen(self.net):
+            return self.net(x)
 
     def model(
         self,
@@ -307,17 +315,17 @@ class SwitchedNetwork:
         y: torch.Tensor | None = None,
         idx: torch.Tensor | None = None,
         num_data: int | None = None,
-        layers: Sequence[str] | None = None,
+        sites: Sequence[str] | None = None,
         beta: float = 1.0,
     ) -> torch.Tensor:
-        """Pyro model: switch sites (prior scaled by ``beta``), then ``y_i ~ Cat(logits_i)``
+        """Pyro model: switch ``sites`` (default all; prior scaled by ``beta``), then ``y_i ~ Cat(logits_i)``
         (or ``Bernoulli``) in a plate of size ``num_data`` subsampled to the batch
         (likelihood scale N/B)."""
         B = x.shape[0]
         switches = {}
         with poutine.scale(scale=beta):
-            for name in layers or self.layers:
-                prior = torch.full((self.sizes[name],), self.alpha0, dtype=x.dtype, device=x.device)
+            for name in sites or self.sites:
+                prior = torch.full((self.sizes[name],), self.switch.alpha0, dtype=x.dtype, device=x.device)
                 switches[name] = pyro.sample(name, dist.Dirichlet(prior))
         logits = self.forward(x, switches)
         logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # bf16 under autocast -> fp32
@@ -345,7 +353,7 @@ class SwitchGuide(nn.Module):
     ``init_concentration * 1_K``: the uniform mean, so fitting starts from the trained
     network's function. The estimator is the ELBO's (:func:`.estimators.switch_elbo`): a
     ``Trace_ELBO`` draws from ``Dir(phi)``, :class:`.MeanSwitchELBO` uses its mean. It ignores
-    the model's arguments; ``layers`` and ``beta`` (the KL weight) are keywords.
+    the model's arguments; ``sites`` and ``beta`` (the KL weight) are keywords.
     ``temperature``: a point estimate (``Delta``) of the model's log logit temperature, trained in
     every stage.
     """
@@ -365,18 +373,15 @@ class SwitchGuide(nn.Module):
     def phi(self, name: str) -> torch.Tensor:
         return self.log_phi[self.names.index(name)].exp()
 
-    def posterior(self, name: str) -> dist.Dirichlet:
-        return dist.Dirichlet(self.phi(name).detach())
-
-    def train_only(self, layers: Sequence[str]) -> None:
-        """Make only these layers' ``log_phi`` trainable (the others are not registered with Pyro)."""
+    def train_only(self, sites: Sequence[str]) -> None:
+        """Make only these sites' ``log_phi`` trainable (the others are not registered with Pyro)."""
         for name, p in zip(self.names, self.log_phi):
-            p.requires_grad_(name in layers)
+            p.requires_grad_(name in sites)
 
-    def forward(self, *model_args, layers: Sequence[str] | None = None, beta: float = 1.0, **model_kwargs):
+    def forward(self, *model_args, sites: Sequence[str] | None = None, beta: float = 1.0, **model_kwargs):
         pyro.module("switch_guide", self)
         with poutine.scale(scale=beta):
-            for name in layers or self.names:
+            for name in sites or self.names:
                 pyro.sample(name, dist.Dirichlet(self.phi(name)))
         if self.log_temperature is not None:  # after the switches, in the model's order
             pyro.sample(TEMPERATURE_SITE, dist.Delta(self.log_temperature))

@@ -9,9 +9,9 @@ its minibatch ELBO is unbiased for the data set's. The switch sites and their si
 trace of the model on the first batch, as Pyro's autoguides find theirs.
 
 Staging uses Pyro's handlers on the model: ``beta`` scales the fitted sites' prior
-(:class:`ScaleSites`), and in layer-by-layer mode the other switches are fixed at the uniform
-``1/K`` (``condition``; it leaves a ``dirichlet_switch`` unchanged) and hidden from the ELBO
-(``block``).
+(:class:`ScaleSites`), and in layer-by-layer mode the other switches are fixed (``condition``
+at ``1/K``), hidden from the ELBO (``block``) and pass their input through unscaled
+(:class:`.switches.Unswitched`), as a :class:`.SwitchedNetwork` leaves them out.
 """
 from __future__ import annotations
 
@@ -25,8 +25,9 @@ from pyro import poutine
 from pyro.poutine.messenger import Messenger
 from pyro.poutine.util import site_is_subsample
 
+from .frozen import hooks
 from .groups import channel_groups, default_example
-from .switches import recording_switches
+from .switches import RecordSwitches, Unswitched
 
 
 def unfold_particles(t: torch.Tensor, data_batch: int) -> torch.Tensor:
@@ -98,7 +99,7 @@ class UserModel:
                              "activation) where a layer's channels should be switched")
         if not observed:
             raise ValueError("the model observes nothing: sample the labels with obs=y inside a data plate")
-        self.layers = list(self.sizes)
+        self.sites = list(self.sizes)
         self.name = getattr(model, "__qualname__", type(model).__qualname__)
 
     def _call(self, x, y, idx, num_data):
@@ -110,15 +111,16 @@ class UserModel:
             return self.user_model(x, y, **kwargs)
 
     def model(self, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor | None = None, num_data: int | None = None,
-              layers: Sequence[str] | None = None, beta: float = 1.0):
-        """The user's model with ``layers`` fitted (prior scaled by ``beta``) and the other
-        switches fixed at ``1/K`` and hidden."""
-        layers = list(layers or self.layers)
+              sites: Sequence[str] | None = None, beta: float = 1.0):
+        """The user's model with ``sites`` fitted (prior scaled by ``beta``) and the other
+        switches fixed, hidden and unscaled."""
+        sites = list(sites or self.sites)
         fixed = {name: torch.full((k,), 1.0 / k, dtype=x.dtype if x.is_floating_point() else torch.float32,
                                   device=x.device)
-                 for name, k in self.sizes.items() if name not in layers}
+                 for name, k in self.sizes.items() if name not in sites}
         idx = torch.arange(len(y), device=y.device) if idx is None else idx
-        with poutine.block(hide=list(fixed)), poutine.condition(data=fixed), ScaleSites(layers, beta):
+        with (poutine.block(hide=list(fixed)), poutine.condition(data=fixed), ScaleSites(sites, beta),
+              Unswitched(fixed)):
             return self._call(x, y, idx, num_data or len(y))
 
 
@@ -131,16 +133,12 @@ def switch_layers(model: Callable, net: nn.Module, *args, example_inputs=None, *
     group_of = {module: g.name for g in groups for module in (*g.members, *g.points)}
     produced: dict[int, tuple[str, torch.Tensor]] = {}  # id(output) -> (module name, output kept alive)
     named = dict(net.named_modules())
-    handles = [named[name].register_forward_hook(
-        lambda m, i, out, name=name: produced.__setitem__(id(out), (name, out))) for name in group_of]
-    try:
-        with recording_switches() as calls, torch.no_grad():
-            model(*args, **kwargs)
-    finally:
-        for h in handles:
-            h.remove()
+    with hooks(named[name].register_forward_hook(
+            lambda m, i, out, name=name: produced.__setitem__(id(out), (name, out))) for name in group_of), \
+            RecordSwitches() as recorder, torch.no_grad():
+        model(*args, **kwargs)
     layers = {}
-    for site, x in calls:
+    for site, x in recorder.calls:
         module, output = produced.get(id(x), (None, None))
         if output is not x:
             raise ValueError(f"switch {site!r} scales a tensor that no conv/linear/BatchNorm layer of the network "

@@ -16,12 +16,13 @@ from pyro_dirichlet.models import build_model
 from pyro_dirichlet.simulate import simulate
 
 BATCH = 20  # per rank
+SWITCH = pdl.SwitchConfig(alpha0=0.1, form="Ks")  # the simulation's own switch
 
 
 def own_model(net):
     """The switched network above written as a user's own Pyro model."""
     def model(x, y=None, idx=None, num_data=None):
-        h = torch.relu(pdl.dirichlet_switch("hidden0", net.hidden0(x), 0.1))
+        h = torch.relu(pdl.dirichlet_switch("hidden0", net.hidden0(x), SWITCH))
         with pyro.plate("data", num_data or x.shape[0], subsample=idx):
             pyro.sample("y", dist.Bernoulli(logits=pdl.unfold_particles(net.out(h), len(x)).squeeze(-1)), obs=y)
     return model
@@ -30,7 +31,7 @@ def own_model(net):
 def main(out: str) -> None:
     distributed.init()
     problem = simulate(40, 8, num_data=400, seed=0)
-    switched = pdl.SwitchedNetwork(problem.net, ["hidden0"], 0.1, likelihood="bernoulli")
+    switched = pdl.SwitchedNetwork(problem.net, ["hidden0"], SWITCH, likelihood="bernoulli")
     data = problem.data
     gen = torch.Generator().manual_seed(epoch_seed(0, 0, 0) + 1)  # fit_switches' first shuffling generator
     x, y, idx = next(data.batches(BATCH, shuffle=True, generator=gen, shard=distributed.shard()))

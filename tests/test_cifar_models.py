@@ -30,7 +30,7 @@ TINY = {
 def test_trimmed_equals_masked(name):
     torch.manual_seed(0)
     net = randomize_batchnorm(build_model(name, **TINY[name]))
-    switched = pdl.SwitchedNetwork(net, net.prunable_layers)
+    switched = pdl.SwitchedNetwork(net, net.prunable_layers, pdl.SwitchConfig(form="Ks"))  # masked: K s = 1 or 0
     gen = torch.Generator().manual_seed(1)
     scores = {n: torch.rand(k, generator=gen) for n, k in switched.sizes.items()}
     counts = {n: max(1, k // 2) for n, k in switched.sizes.items()}

@@ -101,16 +101,3 @@ def test_the_study_refuses_a_pretrained_folder_of_another_network(tmp_path):
     assert not (tmp_path / "run").exists()
     with pytest.raises(SystemExit):
         study.parse(["--model", "resnet56", "--pretrained", str(cfg.pretrained_dir), "--time-budget", "400"])
-
-
-def test_the_library_picks_the_s_form_for_batchnorm_networks_too():
-    """results/cifar10_resnet56_ablation.md: on a BatchNorm ResNet-56, `s` ranks best of the forms, as on
-    LeNet-5; every entry point that fits switches for a zoo network defaults to it."""
-    from pyro_dirichlet import criteria
-    from pyro_dirichlet.inference import compare, pipeline
-
-    study = load_script()
-    for model in ("vgg16", "resnet56", "wrn28_10", "lenet5"):
-        assert pipeline.PipelineConfig(model=model, target=None).switch_form == "s"
-    assert study.parse(["--model", "resnet56"]).switch_form is None  # the study takes the pipeline's
-    assert compare.CompareConfig().switch_form == "s" and criteria.CRITERIA["dirichlet"].form == "s"

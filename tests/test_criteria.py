@@ -209,9 +209,9 @@ def test_norms_cover_every_layer_of_a_channel_group():
 
 def test_the_dirichlet_criterion_is_the_fits_posterior_mean(bn_net):
     data = tiny_data()
-    criterion = criteria.Dirichlet(pdl.FitConfig(epochs=1, batch_size=16), alpha0=0.5, form="s")
+    criterion = criteria.Dirichlet(pdl.FitConfig(epochs=1, batch_size=16))
     scores = criterion(bn_net, ["conv2", "fc1"], data, seed=3)
-    switched = pdl.SwitchedNetwork(bn_net, ["conv2", "fc1"], 0.5, form="s")
+    switched = pdl.SwitchedNetwork(bn_net, ["conv2", "fc1"])
     guide, _ = pdl.fit_switches(switched, data, pdl.FitConfig(epochs=1, batch_size=16, seed=3), progress=False)
     for name in ("conv2", "fc1"):
         assert torch.allclose(scores[name], (guide.phi(name) / guide.phi(name).sum()).detach())

@@ -9,6 +9,8 @@ import torch
 import pyro_dirichlet as pdl
 from pyro_dirichlet.simulate import simulate
 
+SWITCH = pdl.SwitchConfig(alpha0=0.1, form="Ks")  # as tests/ddp_worker.py
+
 
 @pytest.fixture(scope="module")
 def two_ranks(tmp_path_factory):
@@ -44,7 +46,7 @@ def test_a_users_own_model_fits_under_torchrun_like_the_switched_network(two_ran
 
 def test_elbo_matches_a_single_process_run(two_ranks):
     problem = simulate(40, 8, num_data=400, seed=0)
-    switched = pdl.SwitchedNetwork(problem.net, ["hidden0"], 0.1, likelihood="bernoulli")
+    switched = pdl.SwitchedNetwork(problem.net, ["hidden0"], SWITCH, likelihood="bernoulli")
     # the mean of the ranks' minibatch losses is the single-process loss of the union batch (global N scaling)
     union = torch.cat([r["first_idx"] for r in two_ranks])
     single = pdl.MeanSwitchELBO(max_plate_nesting=1).loss(

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from pyro.infer import Trace_ELBO
 
-from pyro_dirichlet import MeanSwitchELBO, SwitchedNetwork, SwitchGuide
+from pyro_dirichlet import MeanSwitchELBO, SwitchConfig, SwitchedNetwork, SwitchGuide
 from pyro_dirichlet.models import MLP
 
 
@@ -21,7 +21,7 @@ def kl_dirichlet_by_hand(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def problem():
     torch.manual_seed(0)
     net = MLP(in_features=6, widths=(5, 4), num_classes=3).double().eval()
-    switched = SwitchedNetwork(net, net.prunable_layers, alpha0=0.6)
+    switched = SwitchedNetwork(net, net.prunable_layers, SwitchConfig(alpha0=0.6))
     guide = SwitchGuide(switched.sizes).double()
     with torch.no_grad():
         for p in guide.log_phi:

@@ -51,7 +51,7 @@ def test_naming_members_names_the_group():
     one = pdl.SwitchedNetwork(net, ["layer1.1.conv2"], example_inputs=X32)
     several = pdl.SwitchedNetwork(net, ["layer1.0.conv2", "conv1", "layer1.1.conv2", "layer1.0.conv1"],
                                   example_inputs=X32)
-    assert one.layers == ["conv1"] and several.layers == ["conv1", "layer1.0.conv1"]
+    assert one.sites == ["conv1"] and several.sites == ["conv1", "layer1.0.conv1"]
     assert one.sizes == {"conv1": 64}
     assert [m for m in one.switch_points()["conv1"]] == [net.bn1, net.layer1[0].bn2, net.layer1[1].bn2]
 
@@ -59,7 +59,7 @@ def test_naming_members_names_the_group():
 @pytest.mark.parametrize("name", sorted(NETWORKS))
 def test_trimmed_equals_masked_with_every_group_switched(name):
     net, example, sites = NETWORKS[name]()
-    switched = pdl.SwitchedNetwork(net, sites, example_inputs=example)
+    switched = pdl.SwitchedNetwork(net, sites, pdl.SwitchConfig(form="Ks"), example_inputs=example)  # K s = 1 or 0
     gen = torch.Generator().manual_seed(1)
     scores = {n: torch.rand(k, generator=gen) for n, k in switched.sizes.items()}
     keep = pdl.keep_indices(scores, {n: max(1, k // 2) for n, k in switched.sizes.items()})
@@ -91,7 +91,7 @@ def test_mc_fits_a_residual_network():
     gen = torch.Generator().manual_seed(0)
     data = pdl.ArrayDataset(torch.randint(0, 256, (16, 3, 32, 32), dtype=torch.uint8, generator=gen),
                             torch.randint(0, 10, (16,), generator=gen), (0.5,) * 3, (0.25,) * 3)
-    switched = pdl.SwitchedNetwork(net, net.prunable_layers, 0.5)
+    switched = pdl.SwitchedNetwork(net, net.prunable_layers)
     guide, history = pdl.fit_switches(switched, data, pdl.FitConfig(estimator="mc", num_samples=3, epochs=1,
                                                                     batch_size=8, mode="joint"), progress=False)
     assert len(history) == 1 and torch.isfinite(torch.tensor(history[0]["loss"]))
@@ -130,7 +130,7 @@ def test_the_users_module_is_left_as_found():
     gen = torch.Generator().manual_seed(0)
     data = pdl.ArrayDataset(torch.randint(0, 256, (32, 1, 8, 8), dtype=torch.uint8, generator=gen),
                             torch.randint(0, 3, (32,), generator=gen), (0.5,), (0.25,))
-    switched = pdl.SwitchedNetwork(net, ["conv"], 0.5, example_inputs=torch.zeros(1, 1, 8, 8))
+    switched = pdl.SwitchedNetwork(net, ["conv"], example_inputs=torch.zeros(1, 1, 8, 8))
     pdl.fit_switches(switched, data, pdl.FitConfig(estimator="mc", epochs=1, batch_size=16), progress=False)
     pdl.count_macs(net, (1, 8, 8))
     assert [m.training for m in net.modules()] == modes

@@ -56,7 +56,7 @@ def test_any_guide_gives_the_same_layout(bn_net):
 
     import pyro_dirichlet as pdl
 
-    switched = pdl.SwitchedNetwork(bn_net, ["conv1", "fc1"], alpha0=0.5)
+    switched = pdl.SwitchedNetwork(bn_net, ["conv1", "fc1"])
     x, y = torch.randn(8, *bn_net.input_shape), torch.randint(0, 3, (8,))
 
     def handwritten(x, y=None, **kwargs):

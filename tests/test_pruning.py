@@ -73,7 +73,7 @@ def test_trimmed_lenet_equals_masked_and_drops_unread_filters():
     keep = keep_indices(scores, parse_architecture("6-12-100-40", LENET_SIZES, links=LINKS), LINKS)
     unread = keep["conv2"][0]  # no feature of this kept filter is read any more: it must leave conv2 too
     keep["fc1:in"] = [f for f in keep["fc1:in"] if f // 16 != unread]
-    switched = SwitchedNetwork(net, net.prunable_layers)
+    switched = SwitchedNetwork(net, net.prunable_layers, pdl.SwitchConfig(form="Ks"))  # masked: K s = 1 or 0
     masked = {name: torch.zeros(k).index_fill_(0, torch.tensor(keep[name]), 1.0 / k) for name, k in LENET_SIZES.items()}
     small = trim(net, keep, net.input_shape)
     assert small.conv2.out_channels == 11 and small.fc1.layer.in_features == len(keep["fc1:in"])
@@ -248,7 +248,7 @@ def test_per_mac_order_removes_the_channels_that_cost_most_per_unit_of_score():
     scores = {name: torch.full((k,), 0.9 if name == "fc1:in" else 1.0) for name, k in pdl.site_sizes(net).items()}
     kwargs = dict(links=LINKS, normalisation="none")
     per_mac = counts_for_budget(net, scores, 1_500_000, net.input_shape, per_mac=True, **kwargs)
-    plain = counts_for_budget(net, scores, 1_500_000, net.input_shape, **kwargs)
+    plain = counts_for_budget(net, scores, 1_500_000, net.input_shape, per_mac=False, **kwargs)
     assert lenet_macs(per_mac) <= 1_500_000 and lenet_macs(plain) <= 1_500_000
     assert per_mac["conv1"] < plain["conv1"] and per_mac["fc1:in"] == 800 > plain["fc1:in"]
 

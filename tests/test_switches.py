@@ -3,8 +3,11 @@ import pytest
 import torch
 from pyro import poutine
 
-from pyro_dirichlet import SwitchedNetwork, dirichlet_switch, keep_indices, scale_channels, switch_factor, trim
+from pyro_dirichlet import (SwitchConfig, SwitchedNetwork, dirichlet_switch, keep_indices, scale_channels,
+                            switch_factor, trim)
 from pyro_dirichlet.models import build_model
+
+KS = SwitchConfig(form="Ks")  # the paper's form: the uniform switch 1/K keeps the trained function
 
 
 def uniform(sizes, shape=()):
@@ -16,7 +19,7 @@ def test_uniform_switch_leaves_logits_unchanged(make, bn_net):
     net = bn_net if make == "bn" else build_model("lenet5").eval()
     x = torch.randn(5, *net.input_shape)
     expected = net(x)
-    switched = SwitchedNetwork(net, net.prunable_layers)
+    switched = SwitchedNetwork(net, net.prunable_layers, KS)
     assert torch.allclose(switched.forward(x, uniform(switched.sizes)), expected, atol=1e-5)
     # and the module is left without hooks
     assert all(not m._forward_hooks for m in net.modules())
@@ -25,7 +28,7 @@ def test_uniform_switch_leaves_logits_unchanged(make, bn_net):
 @pytest.mark.parametrize("make", ["bn", "lenet5_3fc"])
 def test_trimmed_equals_masked(make, bn_net):
     net = bn_net if make == "bn" else build_model("lenet5_3fc", [6, 9, 30, 20]).eval()
-    switched = SwitchedNetwork(net, net.prunable_layers)
+    switched = SwitchedNetwork(net, net.prunable_layers, KS)
     gen = torch.Generator().manual_seed(1)
     scores = {name: torch.rand(k, generator=gen) for name, k in switched.sizes.items()}
     counts = {name: max(1, k // 3) for name, k in switched.sizes.items()}
@@ -58,7 +61,7 @@ def test_scale_channels_rejects_wrong_width():
 
 def test_primitive_in_a_user_model():
     def model(h):
-        return dirichlet_switch("units", h, alpha0=0.3)
+        return dirichlet_switch("units", h, SwitchConfig(alpha0=0.3, form="Ks"))
 
     h = torch.randn(6, 5)
     trace = poutine.trace(model).get_trace(h)
@@ -67,11 +70,13 @@ def test_primitive_in_a_user_model():
     assert torch.allclose(site["fn"].concentration, torch.full((5,), 0.3))
     assert torch.allclose(trace.nodes["_RETURN"]["value"], h * 5 * site["value"], atol=1e-6)
     with pytest.raises(ValueError, match="alpha0 must be a positive number"):
-        dirichlet_switch("bad", h, alpha0=0.0)
+        dirichlet_switch("bad", h, SwitchConfig(alpha0=0.0))
+    with pytest.raises(TypeError, match="takes a SwitchConfig"):
+        dirichlet_switch("bad", h, 0.5)
 
 
 def test_model_has_one_site_per_layer_and_scaled_plate(bn_net):
-    switched = SwitchedNetwork(bn_net, ["conv2", "fc2"], alpha0=0.7)
+    switched = SwitchedNetwork(bn_net, ["conv2", "fc2"], SwitchConfig(alpha0=0.7))
     x, y = torch.randn(5, *bn_net.input_shape), torch.randint(0, 3, (5,))
     trace = poutine.trace(switched.model).get_trace(x, y, num_data=50)
     samples = [n for n, s in trace.nodes.items() if s["type"] == "sample" and isinstance(s["fn"], dist.Dirichlet)]
@@ -84,7 +89,7 @@ def test_bad_layer_and_alpha0(bn_net):
     with pytest.raises(ValueError, match=r"unknown layer name\(s\) \['conv9'\]"):
         SwitchedNetwork(bn_net, ["conv1", "conv9"])
     with pytest.raises(ValueError, match="alpha0 must be a positive number"):
-        SwitchedNetwork(bn_net, ["conv1"], alpha0=-1.0)
+        SwitchedNetwork(bn_net, ["conv1"], SwitchConfig(alpha0=-1.0))
     with pytest.raises(ValueError, match="Conv2d or nn.Linear"):
         SwitchedNetwork(bn_net, ["bn1"])
     with pytest.raises(ValueError, match="input switches .* attach to nn.Linear"):
@@ -92,7 +97,7 @@ def test_bad_layer_and_alpha0(bn_net):
 
 
 def test_input_switch_scales_the_layers_input(bn_net):
-    switched = SwitchedNetwork(bn_net, ["fc2:in", "fc2"])
+    switched = SwitchedNetwork(bn_net, ["fc2:in", "fc2"], KS)
     assert switched.sizes == {"fc2:in": 12, "fc2": 7}
     x = torch.randn(3, *bn_net.input_shape)
     seen = {}
@@ -106,9 +111,9 @@ def test_input_switch_scales_the_layers_input(bn_net):
     assert torch.allclose(switched.forward(x, uniform(switched.sizes)), plain, atol=1e-5)
 
 
-@pytest.mark.parametrize("form", ["Ks", "s", "gate", "bn"])
+@pytest.mark.parametrize("form", ["Ks", "s", "gate", "norm", "bn"])
 def test_switch_forms_fold_particles_like_single_passes(form, bn_net):
-    switched = SwitchedNetwork(bn_net, bn_net.prunable_layers, form=form)
+    switched = SwitchedNetwork(bn_net, bn_net.prunable_layers, SwitchConfig(form=form))
     S, B = 3, 6
     x = torch.randn(B, *bn_net.input_shape)
     s = {name: dist.Dirichlet(torch.ones(k)).sample((S, 1)) for name, k in switched.sizes.items()}
@@ -116,7 +121,7 @@ def test_switch_forms_fold_particles_like_single_passes(form, bn_net):
     for p in range(S):
         single = switched.forward(x, {name: v[p, 0] for name, v in s.items()})
         assert torch.allclose(folded[p], single, atol=1e-5)
-    if form in ("Ks", "gate"):  # the uniform switch keeps the trained function ("bn": up to BatchNorm's eps)
+    if form in ("Ks", "gate", "norm"):  # the uniform switch keeps the trained function ("bn": up to BatchNorm's eps)
         assert torch.allclose(switched.forward(x, uniform(switched.sizes)), bn_net(x), atol=1e-5)
 
 
@@ -137,7 +142,7 @@ def test_temperature_is_fitted_beside_the_switches(bn_net):
     gen = torch.Generator().manual_seed(0)
     data = ArrayDataset(torch.randint(0, 256, (64, 1, 12, 12), dtype=torch.uint8, generator=gen),
                         torch.randint(0, 3, (64,), generator=gen), (0.5,), (0.25,))
-    switched = SwitchedNetwork(bn_net, ["conv2", "fc1"], temperature=True)
+    switched = SwitchedNetwork(bn_net, ["conv2", "fc1"], SwitchConfig(temperature=True))
     trace = poutine.trace(switched.model).get_trace(data.inputs(torch.arange(4)), data.labels[:4])
     assert "log_temperature" in trace.nodes
     for estimator in ("mean", "mc"):

@@ -26,11 +26,11 @@ class SmallCNN(nn.Module):
         return self.fc(self.features(x))
 
 
-def pyro_model_of(net, alpha0=0.5):
+def pyro_model_of(net, switch=pdl.SwitchConfig()):
     """The user's model: the network with a Dirichlet switch after conv1's BatchNorm and conv2."""
     def model(x, y=None, idx=None, num_data=None):
         B = x.shape[0]
-        logits = net.fc(net.features(x, lambda name, h: pdl.dirichlet_switch(name, h, alpha0, data_batch=B)))
+        logits = net.fc(net.features(x, lambda name, h: pdl.dirichlet_switch(name, h, switch, data_batch=B)))
         with pyro.plate("data", num_data or B, subsample=idx):
             return pyro.sample("y", dist.Categorical(logits=pdl.unfold_particles(logits, B)), obs=y)
     return model
@@ -47,12 +47,16 @@ def problem():
     return net, pdl.ArrayDataset(images, labels, mean=(0.0,), std=(1.0,))
 
 
-@pytest.mark.parametrize("estimator,mode", [("mean", "layerwise"), ("mc", "joint")])
-def test_own_model_fits_like_the_equivalent_switched_network(problem, estimator, mode):
+@pytest.mark.parametrize("estimator,mode,form", [("mean", "layerwise", "s"), ("mean", "layerwise", "Ks"),
+                                                ("mc", "joint", "s"), ("mean", "layerwise", "bn")])
+def test_own_model_fits_like_the_equivalent_switched_network(problem, estimator, mode, form):
+    """Layer by layer, the sites not being fitted pass through unscaled in both (under "s" a
+    fixed 1/K would shrink them K-fold, under "bn" re-standardise them)."""
     net, data = problem
+    switch = pdl.SwitchConfig(form=form)
     cfg = pdl.FitConfig(estimator=estimator, mode=mode, num_samples=3, epochs=2, batch_size=32, lr=0.1)
-    guide_own, history_own = pdl.fit_switches(pyro_model_of(net), data, cfg, progress=False)
-    switched = pdl.SwitchedNetwork(net, ["conv1", "conv2"], alpha0=0.5)  # form "Ks", as dirichlet_switch
+    guide_own, history_own = pdl.fit_switches(pyro_model_of(net, switch), data, cfg, progress=False)
+    switched = pdl.SwitchedNetwork(net, ["conv1", "conv2"], switch)
     guide_lib, history_lib = pdl.fit_switches(switched, data, cfg, progress=False)
     assert guide_own.names == guide_lib.names == ["conv1", "conv2"]
     losses = [h["loss"] for h in history_own]
@@ -67,7 +71,7 @@ def test_a_model_without_idx_or_num_data_is_scaled_to_the_data_set(problem):
     net, data = problem
 
     def plain(x, y):  # the model most tutorials write: a plate over the batch, no subsampling
-        logits = net.fc(net.features(x, lambda name, h: pdl.dirichlet_switch(name, h, 0.5)))
+        logits = net.fc(net.features(x, lambda name, h: pdl.dirichlet_switch(name, h)))
         with pyro.plate("data", x.shape[0]):
             pyro.sample("y", dist.Categorical(logits=logits), obs=y)
 
@@ -153,7 +157,7 @@ class PyroCNN(pyro.nn.PyroModule):
 
     def forward(self, x, y=None, idx=None, num_data=None):
         B = x.shape[0]
-        h = pdl.dirichlet_switch("conv", torch.relu(self.conv(x)), 0.5, data_batch=B)
+        h = pdl.dirichlet_switch("conv", torch.relu(self.conv(x)), data_batch=B)
         logits = pdl.unfold_particles(self.fc(h.flatten(1)), B)
         with pyro.plate("data", num_data or B, subsample=idx):
             return pyro.sample("y", dist.Categorical(logits=logits), obs=y)
