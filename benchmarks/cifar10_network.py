@@ -30,25 +30,12 @@ import torch.nn as nn
 
 import pyro_dirichlet as pdl
 from pyro_dirichlet.devices import device_name
-from pyro_dirichlet.inference import pipeline, time_plan
+from pyro_dirichlet.inference import paper, pipeline, time_plan
 from pyro_dirichlet.io import complete, keyed_folder, load_json, save_json, save_text
 from pyro_dirichlet.latency import latency_ms
 from pyro_dirichlet.models import build_model
 from pyro_dirichlet.training import speed_record
 
-# model -> the budget of its supplement table, an architecture to run too, and the paper's rows
-# (method, error %, MACs, params). A parameter budget given as a fraction is of the full network's.
-TABLES = {
-    "vgg16": {"budget_macs": 38_000_000, "budget_params": 840_000, "table": "supplement Table 2",
-              "paper": [("Dirichlet (paper)", 8.48, "38M", "0.84M"), ("BC-GNJ", 8.3, "142M", "—"),
-                        ("BC-GHS", 9.0, "122M", "—")]},
-    "resnet56": {"budget_macs": 50_000_000, "arch": "6-11-16", "table": "supplement Table 4",  # 2.5x below 125.5M
-                 "paper": [("DepGraph (Torch-Pruning), 93.53% -> 93.64%", 6.36, "2.57x fewer", "—"),
-                           ("DepGraph (Torch-Pruning)", 6.54, "2.11x fewer", "—")]},
-    "wrn28_10": {"budget_params": 0.4, "table": "supplement Table 3",  # at least 60% of the parameters removed
-                 "paper": [("Dirichlet (paper)", 4.5, "—", "17.4M (52.2% removed)"),
-                           ("L0-ARM", 4.4, "—", "49.9% removed")]},
-}
 METHODS = ("dirichlet-mean", "dirichlet-mc", "l1", "taylor")
 BASELINES = ("l1", "taylor", "tp-magnitude")  # tp-magnitude: Torch-Pruning's GroupMagnitudeImportance (DepGraph)
 EVERY_GROUP = "dirichlet-mean-every-group"  # residual networks: every channel group switched, residual streams too
@@ -92,7 +79,39 @@ def run_config(a, pretrain: pdl.TrainConfig, **settings) -> pipeline.PipelineCon
         sys.exit(f"{Path(sys.argv[0]).name}: --pretrained: {e}")
 
 
-def parse(argv: list[str] | None) -> argparse.Namespace:
+@dataclasses.dataclass(frozen=True)
+class StudyConfig:
+    """The study's settings, resolved from the options once (budgets from the model's table,
+    methods, widths); a later step's value is a new config (``dataclasses.replace``)."""
+    model: str
+    methods: tuple[str, ...]
+    budget_macs: int | None
+    budget_params: float | None
+    arch: str | None
+    pretrain_epochs: int
+    pretrain_lr: float
+    fit_epochs: int
+    fit_subset: int
+    fit_batch_size: int
+    samples: int
+    switch_form: str | None
+    finetune_epochs: int
+    finetune_lr: float
+    widths: tuple[int, ...] | None
+    pretrained: str | None
+    train_subset: int | None
+    test_subset: int | None
+    device: str
+    data_root: str | None
+    run_dir: str | None
+    results: str
+    no_progress: bool
+    time_budget: float | None
+    command: str
+    model_kwargs: dict = dataclasses.field(default_factory=dict)
+
+
+def parse(argv: list[str] | None) -> StudyConfig:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="vgg16", choices=["vgg16", "resnet56", "wrn28_10"])
     ap.add_argument("--methods", default=None, help=f"from {', '.join(ALL_METHODS)} (default: "
@@ -101,7 +120,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--budget-params", type=float, default=None,
                     help="parameters, or a fraction of the full network's if below 1; 0: no parameter budget")
     ap.add_argument("--arch", default=None, help="also prune to this architecture with the posterior means "
-                    "(one count per layer or per stage; default: the model's table's, if any)")
+                    "(one count per layer or per stage; default: the model's table's, if any; none: no architecture run)")
     ap.add_argument("--pretrain-epochs", type=int, default=30)
     ap.add_argument("--pretrain-lr", type=float, default=0.4)
     ap.add_argument("--fit-epochs", type=int, default=3, help="per layer")
@@ -120,31 +139,34 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                     help="seconds for the whole study: fewer pretraining and fine-tuning epochs if the requested "
                          "ones would not fit, from this device's measured speed (inference/time_plan.py)")
     a = ap.parse_args(argv)
-    a.command = "python " + shlex.join(["benchmarks/cifar10_network.py", *(sys.argv[1:] if argv is None else argv)])
-    table = TABLES.get(a.model, {})
-    a.budget_macs = a.budget_macs or table.get("budget_macs")
-    a.budget_params = table.get("budget_params") if a.budget_params is None else (a.budget_params or None)
-    a.arch = a.arch or table.get("arch")
+    table = paper.CIFAR10_TABLES.get(a.model, {})
+    resolved = {
+        "command": "python " + shlex.join(["benchmarks/cifar10_network.py", *(sys.argv[1:] if argv is None else argv)]),
+        "budget_macs": a.budget_macs or table.get("budget_macs"),
+        "budget_params": table.get("budget_params") if a.budget_params is None else (a.budget_params or None),
+        "arch": None if a.arch == "none" else a.arch or table.get("arch"),
+        "methods": tuple(a.methods.split(",") if a.methods else [*METHODS, *([EVERY_GROUP] if a.model in RESIDUAL
+                                                                             else [])]),
+        "widths": (a.widths,) * len(build_model(a.model).prunable_layers) if a.widths else None}
     if a.pretrained and a.time_budget:
         ap.error("--time-budget plans the pretraining epochs too; with --pretrained give --finetune-epochs instead")
-    if a.budget_macs is None and a.budget_params is None:
+    if resolved["budget_macs"] is None and resolved["budget_params"] is None:
         ap.error(f"give --budget-macs or --budget-params for {a.model} (no supplement budget is built in)")
-    a.methods = a.methods.split(",") if a.methods else [*METHODS, *([EVERY_GROUP] if a.model in RESIDUAL else [])]
-    if set(a.methods) - set(ALL_METHODS):
+    if set(resolved["methods"]) - set(ALL_METHODS):
         ap.error(f"--methods: choose from {', '.join(ALL_METHODS)}")
-    a.widths = (a.widths,) * len(build_model(a.model).prunable_layers) if a.widths else None
-    if a.arch:  # refused now, not after pretraining and fitting
-        shape = build_model(a.model, **({"widths": list(a.widths)} if a.widths else {}))
+    cfg = StudyConfig(**{**vars(a), **resolved})
+    if cfg.arch:  # refused now, not after pretraining and fitting
+        shape = build_model(cfg.model, **({"widths": list(cfg.widths)} if cfg.widths else {}))
         try:
-            pdl.parse_architecture(a.arch, pdl.site_sizes(shape), getattr(shape, "layer_groups", None))
+            pdl.parse_architecture(cfg.arch, pdl.site_sizes(shape), getattr(shape, "layer_groups", None))
         except ValueError as e:
-            ap.error(f"--arch: {e} (at --widths {a.widths[0] if a.widths else 'full'}); give an --arch that fits")
-    return a
+            ap.error(f"--arch: {e} (at --widths {cfg.widths[0] if cfg.widths else 'full'}); give an --arch that fits")
+    return cfg
 
 
 def budgets(a, net: nn.Module) -> tuple[int, int | None]:
     """``(MACs, parameters or None)`` of the budget for ``net`` (no MAC budget: its full MACs; a
-    parameter fraction: of its parameters). Resolved once, into ``a``, after pretraining."""
+    parameter fraction: of its parameters), resolved after pretraining."""
     params = a.budget_params
     if params is not None and params < 1:
         params = int(params * pdl.count_params(net))
@@ -217,16 +239,11 @@ def prune_and_finetune(name: str, scores: dict, net: nn.Module, a, train, test, 
     else:
         counts = pdl.counts_for_budget(net, scores, a.budget_macs, net.input_shape, budget_params=a.budget_params,
                                        per_mac=per_mac(name))
-    keep = pdl.keep_indices(scores, counts)
-    small = pdl.trim(net, keep, net.input_shape)
-    error_pruned = pdl.evaluate(small, test)
-    torch.manual_seed(0)
-    pdl.train(small, train, recipe(a.finetune_epochs, a.finetune_lr), checkpoint=folder / "train.ckpt",
-              progress=not a.no_progress)
-    result = {"method": name, "target": target_of(a, net, arch, name), "architecture": pdl.format_architecture(counts),
-              "error_pruned_pct": error_pruned,
-              "error_pct": pdl.evaluate(small, test), **pdl.count_ops(small, net.input_shape),
-              "params": pdl.count_params(small)}
+    small, keep, before = pipeline.prune_to(net, scores, counts, None, test)
+    after = pipeline.finetune_measured(small, train, test, recipe(a.finetune_epochs, a.finetune_lr),
+                                       folder / "train.ckpt", not a.no_progress)
+    result = {"method": name, "target": target_of(a, net, arch, name), "architecture": before["architecture"],
+              "error_pruned_pct": before["error_pct"], **after}
     pdl.save_pruned(small, {"model": net.zoo_name, "model_kwargs": a.model_kwargs, "input_shape":
                             list(net.input_shape), "kept": keep, **result}, folder)
     save_json(result, folder / "result.json")
@@ -300,7 +317,7 @@ def main(argv: list[str] | None = None) -> dict:
     cuda = device.type == "cuda"
     base = run_config(a, recipe(a.pretrain_epochs, a.pretrain_lr),
                       **({"switch": pdl.SwitchConfig(form=a.switch_form)} if a.switch_form else {}))
-    a.pretrain_epochs, a.pretrain_lr = base.pretrain.epochs, base.pretrain.lr
+    a = dataclasses.replace(a, pretrain_epochs=base.pretrain.epochs, pretrain_lr=base.pretrain.lr)
     train, test = pipeline.load_data(base)
     plan = None
     if a.time_budget:
@@ -310,14 +327,15 @@ def main(argv: list[str] | None = None) -> dict:
             save_json({"model": a.model, "device": device_name(device), "refused": str(e), **e.record},
                       Path(a.results) / f"cifar10_{a.model}_time_plan.json")
             sys.exit(f"cifar10_network.py: {e}")
-        a.pretrain_epochs, a.finetune_epochs = plan["pretrain_epochs"], plan["finetune_epochs"]
+        a = dataclasses.replace(a, pretrain_epochs=plan["pretrain_epochs"], finetune_epochs=plan["finetune_epochs"])
         base = dataclasses.replace(base, pretrain=recipe(a.pretrain_epochs, a.pretrain_lr))
         print(f"time plan: {a.pretrain_epochs} pretraining and {a.finetune_epochs} fine-tuning epochs, about "
               f"{plan['spent_seconds'] + plan['estimate_seconds']:.0f} s of {a.time_budget:.0f}", flush=True)
     net = pipeline.pretrain(base, train, test)
     baseline = pipeline.baseline(base)
-    a.budget_macs, a.budget_params = budgets(a, net)
-    a.model_kwargs = {"widths": list(base.widths)} if base.widths else {}
+    budget_macs, budget_params = budgets(a, net)
+    a = dataclasses.replace(a, budget_macs=budget_macs, budget_params=budget_params,
+                            model_kwargs={"widths": list(base.widths)} if base.widths else {})
     pretraining = training_record(a, base, train, baseline, device)
     pretrain_seconds = pretraining["total_train_seconds"]
     runs, networks, posteriors = [], {}, {}
@@ -369,7 +387,7 @@ def main(argv: list[str] | None = None) -> dict:
                          "samples": a.samples,
                          "budget_macs": a.budget_macs, "budget_params": a.budget_params, "arch": a.arch,
                          "finetune": dataclasses.asdict(recipe(a.finetune_epochs, a.finetune_lr))},
-              "paper": TABLES.get(a.model, {}).get("paper", []), "time_plan": plan}
+              "paper": paper.CIFAR10_TABLES.get(a.model, {}).get("paper", []), "time_plan": plan}
     dirichlet = next((m for m in ("dirichlet-mean", "dirichlet-mc") if m in networks), None)
     if dirichlet:
         # in the run folder: WRN-28-10's pruned network is larger than a results file may be
@@ -390,7 +408,7 @@ def main(argv: list[str] | None = None) -> dict:
 
 def markdown(r: dict) -> str:
     b, cfg = r["baseline"], r["config"]
-    table = TABLES.get(r["model"], {}).get("table", "")
+    table = paper.CIFAR10_TABLES.get(r["model"], {}).get("table", "")
     budget = f"{cfg['budget_macs']:,} MACs" + (f" and {cfg['budget_params']:,} parameters" if cfg["budget_params"]
                                                else "")
     lines = [f"{r['model']} on {r['dataset']}, {r['device']}; budget: {budget} ({table or 'given'}). Error after the "

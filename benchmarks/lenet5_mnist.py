@@ -23,14 +23,10 @@ import torch
 
 import pyro_dirichlet as pdl
 from pyro_dirichlet.devices import device_name
-from pyro_dirichlet.inference import pipeline
+from pyro_dirichlet.inference import paper, pipeline
 from pyro_dirichlet.latency import latency_ms
 from pyro_dirichlet.io import save_json, save_text
 
-PAPER_ROWS = [  # name, architecture, error %, stated FLOPs (MACs + bias adds)
-    ("Dirichlet (paper, Table 1)", "5-8-45-15", "1.1", "140K"),
-    ("BC-GHS (paper, Table 1)", "5-10-76-16", "1.0", "158K"),
-]
 BUDGET = 136_825  # MACs of 5-8-45-15 on LeNet-5-Caffe
 
 
@@ -89,7 +85,7 @@ def markdown(report: dict) -> str:
     for r in report["runs"]:
         lines.append(f"| {r['method']} | {r['target']} | {r['architecture']} | {r['error_pruned_pct']:.2f} | "
                      f"{r['error_pct']:.2f} | {r['macs']:,} | {r['paper_flops']:,} | {r['params']:,} | {r['fit_seconds']:.0f} |")
-    for name, arch, err, flops in PAPER_ROWS:
+    for name, arch, err, flops in paper.LENET5_ROWS:
         lines.append(f"| {name} | — | {arch} | — | {err} | — | {flops} | — | — |")
     lines += ["", f"CPU latency ({torch.get_num_threads()} threads, median of 50 forward passes after 10 warm-up "
               "passes, one process; ms):", "",

@@ -17,13 +17,16 @@ from pyro_dirichlet.inference import pipeline
 
 
 STEPS = ("pretrain", "fit", "prune", "finetune", "run")
+# the library's messages name its own arguments; the command line names its flags instead
+FLAGS = {"root=DIR": "--data-root DIR", "subset(n), n >= 1": "--train-subset / --test-subset N >= 1",
+         "use 'cpu' or 'auto'": "use --device cpu or auto"}
 
 
 def _step_options(p: argparse.ArgumentParser, step: str) -> None:
     """The options a step reads: each step also needs the settings of the steps before it,
     because every step's folder is keyed by them."""
     from pyro_dirichlet import FitConfig, SwitchConfig
-    from pyro_dirichlet import pruning as pdl_pruning
+    from pyro_dirichlet import allocation as pdl_allocation
     from pyro_dirichlet.models import MODELS
     from pyro_dirichlet.switch_config import FORMS
 
@@ -78,7 +81,7 @@ def _step_options(p: argparse.ArgumentParser, step: str) -> None:
     g.add_argument("--arch", default=None, help="keep counts per switch site, e.g. 5-8-45-15")
     g.add_argument("--budget-macs", type=int, default=None, help="choose counts to fit this many MACs")
     g.add_argument("--mass", type=float, default=None, help="keep the top channels holding this posterior mass")
-    g.add_argument("--budget-order", default="per-mac" if pdl_pruning.PER_MAC else "score", choices=["per-mac", "score"],
+    g.add_argument("--budget-order", default="per-mac" if pdl_allocation.PER_MAC else "score", choices=["per-mac", "score"],
                    help="--budget-macs removes channels by posterior mean per MAC of the channel, or by K E[s] alone")
     if step == "prune":
         return
@@ -161,7 +164,8 @@ def cmd_synthetic(a: argparse.Namespace) -> dict:
 
 
 def cmd_compare(a: argparse.Namespace) -> dict:
-    from pyro_dirichlet.inference.compare import CompareConfig, aggregate, run_compare, run_finetune_length
+    from pyro_dirichlet.inference.compare import CompareConfig, run_compare, run_finetune_length
+    from pyro_dirichlet.inference.compare_report import aggregate
 
     cfg = CompareConfig(
         methods=tuple(a.methods.split(",")), budgets=_ints(a.budgets, "--budgets"),
@@ -362,7 +366,10 @@ def main(argv: list[str] | None = None) -> int:
             args.device = str(device)
         result = args.func(args)
     except (ValueError, FileNotFoundError, RuntimeError) as e:
-        print(f"pyro-dirichlet {args.command}: error: {e}", file=sys.stderr)
+        message = str(e)
+        for library, flag in FLAGS.items():
+            message = message.replace(library, flag)
+        print(f"pyro-dirichlet {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"pyro-dirichlet {args.command}: interrupted. Finished epochs are checkpointed: run the same command "

@@ -15,7 +15,7 @@ that changes a result), so a re-run resumes. Allocations of each MAC budget:
   :mod:`pyro_dirichlet.criteria`), so the method also chooses how many channels each layer keeps.
 - ``mass`` (Dirichlet methods only): every layer keeps its top channels holding the same
   share of its posterior mass, the largest share that fits
-  (:func:`pyro_dirichlet.pruning.counts_for_mass_budget`): the posterior's own allocation,
+  (:func:`pyro_dirichlet.allocation.counts_for_mass_budget`): the posterior's own allocation,
   insensitive to the near-zero means of the channels it switched off.
 - ``cost``: as ``own``, but each site's normalised scores are divided by the MACs one of its
   channels costs, so the global order is value per MAC (the greedy knapsack order).
@@ -43,31 +43,17 @@ from tqdm.auto import tqdm
 
 import pyro_dirichlet as pdl
 from pyro_dirichlet import criteria, devices
-from pyro_dirichlet.io import atomic_write, keyed_folder, load_json, load_torch, save_json, save_text, save_torch
-from pyro_dirichlet.models import build_model
+from pyro_dirichlet.io import keyed_folder, load_json, load_torch, save_json, save_text, save_torch
 from pyro_dirichlet.sites import site_sizes
 
-from . import pipeline
+from . import paper, pipeline
+from .compare_report import markdown, plot
 
 DIRICHLET = {"dirichlet-mean": ("mean", "layerwise"), "dirichlet-mc": ("mc", "layerwise"),
              "dirichlet-joint": ("mean", "joint")}
 METHODS = (*(name for name in criteria.CRITERIA if name != "dirichlet"), *DIRICHLET)
 BUDGETS = (1_000_000, 500_000, 300_000, 200_000, 136_825, 105_000)
-PAPER_ARCH = {136_825: "5-8-45-15"}
 ALLOCATIONS = ("same", "own", "mass", "cost")
-
-# Supplement Table 1 (LeNet-5-Caffe on MNIST): method, architecture, error %, stated FLOPs.
-# Checked rows (GD, SBP, BC-GNJ, BC-GHS): architecture, error and FLOPs as stated in the
-# LeNet-5 table of Tang et al., "FLOPs as a direct optimization objective"; their FLOPs are
-# the MACs plus one add per output bias element (``paper_flops``). RDP, FDOO, GL: architecture
-# and error as recalled from the supplement, not checked here (stated FLOPs unknown: None).
-PAPER_POINTS = [
-    ("BC-GNJ", "8-13-88-13", 1.0, 290_000), ("BC-GHS", "5-10-76-16", 1.0, 158_000),
-    ("RDP", "4-7-110-16", 1.0, None), ("FDOO", "2-7-112-478", 1.1, None), ("GL", "3-12-192-500", 1.0, None),
-    ("GD", "7-13-208-16", 1.1, 254_000), ("SBP", "3-18-284-283", 0.9, 217_000),
-    ("Dirichlet", "5-8-45-15", 1.1, 140_000),
-]
-
 
 @dataclass
 class CompareConfig(pipeline.StudySettings):
@@ -94,7 +80,7 @@ class CompareConfig(pipeline.StudySettings):
             raise ValueError("need at least one seed, finetune_epochs >= 0 and positive budgets")
 
 
-def uniform_counts(net: nn.Module, budget: int, links: pdl.pruning.Links) -> dict[str, int]:
+def uniform_counts(net: nn.Module, budget: int, links: pdl.allocation.Links) -> dict[str, int]:
     """The largest uniform keep fraction whose zoo network fits ``budget`` MACs."""
     sizes = site_sizes(net)
 
@@ -108,13 +94,13 @@ def uniform_counts(net: nn.Module, budget: int, links: pdl.pruning.Links) -> dic
 
     if macs(0.0) > budget:
         raise ValueError(f"budget {budget} MACs is below the smallest network ({macs(0.0)} MACs, one channel a layer)")
-    return counts(pdl.pruning.largest_fitting(lambda f: macs(f) <= budget, 0.0))
+    return counts(pdl.allocation.largest_fitting(lambda f: macs(f) <= budget, 0.0))
 
 
-def budget_counts(net: nn.Module, budget: int, links: pdl.pruning.Links) -> dict[str, int]:
+def budget_counts(net: nn.Module, budget: int, links: pdl.allocation.Links) -> dict[str, int]:
     sizes = site_sizes(net)
-    if budget in PAPER_ARCH and net.zoo_name == "lenet5" and tuple(sizes.values()) == (20, 50, 800, 500):
-        return pdl.parse_architecture(PAPER_ARCH[budget], sizes, links=links)
+    if budget in paper.PAPER_ARCH and net.zoo_name == "lenet5" and tuple(sizes.values()) == (20, 50, 800, 500):
+        return pdl.parse_architecture(paper.PAPER_ARCH[budget], sizes, links=links)
     return uniform_counts(net, budget, links)
 
 
@@ -132,10 +118,6 @@ def criterion_of(cfg: CompareConfig, method: str, num_layers: int, checkpoint: P
     if method == "group-lasso":
         return replace(criterion, strength=cfg.group_lasso_strength, epochs=cfg.group_lasso_epochs)
     return criterion
-
-
-def normalisation_of(method: str) -> str:
-    return criteria.CRITERIA["dirichlet" if method in DIRICHLET else method].normalisation
 
 
 def method_scores(cfg: CompareConfig, method: str, seed: int, net: nn.Module, train_data, folder: Path
@@ -161,15 +143,13 @@ def method_scores(cfg: CompareConfig, method: str, seed: int, net: nn.Module, tr
     return scores
 
 
-def prune_and_finetune(cfg: CompareConfig, net: nn.Module, scores: dict, counts: dict, links: pdl.pruning.Links,
+def prune_and_finetune(cfg: CompareConfig, net: nn.Module, scores: dict, counts: dict, links: pdl.allocation.Links,
                        seed: int, train_data, test_data) -> dict:
-    keep = pdl.keep_indices(scores, counts, links)
-    small = pdl.trim(net, keep, net.input_shape)
-    pruned_error = pdl.evaluate(small, test_data)
-    pdl.train(small, train_data, pdl.TrainConfig(epochs=cfg.finetune_epochs, lr=1e-3, seed=seed), progress=False)
-    return {"architecture": pdl.format_architecture(counts), "macs": pdl.count_macs(small, net.input_shape),
-            "params": pdl.count_params(small), "error_pruned_pct": pruned_error,
-            "error_finetuned_pct": pdl.evaluate(small, test_data)}
+    small, _, before = pipeline.prune_to(net, scores, counts, links, test_data)
+    after = pipeline.finetune_measured(small, train_data, test_data,
+                                       pdl.TrainConfig(epochs=cfg.finetune_epochs, lr=1e-3, seed=seed))
+    return {"architecture": before["architecture"], "macs": after["macs"], "params": after["params"],
+            "error_pruned_pct": before["error_pct"], "error_finetuned_pct": after["error_pct"]}
 
 
 class Harness:
@@ -203,7 +183,7 @@ class Harness:
             return budget_counts(self.net, budget, self.links)
         scores = self.scores(method, seed)
         if allocation == "mass":
-            return pdl.pruning.counts_for_mass_budget(scores, budget, pdl.mac_model(self.net, list(scores)), self.links)
+            return pdl.allocation.counts_for_mass_budget(scores, budget, pdl.mac_model(self.net, list(scores)), self.links)
         # the method's own global ranking (its criterion's normalisation), per MAC for "cost"
         return pdl.counts_for_budget(self.net, scores, budget, self.net.input_shape, links=self.links,
                                      per_mac=allocation == "cost")
@@ -248,7 +228,7 @@ def run_compare(cfg: CompareConfig, results_dir: str | Path = "results", command
                         runs.append(harness.run(method, allocation, budget, seed))
                         bar.update()
     result = {"device": devices.device_name(pdl.resolve_device(cfg.device)), "command": command, "config": asdict(cfg), "folder": str(harness.folder),
-              "full": harness.full(), "runs": runs, "paper_points": paper_points()}
+              "full": harness.full(), "runs": runs, "paper_points": paper.paper_points()}
     results_dir = Path(results_dir)
     save_json(result, results_dir / "lenet5_baselines.json")
     save_text(markdown(result), results_dir / "lenet5_baselines.md")
@@ -284,113 +264,3 @@ def run_finetune_length(cfg: CompareConfig, epochs: tuple[int, ...], results_dir
     save_json(result, Path(results_dir) / "lenet5_finetune_length.json")
     save_text("\n".join(lines) + "\n", Path(results_dir) / "lenet5_finetune_length.md")
     return result
-
-
-def paper_points() -> list[dict]:
-    """The supplement's Table 1 points, with MACs, paper FLOPs and params from this project's counter."""
-    points = []
-    for method, arch, error, stated_flops in PAPER_POINTS:
-        small = build_model("lenet5", [int(w) for w in arch.split("-")])
-        points.append({"method": method, "architecture": arch, "error_pct": error, "stated_flops": stated_flops,
-                       **pdl.count_ops(small, small.input_shape), "params": pdl.count_params(small)})
-    return points
-
-
-def aggregate(runs: list[dict]) -> dict[tuple[str, str, int], dict]:
-    """``{(method, allocation, budget): mean and sd over seeds of both errors and of the MACs,
-    and every seed's architecture}``."""
-    groups: dict[tuple[str, str, int], list[dict]] = {}
-    for r in runs:
-        groups.setdefault((r["method"], r["allocation"], r["budget_macs"]), []).append(r)
-    table = {}
-    for key, rs in groups.items():
-        def stats(field_name):
-            values = [r[field_name] for r in rs]
-            return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
-        table[key] = {"pruned": stats("error_pruned_pct"), "finetuned": stats("error_finetuned_pct"),
-                      "macs": stats("macs"), "architectures": [r["architecture"] for r in rs], "seeds": len(rs)}
-    return table
-
-
-ALLOCATION_TITLE = {"same": "same per-layer counts for every method",
-                    "own": "each method's own allocation (its normalised scores ranked across layers)",
-                    "mass": "Dirichlet's posterior-mass allocation (the same share of each layer's mass)",
-                    "cost": "each method's own ranking per MAC (normalised score / MACs of one channel)"}
-
-
-def markdown(result: dict) -> str:
-    table = aggregate(result["runs"])
-    full = result["full"]
-    lines = [f"Command: `{result['command']}` (device: {result['device']}). Full LeNet-5-Caffe {full['architecture']}: "
-             f"{full['error_finetuned_pct']:.2f}% error, {full['macs']:,} MACs. Fine-tuning: "
-             f"{result['config']['finetune_epochs']} epochs, last epoch reported.", ""]
-    for allocation in dict.fromkeys(a for _, a, _ in table):
-        keys = [k for k in table if k[1] == allocation]
-        budgets = sorted({b for _, _, b in keys}, reverse=True)
-        methods = list(dict.fromkeys(m for m, _, _ in keys))
-        if allocation == "same":
-            heads = [f"{b:,} ({table[(methods[0], allocation, b)]['architectures'][0]})" for b in budgets]
-        else:
-            heads = [f"≤ {b:,}" for b in budgets]
-        cell = {m: [table[(m, allocation, b)] for b in budgets] for m in methods}
-        for kind, title in (("finetuned", "after fine-tuning"), ("pruned", "right after pruning (no fine-tuning)")):
-            lines += _table(f"**{ALLOCATION_TITLE[allocation]}**: test error (%) {title}, mean ± sd over seeds:",
-                            heads, {m: [f"{c[kind][0]:.2f} ± {c[kind][1]:.2f}" for c in cell[m]] for m in methods})
-        if allocation != "same":
-            lines += _table("Architectures each method chose (seed 0) and mean MACs over seeds:", heads,
-                            {(f"{m} ({normalisation_of(m)})" if allocation in ("own", "cost") else m):
-                             [f"{c['architectures'][0]} ({c['macs'][0]:,.0f})" for c in cell[m]] for m in methods})
-    lines += ["Supplement Table 1 points on LeNet-5-Caffe, recounted by this project's counter (paper FLOPs = MACs + "
-              "one add per output bias element; stated FLOPs: see PAPER_POINTS):", "",
-              "| method | architecture | error (%) | stated FLOPs | MACs (ours) | paper FLOPs (ours) | params (ours) |",
-              "|---|---|---|---|---|---|---|"]
-    lines += [f"| {p['method']} | {p['architecture']} | {p['error_pct']} | "
-              f"{'—' if p['stated_flops'] is None else format(p['stated_flops'], ',')} | {p['macs']:,} | "
-              f"{p['paper_flops']:,} | {p['params']:,} |" for p in result["paper_points"]]
-    return "\n".join(lines) + "\n"
-
-
-def _table(title: str, heads: list[str], rows: dict[str, list[str]]) -> list[str]:
-    """Markdown lines: ``title``, then one row per method."""
-    return [title, "", "| method | " + " | ".join(heads) + " |", "|---" * (len(heads) + 1) + "|",
-            *(f"| {label} | " + " | ".join(cells) + " |" for label, cells in rows.items()), ""]
-
-
-def plot(result: dict, path: Path) -> Path:
-    """Test error after fine-tuning against MACs (log axis), one curve per method, one panel
-    per allocation."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import matplotlib.ticker
-
-    table = aggregate(result["runs"])
-    allocations = list(dict.fromkeys(a for _, a, _ in table))
-    fig, axes = plt.subplots(1, len(allocations), figsize=(7 * len(allocations), 5), squeeze=False)
-    for ax, allocation in zip(axes[0], allocations):
-        methods = list(dict.fromkeys(m for m, a, _ in table if a == allocation))
-        for m in methods:
-            keys = sorted((k for k in table if k[:2] == (m, allocation)), key=lambda k: table[k]["macs"][0])
-            macs = [table[k]["macs"][0] for k in keys]
-            mean = [table[k]["finetuned"][0] for k in keys]
-            sd = [table[k]["finetuned"][1] for k in keys]
-            style = "-o" if m.startswith("dirichlet") else "--."
-            ax.errorbar(macs, mean, yerr=sd, fmt=style, capsize=2, label=m, linewidth=1.2, markersize=4)
-        for p in result["paper_points"]:
-            ax.plot(p["macs"], p["error_pct"], "k*", markersize=8)
-            ax.annotate(p["method"], (p["macs"], p["error_pct"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
-        ax.axhline(result["full"]["error_finetuned_pct"], color="gray", linewidth=0.8, label="full network")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        for axis_formatter in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter):
-            axis_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
-        ax.set_xlabel("MACs (log; mean over seeds)")
-        ax.set_title(f"{allocation}: {ALLOCATION_TITLE[allocation]}", fontsize=9)
-        ax.legend(fontsize=7, ncol=2)
-    axes[0][0].set_ylabel("test error after fine-tuning (%, log)")
-    fig.suptitle("LeNet-5-Caffe on MNIST (stars: supplement Table 1)")
-    fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
-    plt.close(fig)
-    return path

@@ -45,7 +45,7 @@ class Target:
     arch: str | None = None
     budget_macs: int | None = None
     mass: float | None = None
-    per_mac: bool = pdl.pruning.PER_MAC
+    per_mac: bool = pdl.allocation.PER_MAC
 
     def __post_init__(self):
         if sum(v is not None for v in (self.arch, self.budget_macs, self.mass)) != 1:
@@ -59,7 +59,7 @@ class Target:
             return f"macs-{self.budget_macs}" + ("-per-mac" if self.per_mac else "")
         return f"mass-{self.mass}"
 
-    def counts(self, net: nn.Module, scores: dict[str, torch.Tensor], links: pdl.pruning.Links) -> dict[str, int]:
+    def counts(self, net: nn.Module, scores: dict[str, torch.Tensor], links: pdl.allocation.Links) -> dict[str, int]:
         """Keep counts for the zoo network ``net`` (``net.zoo_name``) with posterior-mean ``scores``."""
         if self.arch is not None:
             sizes = {name: len(s) for name, s in scores.items()}
@@ -180,6 +180,24 @@ def _measure(net: nn.Module, test: pdl.ArrayDataset) -> dict:
     return {"error_pct": pdl.evaluate(net, test), **pdl.count_ops(net, net.input_shape), "params": pdl.count_params(net)}
 
 
+def prune_to(net: nn.Module, scores: dict, counts: dict[str, int], links, test: pdl.ArrayDataset
+             ) -> tuple[nn.Module, dict, dict]:
+    """The one prune step every study shares: ``(smaller network, kept indices, {"architecture",
+    "error_pct", "macs", "paper_flops", "params"})`` of ``net`` trimmed to ``counts`` by ``scores``."""
+    keep = pdl.keep_indices(scores, counts, links)
+    small = pdl.trim(net, keep, net.input_shape)
+    return small, keep, {"architecture": pdl.format_architecture(counts), **_measure(small, test)}
+
+
+def finetune_measured(small: nn.Module, train: pdl.ArrayDataset, test: pdl.ArrayDataset, recipe: pdl.TrainConfig,
+                      checkpoint: Path | None = None, progress: bool = False) -> dict:
+    """The fine-tuning every study shares (``recipe``, seeded by ``recipe.seed``, resumable at
+    ``checkpoint``): trains ``small`` in place; returns :func:`_measure`'s record after it."""
+    torch.manual_seed(recipe.seed)
+    pdl.train(small, train, recipe, checkpoint=checkpoint, progress=progress)
+    return _measure(small, test)
+
+
 def pretrain(cfg: PipelineConfig, train: pdl.ArrayDataset, test: pdl.ArrayDataset) -> nn.Module:
     """Train the full network (or load it from ``cfg.pretrained_dir``)."""
     folder = cfg.pretrained_dir
@@ -297,12 +315,9 @@ def prune(cfg: PipelineConfig, net: nn.Module, idata, test: pdl.ArrayDataset) ->
         return pdl.load_pruned(folder, device=test.device)[0]
     scores = pdl.posterior_means(idata)
     links = pdl.input_links(net, list(scores), net.input_shape)
-    counts = cfg.target.counts(net, scores, links)
-    keep = pdl.keep_indices(scores, counts, links)
-    pruned = pdl.trim(net, keep, net.input_shape)
+    pruned, keep, measured = prune_to(net, scores, cfg.target.counts(net, scores, links), links, test)
     spec = {"model": cfg.model, "model_kwargs": _model_kwargs(cfg), "input_shape": list(net.input_shape),
-            "kept": keep, "architecture": pdl.format_architecture(counts), "target": asdict(cfg.target),
-            **_measure(pruned, test)}
+            "kept": keep, "architecture": measured.pop("architecture"), "target": asdict(cfg.target), **measured}
     pdl.save_pruned(pruned, spec, folder)
     return pruned
 
@@ -313,10 +328,9 @@ def finetune(cfg: PipelineConfig, pruned: nn.Module, train: pdl.ArrayDataset, te
     if complete(folder, "result.json", "model.pt", "spec.json"):
         return load_json(folder / "result.json")
     before = load_json(cfg.prune_dir / "spec.json")
-    torch.manual_seed(cfg.finetune.seed)
-    pdl.train(pruned, train, cfg.finetune, checkpoint=folder / "train.ckpt", progress=cfg.progress)
+    measured = finetune_measured(pruned, train, test, cfg.finetune, folder / "train.ckpt", cfg.progress)
     result = {"method": f"dirichlet-{cfg.fit.estimator}-{cfg.fit.mode}", "target": cfg.target.tag,
-              "architecture": before["architecture"], "error_pruned_pct": before["error_pct"], **_measure(pruned, test),
+              "architecture": before["architecture"], "error_pruned_pct": before["error_pct"], **measured,
               "fit_seconds": load_json(cfg.fit_dir / "fit.json")["fit_seconds"]}
     pdl.save_pruned(pruned, {**before, **result}, folder)
     save_json(result, folder / "result.json")

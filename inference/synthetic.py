@@ -29,9 +29,9 @@ from pyro_dirichlet.devices import device_name
 from pyro_dirichlet.io import atomic_write, save_json, save_text
 from pyro_dirichlet.simulate import SWITCHED_LAYER, SyntheticProblem, simulate
 
+from . import paper
 from .plain_reference import plain_fit
 
-PAPER_TIMING = {"mc_epoch_s": 14.317, "mean_epoch_s": 0.570, "machine": "6-core desktop CPU"}
 
 
 @dataclass
@@ -181,9 +181,9 @@ def markdown(result: dict) -> str:
                   "| estimator | Pyro (this project) | plain PyTorch | Pyro / plain | paper (6-core CPU) |",
                   "|---|---|---|---|---|",
                   f"| mc (S = {t['mc_samples']}) | {t['mc_epoch_s']:.3f} | {t['mc_plain_epoch_s']:.3f} | "
-                  f"{t['mc_pyro_over_plain']:.2f} | {PAPER_TIMING['mc_epoch_s']} |",
+                  f"{t['mc_pyro_over_plain']:.2f} | {paper.PAPER_TIMING['mc_epoch_s']} |",
                   f"| mean | {t['mean_epoch_s']:.3f} | {t['mean_plain_epoch_s']:.3f} | "
-                  f"{t['mean_pyro_over_plain']:.2f} | {PAPER_TIMING['mean_epoch_s']} |"]
+                  f"{t['mean_pyro_over_plain']:.2f} | {paper.PAPER_TIMING['mean_epoch_s']} |"]
         if "mc_naive_epoch_s" in t:
             lines.append(f"| mc, switch on the (S, B, d_h) activations | {t['mc_naive_epoch_s']:.3f} | | | |")
     return "\n".join(lines) + "\n"
@@ -201,7 +201,7 @@ def run_study(cfg: StudyConfig, results_dir: str | Path = "results", command: st
         timing = time_epochs(cfg, bar) if cfg.timing else None
     name = device_name(device)
     result = {"device": name, "command": command, "config": asdict(cfg), "sizes": sizes, "timing": timing,
-              "paper_timing": PAPER_TIMING}
+              "paper_timing": paper.PAPER_TIMING}
     for row in sizes:
         plot_size(row, results_dir / f"synthetic_{row['d_x']}x{row['d_h']}.png")
     save_json(result, results_dir / "synthetic.json")

@@ -10,9 +10,10 @@ Public API (one screen):
 - fitting: ``FitConfig``, ``fit_switches`` (a ``SwitchedNetwork`` or your own Pyro model);
   your own model: ``unfold_particles`` (logits for the data plate), ``switch_layers`` (site -> layer).
 - posterior: ``posterior_idata``, ``posterior_means``, ``summarize``, ``save_idata``, ``load_idata``.
-- pruning: ``parse_architecture``, ``counts_for_budget`` (``normalise_scores``), ``counts_for_mass``, ``keep_indices``,
-  ``input_links``, ``feasible_counts``, ``trim`` (checks itself against the masked network), ``save_pruned``,
-  ``load_pruned``; ``export_network`` (a TorchScript / torch.export / ONNX file, checked).
+- allocation (how many channels a site keeps): ``parse_architecture``, ``counts_for_budget``
+  (``normalise_scores``; ``MIN_KEEP``, ``PER_MAC``), ``counts_for_mass``, ``keep_indices``, ``feasible_counts``.
+- pruning: ``input_links``, ``trim`` (checks itself against the masked network: ``TrimMismatchError``);
+  storage: ``save_pruned``, ``load_pruned``; ``export_network`` (a TorchScript / torch.export / ONNX file, checked).
 - sites: ``InputSelect``, ``site_sizes`` (``"fc1:in"`` names a Linear layer's input features);
   ``channel_groups`` (channels that go together, one switch each); ``ChannelScatter`` (a
   zero-padding shortcut that stays prunable); ``DirichletImportance``
@@ -27,7 +28,8 @@ Public API (one screen):
 from .criteria import CRITERIA, ChannelScores, Criterion
 from .channel_map import ChannelScatter
 from .counting import count_macs, count_ops, count_params, mac_model, param_model
-from .data import DATA_ENV, ArrayDataset, DataNotFoundError, FeatureDataset, data_root, load_cifar10, load_mnist
+from .cifar10 import load_cifar10
+from .data import DATA_ENV, ArrayDataset, DataNotFoundError, FeatureDataset, data_root, load_mnist
 from .devices import resolve_device
 from .export import export_network
 from .estimators import MeanDirichlet, MeanSwitchELBO, switch_elbo
@@ -36,20 +38,18 @@ from .groups import ChannelGroup, channel_groups
 from .interop import DirichletImportance
 from .io import CheckpointError
 from .posterior import load_idata, posterior_idata, posterior_means, save_idata, summarize
-from .pruning import (
+from .allocation import (
     CoupledLayersError,
     counts_for_budget,
     counts_for_mass,
     feasible_counts,
     format_architecture,
-    input_links,
     keep_indices,
-    load_pruned,
     normalise_scores,
     parse_architecture,
-    save_pruned,
-    trim,
 )
+from .pruning import TrimMismatchError, input_links, trim
+from .storage import load_pruned, save_pruned
 from .sites import InputSelect, site_sizes
 from .simulate import SyntheticProblem, simulate
 from .switch_config import SwitchConfig
@@ -59,7 +59,7 @@ from .user_model import switch_layers, unfold_particles
 
 __all__ = [
     "ArrayDataset", "CRITERIA", "ChannelGroup", "ChannelScatter", "ChannelScores", "Criterion", "CheckpointError", "DirichletImportance", "CoupledLayersError", "DATA_ENV", "DataNotFoundError", "FeatureDataset", "FitConfig",
-    "InputSelect", "MeanDirichlet", "MeanSwitchELBO", "SwitchConfig", "SwitchGuide", "SwitchedNetwork", "TrainConfig", "channel_groups", "count_macs", "count_ops", "count_params",
+    "InputSelect", "MeanDirichlet", "TrimMismatchError", "MeanSwitchELBO", "SwitchConfig", "SwitchGuide", "SwitchedNetwork", "TrainConfig", "channel_groups", "count_macs", "count_ops", "count_params",
     "counts_for_budget", "counts_for_mass", "data_root", "dirichlet_switch", "evaluate", "export_network", "feasible_counts", "fit_switches",
     "format_architecture", "input_links", "keep_indices", "mac_model", "param_model", "load_idata", "load_cifar10", "load_mnist", "load_pruned", "normalise_scores",
     "parse_architecture",

@@ -56,10 +56,10 @@ def layer_ops(net: nn.Module, example_inputs) -> dict[str, tuple[int, int]]:
     return ops
 
 
-def count_ops(net: nn.Module, input_shape: Sequence[int]) -> dict[str, int]:
-    """``{"macs", "paper_flops"}`` of one forward pass of ``net`` on one input of shape
-    ``input_shape`` (no batch dim)."""
-    ops = layer_ops(net, torch.zeros(1, *input_shape, device=next(net.parameters()).device)).values()
+def count_ops(net: nn.Module, example_inputs=None) -> dict[str, int]:
+    """``{"macs", "paper_flops"}`` of one forward pass of ``net`` on one input (``example_inputs``:
+    a batch of one, or the shape of one input; :func:`.groups.default_example`)."""
+    ops = layer_ops(net, default_example(net, example_inputs)).values()
     macs = sum(m for m, _ in ops)
     return {"macs": int(macs), "paper_flops": int(macs + sum(b for _, b in ops))}
 
@@ -146,9 +146,9 @@ def param_model(net: nn.Module, sites: Sequence[str], example_inputs=None) -> Ca
     return _scaled_sum(terms)
 
 
-def count_macs(net: nn.Module, input_shape: Sequence[int]) -> int:
-    """MACs of one forward pass of ``net`` on one input of shape ``input_shape`` (no batch dim)."""
-    return count_ops(net, input_shape)["macs"]
+def count_macs(net: nn.Module, example_inputs=None) -> int:
+    """MACs of one forward pass of ``net`` on one input (as :func:`count_ops`)."""
+    return count_ops(net, example_inputs)["macs"]
 
 
 def count_params(net: nn.Module) -> int:

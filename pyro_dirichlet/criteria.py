@@ -127,11 +127,10 @@ def _execution_order(net: nn.Module, x: torch.Tensor) -> list[str]:
     return order
 
 
-def data_free_scores(net: nn.Module, layers: Sequence[str], input_shape: Sequence[int]) -> dict[str, torch.Tensor]:
+def data_free_scores(net: nn.Module, layers: Sequence[str], example_inputs=None) -> dict[str, torch.Tensor]:
     """Srinivas & Babu saliency (module docstring); needs each layer's successor conv/linear."""
-    device = next(net.parameters()).device
-    order = _execution_order(net, torch.zeros(1, *input_shape, device=device))
-    links = input_links(net, layers, input_shape)
+    order = _execution_order(net, default_example(net, example_inputs))
+    links = input_links(net, layers, example_inputs)
     redundancy = {}  # layer: min_{i != j} ||W_i - W_j||^2 over its output channels, (K,)
     for layer in {site_layer(name) for name in layers} | {producer for producer, _ in links.values() if producer}:
         w_in = _channel_weights(net, layer).detach()
@@ -183,7 +182,7 @@ def group_lasso_retrain(net: nn.Module, layers: Sequence[str], data, cfg: TrainC
 
 class ChannelScores(dict):
     """``{site: (K,) scores}`` with how they compare across layers (``normalisation``, one of
-    ``pruning.NORMALISATIONS``) and the ``network`` they rank."""
+    ``allocation.NORMALISATIONS``) and the ``network`` they rank."""
 
     def __init__(self, scores: Mapping[str, torch.Tensor], normalisation: str, network: nn.Module):
         super().__init__({name: s.detach().float().cpu() for name, s in scores.items()})

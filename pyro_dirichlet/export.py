@@ -1,6 +1,6 @@
 """Ship a pruned network without this library: one self-contained file, checked against PyTorch.
 
-``export_network(net, path, input_shape, format)`` writes
+``export_network(net, path, example_inputs, format)`` writes
 
 - ``"torchscript"``: ``torch.jit.trace`` (load with ``torch.jit.load``);
 - ``"export"``: ``torch.export`` with a dynamic batch dimension (load with ``torch.export.load``);
@@ -15,24 +15,24 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
 
 from .frozen import frozen
+from .groups import input_shape
 from .io import atomic_write
 
 FORMATS = ("torchscript", "export", "onnx")
 
 
-def export_network(net: nn.Module, path: str | os.PathLike, input_shape: Sequence[int], format: str = "onnx") -> dict:
+def export_network(net: nn.Module, path: str | os.PathLike, example_inputs=None, format: str = "onnx") -> dict:
     """Write ``net`` (run in eval mode, on the CPU) to ``path`` in ``format`` and check it (module docstring)."""
     if format not in FORMATS:
         raise ValueError(f"export format must be one of {FORMATS}, got {format!r}")
     path = Path(path)
     net = net.cpu()
-    x = torch.randn(3, *input_shape, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(3, *input_shape(net, example_inputs), generator=torch.Generator().manual_seed(0))
     with frozen(net), torch.no_grad():
         expected = net(x)
         if format == "torchscript":

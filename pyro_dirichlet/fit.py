@@ -33,9 +33,8 @@ from pyro import poutine
 from pyro.infer import SVI
 from tqdm.auto import tqdm
 
-from . import distributed
+from . import distributed, epochs
 from .data import ArrayDataset, check_labels
-from .io import CheckpointError, load_torch, save_torch
 from .estimators import ESTIMATORS, switch_elbo
 from .frozen import hooks
 from .switches import SwitchedNetwork, SwitchGuide
@@ -112,13 +111,8 @@ def fit_switches(
     svi = SVI(frozen_model, guide, optim, loss=switch_elbo(cfg.estimator, cfg.num_samples))
     history: list[dict] = []
     done = (0, 0)  # (stage, epochs completed in it)
-    if checkpoint is not None and Path(checkpoint).exists():
-        state = load_torch(checkpoint, map_location=device)
-        if state.get("identity") != identity:
-            raise CheckpointError(
-                f"switch checkpoint {checkpoint} belongs to a different fit ({state.get('identity')}, now {identity}); "
-                "delete it or use another run directory"
-            )
+    state = epochs.resume(checkpoint, "identity", identity, "switch", device)
+    if state is not None:
         guide.load_state_dict(state["guide"])
         optim.set_state(state["optim"])
         history, done = state["history"], tuple(state["done"])
@@ -144,19 +138,13 @@ def fit_switches(
                     beta = cfg.kl_weight * (min(1.0, (step + 1) / anneal_steps) if anneal_steps > 0 else 1.0)
                     loss_sum += svi.step(x, y, idx=idx, num_data=len(data), sites=sites, beta=beta)
                     steps += 1
-                history.append({"stage": stage, "epoch": epoch + 1,
-                                "loss": distributed.mean_over_ranks(loss_sum / steps, device),
-                                "seconds": time.perf_counter() - t0})
-                if not math.isfinite(history[-1]["loss"]):
-                    raise ValueError(f"the negative ELBO became {history[-1]['loss']} in {desc}: lower the fit learning "
-                                     f"rate (now {cfg.lr}); the checkpoint keeps the last finite epoch")
+                entry = {"stage": stage, "epoch": epoch + 1,
+                         "loss": distributed.mean_over_ranks(loss_sum / steps, device),
+                         "seconds": time.perf_counter() - t0}
                 if guide.log_temperature is not None:
-                    history[-1]["temperature"] = guide.log_temperature.exp().item()
-                if progress and distributed.is_main():
-                    tqdm.write(f"{desc}: -ELBO {history[-1]['loss']:.1f} ({history[-1]['seconds']:.1f} s)")
-                if checkpoint is not None and distributed.is_main():
-                    save_torch({"identity": identity, "guide": guide.state_dict(), "optim": optim.get_state(),
-                                "history": history, "done": (stage, epoch + 1)}, checkpoint)
-                distributed.barrier()
+                    entry["temperature"] = guide.log_temperature.exp().item()
+                epochs.end_epoch(history, entry, "negative ELBO", cfg.lr, desc, progress, checkpoint,
+                                 {"identity": identity, "guide": guide.state_dict(), "optim": optim.get_state(),
+                                  "history": [*history, entry], "done": (stage, epoch + 1)})
     guide.train_only([])
     return guide, history

@@ -19,6 +19,9 @@ normalisation renormalises what the switch scaled, so no switch there removes ch
 """
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -44,9 +47,58 @@ class ChannelGroup:
     problem: str | None = None  # why the group cannot be pruned, if it cannot
 
 
+_GRAPHS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # net -> (key, graph): see dependency_graph
+_CACHING = [True]
+
+
+@contextlib.contextmanager
+def uncached():
+    """Within the block every :func:`dependency_graph` call traces the network anew (for benchmarks)."""
+    _CACHING.append(False)
+    try:
+        yield
+    finally:
+        _CACHING.pop()
+
+
+def _inputs_key(inputs):
+    if isinstance(inputs, torch.Tensor):
+        data = inputs.detach().cpu().contiguous()
+        return tuple(inputs.shape), str(inputs.dtype), str(inputs.device), hashlib.sha1(
+            data.view(torch.uint8).numpy().tobytes() if data.numel() else b"").hexdigest()
+    if isinstance(inputs, dict):
+        return tuple((k, _inputs_key(v)) for k, v in sorted(inputs.items()))
+    if isinstance(inputs, (tuple, list)):
+        return tuple(_inputs_key(v) for v in inputs)
+    return repr(inputs)
+
+
+def _graph_key(net: nn.Module, example_inputs) -> tuple:
+    """What the graph depends on: the modules and their parameters' shapes, every parameter's
+    in-place version (a training step or a pruning step changes it) and the example inputs."""
+    structure = tuple((name, type(m).__name__, tuple(tuple(p.shape) for p in m.parameters(recurse=False)))
+                      for name, m in net.named_modules())
+    return structure, tuple(p._version for p in net.parameters()), _inputs_key(example_inputs)
+
+
 def dependency_graph(net: nn.Module, example_inputs) -> tp.DependencyGraph:
     """Torch-Pruning's graph of ``net`` (traced through autograd, in eval mode; ``net`` is left
-    as found). ``example_inputs``: a tensor, or a tuple / dict of forward arguments."""
+    as found). ``example_inputs``: a tensor, or a tuple / dict of forward arguments.
+
+    Built once per network, as Torch-Pruning's pruners keep their ``DG``: a later call with the
+    same modules, parameter shapes and versions and example inputs returns the same graph, so
+    a prune step's counting, allocation and links share one trace."""
+    key = _graph_key(net, example_inputs) if _CACHING[-1] else None
+    cached = _GRAPHS.get(net)
+    if key is not None and cached is not None and cached[0] == key:
+        return cached[1]
+    graph = _build_graph(net, example_inputs)
+    if key is not None:
+        _GRAPHS[net] = (key, graph)
+    return graph
+
+
+def _build_graph(net: nn.Module, example_inputs) -> tp.DependencyGraph:
     with frozen(net), torch.enable_grad():
         for p in net.parameters():
             p.requires_grad_(True)
@@ -167,16 +219,33 @@ def resolve_layers(groups: Sequence[ChannelGroup], layers: Sequence[str], allow_
 
 
 def default_example(net: nn.Module, example_inputs=None):
-    """``example_inputs``, else one zero input of shape ``net.input_shape`` (the zoo's networks
-    have one) with the net's dtype and device."""
-    if example_inputs is not None:
+    """One batch for ``net``, from ``example_inputs`` as every API takes it: a batch (a tensor, or a
+    tuple / dict of forward arguments) as it is; the shape of one input (a sequence of ints, no
+    batch dim) as one zero input; None as one zero input of ``net.input_shape`` (the zoo's
+    networks have one). Zero inputs take the net's dtype and device."""
+    shape = example_inputs if is_shape(example_inputs) else None
+    if example_inputs is not None and shape is None:
         return example_inputs
-    shape = getattr(net, "input_shape", None)
+    shape = shape if shape is not None else getattr(net, "input_shape", None)
     if shape is None:
-        raise ValueError("pass example_inputs= (e.g. one batch of your inputs, or a tuple / dict of forward "
-                         "arguments): the network is traced once to find the channels that go together")
+        raise ValueError("pass example_inputs= (one batch of your inputs, a tuple / dict of forward arguments, or "
+                         "the shape of one input): the network is traced once to find the channels that go together")
     weight = next(net.parameters())
     return torch.zeros(1, *shape, dtype=weight.dtype, device=weight.device)
+
+
+def is_shape(value) -> bool:
+    return isinstance(value, (tuple, list, torch.Size)) and all(isinstance(d, int) for d in value) and len(value) > 0
+
+
+def input_shape(net: nn.Module, example_inputs=None) -> tuple[int, ...]:
+    """The shape of one input (no batch dim) of a network of one tensor input (module docstring
+    of :func:`default_example`); a network of other arguments is refused."""
+    example = default_example(net, example_inputs)
+    if not isinstance(example, torch.Tensor):
+        raise ValueError(f"this step makes its own inputs of one tensor's shape; the network takes "
+                         f"{type(example).__name__} arguments: wrap it in a module whose forward(x) takes one tensor")
+    return tuple(example.shape[1:])
 
 
 def call(net: nn.Module, inputs):

@@ -9,7 +9,7 @@ import torch.nn as nn
 import torch_pruning as tp
 
 from .groups import channel_groups, default_example
-from .pruning import normalise_scores
+from .allocation import normalise_scores
 from .sites import is_input_site, site_layer
 
 

@@ -119,7 +119,7 @@ def check_writable(folder: str | os.PathLike) -> Path:
             pass
     except OSError as e:
         raise ValueError(f"cannot write to {folder} ({e.strerror}); choose a writable folder "
-                         "(--run-dir / --results) or fix its permissions") from None
+                         "or fix its permissions") from None
     return folder
 
 

@@ -9,22 +9,22 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
 
 from .frozen import frozen
+from .groups import input_shape
 
 
 @torch.no_grad()
-def latency_ms(net: nn.Module, input_shape: Sequence[int], batch_size: int, warmup: int = 10,
-               repeats: int = 50) -> float:
-    """Median milliseconds of ``net(x)`` for x ``(batch_size, *input_shape)`` on the net's device."""
+def latency_ms(net: nn.Module, example_inputs, batch_size: int, warmup: int = 10, repeats: int = 50) -> float:
+    """Median milliseconds of ``net(x)`` for zeros x ``(batch_size, *shape)`` on the net's device
+    (``example_inputs``: one batch, or the shape of one input)."""
     if batch_size < 1 or repeats < 1 or warmup < 0:
         raise ValueError(f"need batch_size, repeats >= 1 and warmup >= 0, got {batch_size}, {repeats}, {warmup}")
     device = next(net.parameters()).device
-    x = torch.zeros(batch_size, *input_shape, device=device)
+    x = torch.zeros(batch_size, *input_shape(net, example_inputs), device=device)
     with frozen(net):
         for _ in range(warmup):
             net(x)

@@ -26,10 +26,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from . import distributed
+from . import distributed, epochs
 from .data import ArrayDataset, check_labels
 from .frozen import frozen
-from .io import CheckpointError, load_torch, save_torch
 
 
 SCHEDULES = ("cosine", "onecycle", "constant")
@@ -126,13 +125,8 @@ def train(
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(cfg.schedule, step, total))
     history: list[dict] = []
     start_epoch = 0
-    if checkpoint is not None and Path(checkpoint).exists():
-        state = load_torch(checkpoint, map_location=device)
-        if state.get("config") != asdict(cfg):
-            raise CheckpointError(
-                f"training checkpoint {checkpoint} was written with a different configuration "
-                f"({state.get('config')}); delete it or use another run directory"
-            )
+    state = epochs.resume(checkpoint, "config", asdict(cfg), "training", device)
+    if state is not None:
         net.load_state_dict(state["net"])
         opt.load_state_dict(state["opt"])
         sched.load_state_dict(state["sched"])
@@ -166,17 +160,11 @@ def train(
             sched.step()
             loss_sum += loss.item() * len(y)
             seen += len(y)
-        history.append({"epoch": epoch + 1, "loss": distributed.mean_over_ranks(loss_sum / max(seen, 1), device),
-                        "seconds": time.perf_counter() - t0})
-        if not math.isfinite(history[-1]["loss"]):
-            raise ValueError(f"the training loss became {history[-1]['loss']} in epoch {epoch + 1}: lower the learning "
-                             f"rate (now {cfg.lr}); the checkpoint keeps the last epoch with a finite loss")
-        if progress and distributed.is_main():
-            tqdm.write(f"epoch {epoch + 1}/{cfg.epochs}: loss {history[-1]['loss']:.4f} ({history[-1]['seconds']:.1f} s)")
-        if checkpoint is not None and distributed.is_main():
-            save_torch({"config": asdict(cfg), "net": net.state_dict(), "opt": opt.state_dict(),
-                        "sched": sched.state_dict(), "epoch": epoch + 1, "history": history}, checkpoint)
-        distributed.barrier()
+        entry = {"epoch": epoch + 1, "loss": distributed.mean_over_ranks(loss_sum / max(seen, 1), device),
+                 "seconds": time.perf_counter() - t0}
+        epochs.end_epoch(history, entry, "training loss", cfg.lr, f"epoch {epoch + 1}/{cfg.epochs}", progress,
+                         checkpoint, {"config": asdict(cfg), "net": net.state_dict(), "opt": opt.state_dict(),
+                                      "sched": sched.state_dict(), "epoch": epoch + 1, "history": [*history, entry]})
     net.eval()
     return history
 

@@ -1,4 +1,4 @@
-"""Pack the CIFAR-10 JPEG copy into one file for a GPU machine (``pyro_dirichlet.data.pack_cifar10``).
+"""Pack the CIFAR-10 JPEG copy into one file for a GPU machine (``pyro_dirichlet.cifar10.pack_cifar10``).
 
     python scripts/pack_cifar10.py [--jpeg-root DIR] [--out FILE]
 
@@ -9,7 +9,7 @@ import argparse
 import time
 
 import pyro_dirichlet as pdl
-from pyro_dirichlet.data import PACKED_CIFAR10, pack_cifar10
+from pyro_dirichlet.cifar10 import PACKED_CIFAR10, pack_cifar10
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

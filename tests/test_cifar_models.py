@@ -121,7 +121,7 @@ def test_trim_on_cuda(name):
 
 
 def test_cifar10_jpeg_copy_loads_in_label_order(cifar_root, tmp_path, monkeypatch):
-    monkeypatch.setenv(pdl.data.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(pdl.cifar10.CACHE_ENV, str(tmp_path / "cache"))
     test = pdl.load_cifar10(cifar_root, train=False)
     assert test.images.shape == (10_000, 3, 32, 32) and test.images.dtype == torch.uint8
     assert test.labels.bincount().tolist() == [1000] * 10

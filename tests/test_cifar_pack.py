@@ -4,7 +4,7 @@ import torch
 from torchvision.io import encode_jpeg
 
 import pyro_dirichlet as pdl
-from pyro_dirichlet.data import CIFAR10_CLASSES, PACKED_CIFAR10, pack_cifar10
+from pyro_dirichlet.cifar10 import CIFAR10_CLASSES, PACKED_CIFAR10, pack_cifar10
 
 CUDA = torch.cuda.is_available()
 

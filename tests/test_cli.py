@@ -214,3 +214,23 @@ def test_a_full_disk_names_the_file_and_keeps_nothing_half_written(tmp_path, mon
     with pytest.raises(io.StorageError, match="run the same command again: it resumes"):
         io.atomic_write(tmp_path / "g.txt", no_space)
     assert not (tmp_path / "g.txt").exists()
+
+
+def test_compare_runs_from_the_command_line_and_reuses_its_runs(capsys, mnist_root, tmp_path):
+    """`pyro-dirichlet compare` end to end on a tiny subset; a rerun reads every result from its cache."""
+    args = ["compare", "--methods", "dirichlet-mean,l2", "--budgets", "300000", "--seeds", "0", "--finetune-epochs",
+            "1", "--train-subset", "600", "--test-subset", "300", "--pretrain-epochs", "1", "--allocations",
+            "same,cost", "--no-progress", "--data-root", mnist_root, "--run-dir", str(tmp_path / "run"),
+            "--results", str(tmp_path / "results")]
+    code, out, err = run_cli(capsys, *args)
+    assert code == 0, err
+    first = json.loads(out)
+    assert set(first["finetuned_error_pct"]) == {f"{m}/{a}@300000" for m in ("dirichlet-mean", "l2")
+                                                 for a in ("same", "cost")}
+    runs = sorted((tmp_path / "run").glob("pretrained-*/compare-*/runs/*.json"))
+    assert len(runs) == 4
+    stamps = [p.stat().st_mtime_ns for p in runs]
+    code, out, _ = run_cli(capsys, *args)
+    assert code == 0 and json.loads(out)["finetuned_error_pct"] == first["finetuned_error_pct"]
+    assert [p.stat().st_mtime_ns for p in runs] == stamps  # nothing recomputed
+    assert (tmp_path / "results" / "lenet5_baselines.md").exists()

@@ -172,7 +172,7 @@ def test_every_registered_criterion_scores_every_site(name, bn_net):
     assert isinstance(scores, criteria.ChannelScores) and list(scores) == ["conv2", "fc1", "fc2:in"]
     assert [s.shape for s in scores.values()] == [(8,), (12,), (12,)]
     assert all(torch.isfinite(s).all() and s.max() > s.min() for s in scores.values())
-    assert scores.normalisation in pdl.pruning.NORMALISATIONS
+    assert scores.normalisation in pdl.allocation.NORMALISATIONS
     assert (scores.network is bn_net) == (name != "group-lasso")  # group lasso ranks its retrained copy
     assert all(torch.equal(v, bn_net.state_dict()[k]) for k, v in before.items())  # the user's network is untouched
 

@@ -2,8 +2,6 @@
 import runpy
 from pathlib import Path
 
-import pytest
-
 import pyro_dirichlet as pdl
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-import pyro_dirichlet.fit as fit_module
+import pyro_dirichlet.epochs as epochs_module
 from pyro_dirichlet import ArrayDataset, CheckpointError, FitConfig, SwitchedNetwork, fit_switches
 from pyro_dirichlet.io import atomic_write
 
@@ -30,16 +30,16 @@ def test_fit_moves_phi_and_resumes_exactly(bn_net, tmp_path, monkeypatch):
 
     # interrupt right after the first epoch's checkpoint, then resume
     ckpt = tmp_path / "switches.ckpt"
-    real_save = fit_module.save_torch
+    real_save = epochs_module.save_torch
 
     def save_then_stop(obj, path):
         real_save(obj, path)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(fit_module, "save_torch", save_then_stop)
+    monkeypatch.setattr(epochs_module, "save_torch", save_then_stop)
     with pytest.raises(KeyboardInterrupt):
         fit_switches(SwitchedNetwork(bn_net, bn_net.prunable_layers), data, cfg, checkpoint=ckpt, progress=False)
-    monkeypatch.setattr(fit_module, "save_torch", real_save)
+    monkeypatch.setattr(epochs_module, "save_torch", real_save)
     assert torch.load(ckpt, weights_only=True)["done"] == (0, 1)
     resumed, history2 = fit_switches(SwitchedNetwork(bn_net, bn_net.prunable_layers), data, cfg, checkpoint=ckpt,
                                      progress=False)
@@ -53,7 +53,7 @@ def test_checkpoint_of_another_fit_or_corrupt_is_refused(bn_net, tmp_path):
     ckpt = tmp_path / "switches.ckpt"
     fit_switches(SwitchedNetwork(bn_net, ["conv1"]), data, FitConfig(epochs=1, batch_size=50), checkpoint=ckpt,
                  progress=False)
-    with pytest.raises(CheckpointError, match="belongs to a different fit"):
+    with pytest.raises(CheckpointError, match="belongs to a different run"):
         fit_switches(SwitchedNetwork(bn_net, ["conv1"]), data, FitConfig(epochs=1, batch_size=50, lr=0.2),
                      checkpoint=ckpt, progress=False)
     ckpt.write_bytes(ckpt.read_bytes()[:100])  # truncated, as by a crash of a non-atomic writer

@@ -105,7 +105,7 @@ def test_budget_selection_fits_and_uses_the_budget():
     gen = torch.Generator().manual_seed(0)
     scores = {n: torch.rand(k, generator=gen) for n, k in LENET_SIZES.items()}
     for budget in (136_825, 500_000):
-        counts = counts_for_budget(net, scores, budget, net.input_shape, lenet_macs, LINKS)
+        counts = counts_for_budget(net, scores, budget, net.input_shape, lenet_macs, LINKS, per_mac=False)
         assert counts["conv2"] <= counts["fc1:in"] <= 16 * counts["conv2"]
         macs = lenet_macs(counts)
         assert macs <= budget
@@ -130,7 +130,7 @@ def test_budget_prefers_high_scores():
     scores = {n: torch.full((k,), 1.0 / k) for n, k in LENET_SIZES.items()}
     scores["fc1"] = torch.full((500,), 1e-6)
     scores["fc1"][:3] = 1.0  # three dominant units in fc1, the rest negligible
-    counts = counts_for_budget(net, scores, 2_000_000, net.input_shape, lenet_macs, LINKS)
+    counts = counts_for_budget(net, scores, 2_000_000, net.input_shape, lenet_macs, LINKS, per_mac=False)
     assert counts["fc1"] <= 200  # 293,000 MACs to remove, 810 per fc1 unit: fc1's negligible units go first
     assert (counts["conv1"], counts["conv2"], counts["fc1:in"]) == (20, 50, 800)
 
@@ -147,8 +147,9 @@ def test_normalisation_decides_which_layer_gives_way():
     assert torch.allclose(pdl.normalise_scores(scores, "l2")["conv2"].norm(), torch.tensor(1.0))
     assert pdl.normalise_scores(scores, "none") == scores
     raw = counts_for_budget(net := build_model("lenet5").eval(), scores, 500_000, net.input_shape, lenet_macs, LINKS,
-                            normalisation="none")
-    by_mean = counts_for_budget(net, scores, 500_000, net.input_shape, lenet_macs, LINKS, normalisation="mean")
+                            normalisation="none", per_mac=False)
+    by_mean = counts_for_budget(net, scores, 500_000, net.input_shape, lenet_macs, LINKS, normalisation="mean",
+                                per_mac=False)
     assert raw["conv2"] == 50 and by_mean["conv2"] < 50
     with pytest.raises(ValueError, match="unknown score normalisation 'max'"):
         pdl.normalise_scores(scores, "max")
@@ -220,11 +221,11 @@ def test_mass_budget_keeps_the_same_share_of_every_layer():
     def macs(counts):  # a toy cost: 10 per channel of a, 1 per channel of b
         return 10 * counts["a"] + counts["b"]
 
-    counts = pdl.pruning.counts_for_mass_budget(scores, 28, macs)
+    counts = pdl.allocation.counts_for_mass_budget(scores, 28, macs)
     assert counts == {"a": 2, "b": 8}  # share 0.8 (0.9 would need a: 3, b: 9 = 39)
-    assert pdl.pruning.counts_for_mass_budget(scores, 100, macs) == {"a": 4, "b": 10}
+    assert pdl.allocation.counts_for_mass_budget(scores, 100, macs) == {"a": 4, "b": 10}
     with pytest.raises(ValueError, match="below the smallest possible network"):
-        pdl.pruning.counts_for_mass_budget(scores, 5, macs)
+        pdl.allocation.counts_for_mass_budget(scores, 5, macs)
 
 
 def test_a_budget_of_macs_and_parameters_is_met_on_vgg16():
@@ -270,8 +271,8 @@ def test_no_budget_allocation_cuts_a_layer_below_its_floor():
     gen = torch.Generator().manual_seed(0)
     scores = {name: torch.rand(k, generator=gen) + 1 for name, k in pdl.site_sizes(net).items()}
     scores["stage1.3.conv1"] = torch.full((16,), 1e-6)
-    floor = pdl.pruning.floor_counts(pdl.site_sizes(net))
-    assert pdl.pruning.MIN_KEEP == 0.1 and floor["stage1.3.conv1"] == 2 and floor["stage3.0.conv1"] == 7
+    floor = pdl.allocation.floor_counts(pdl.site_sizes(net))
+    assert pdl.allocation.MIN_KEEP == 0.1 and floor["stage1.3.conv1"] == 2 and floor["stage3.0.conv1"] == 7
     for per_mac in (False, True):
         counts = counts_for_budget(net, scores, 50_000_000, net.input_shape, per_mac=per_mac)
         assert all(counts[name] >= floor[name] for name in counts) and counts["stage1.3.conv1"] == 2
@@ -280,7 +281,7 @@ def test_no_budget_allocation_cuts_a_layer_below_its_floor():
     assert bare["stage1.3.conv1"] == 1
     strict = counts_for_budget(net, scores, 50_000_000, net.input_shape, min_keep=0.3)
     assert min(strict[n] / k for n, k in pdl.site_sizes(net).items()) >= 0.3
-    mass = pdl.pruning.counts_for_mass_budget(scores, 50_000_000, pdl.mac_model(net, list(scores)))
+    mass = pdl.allocation.counts_for_mass_budget(scores, 50_000_000, pdl.mac_model(net, list(scores)))
     assert all(mass[name] >= floor[name] for name in mass)
     with pytest.raises(ValueError, match="every switched layer at its floor, min_keep=0.5"):
         counts_for_budget(net, scores, 50_000_000, net.input_shape, min_keep=0.5)

@@ -6,7 +6,7 @@ import torch
 import torch.nn as nn
 
 import pyro_dirichlet as pdl
-from pyro_dirichlet import fit as fit_module
+from pyro_dirichlet import epochs as epochs_module
 
 
 class SmallCNN(nn.Module):
@@ -85,7 +85,7 @@ def test_own_model_resumes_from_its_checkpoint_exactly(problem, tmp_path, monkey
     net, data = problem
     cfg = pdl.FitConfig(estimator="mc", num_samples=2, epochs=2, batch_size=32)
     _, uninterrupted = pdl.fit_switches(pyro_model_of(net), data, cfg, progress=False)
-    real_save, saves = fit_module.save_torch, []
+    real_save, saves = epochs_module.save_torch, []
 
     def save_then_stop(state, path):
         real_save(state, path)
@@ -93,13 +93,13 @@ def test_own_model_resumes_from_its_checkpoint_exactly(problem, tmp_path, monkey
         if len(saves) == 3:  # mid-way: conv1 done, conv2's first epoch done
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(fit_module, "save_torch", save_then_stop)
+    monkeypatch.setattr(epochs_module, "save_torch", save_then_stop)
     with pytest.raises(KeyboardInterrupt):
         pdl.fit_switches(pyro_model_of(net), data, cfg, checkpoint=tmp_path / "fit.ckpt", progress=False)
-    monkeypatch.setattr(fit_module, "save_torch", real_save)
+    monkeypatch.setattr(epochs_module, "save_torch", real_save)
     _, resumed = pdl.fit_switches(pyro_model_of(net), data, cfg, checkpoint=tmp_path / "fit.ckpt", progress=False)
     assert [h["loss"] for h in resumed] == [h["loss"] for h in uninterrupted]
-    with pytest.raises(pdl.CheckpointError, match="different fit"):
+    with pytest.raises(pdl.CheckpointError, match="different run"):
         pdl.fit_switches(pyro_model_of(net), data, pdl.FitConfig(epochs=1, batch_size=32),
                          checkpoint=tmp_path / "fit.ckpt", progress=False)
 
