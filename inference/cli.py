@@ -358,9 +358,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.command_line = "pyro-dirichlet " + shlex.join(argv)
     try:
-        for folder in (getattr(args, "run_dir", None), getattr(args, "results", None)):
+        for flag, folder in (("--run-dir", getattr(args, "run_dir", None)), ("--results", getattr(args, "results", None))):
             if folder is not None:
-                check_writable(folder)
+                try:
+                    check_writable(folder)
+                except ValueError as e:
+                    raise ValueError(f"{flag}: {e}") from None
         device = distributed.init()  # under torchrun: this rank's device
         if device is not None and getattr(args, "device", "auto") in ("auto", "cuda"):
             args.device = str(device)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -47,7 +46,7 @@ class ChannelGroup:
     problem: str | None = None  # why the group cannot be pruned, if it cannot
 
 
-_GRAPHS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # net -> (key, graph): see dependency_graph
+_LAST: list = []  # [(net, key, graph)] of the last traced network: one, so none is kept alive for long
 _CACHING = [True]
 
 
@@ -74,9 +73,10 @@ def _inputs_key(inputs):
 
 
 def _graph_key(net: nn.Module, example_inputs) -> tuple:
-    """What the graph depends on: the modules and their parameters' shapes, every parameter's
-    in-place version (a training step or a pruning step changes it) and the example inputs."""
-    structure = tuple((name, type(m).__name__, tuple(tuple(p.shape) for p in m.parameters(recurse=False)))
+    """What the graph depends on: the modules (their identity, the graph holds them) and their
+    parameters' shapes, every parameter's in-place version (a training or pruning step changes
+    it) and the example inputs."""
+    structure = tuple((name, id(m), tuple(tuple(p.shape) for p in m.parameters(recurse=False)))
                       for name, m in net.named_modules())
     return structure, tuple(p._version for p in net.parameters()), _inputs_key(example_inputs)
 
@@ -85,16 +85,16 @@ def dependency_graph(net: nn.Module, example_inputs) -> tp.DependencyGraph:
     """Torch-Pruning's graph of ``net`` (traced through autograd, in eval mode; ``net`` is left
     as found). ``example_inputs``: a tensor, or a tuple / dict of forward arguments.
 
-    Built once per network, as Torch-Pruning's pruners keep their ``DG``: a later call with the
-    same modules, parameter shapes and versions and example inputs returns the same graph, so
-    a prune step's counting, allocation and links share one trace."""
-    key = _graph_key(net, example_inputs) if _CACHING[-1] else None
-    cached = _GRAPHS.get(net)
-    if key is not None and cached is not None and cached[0] == key:
-        return cached[1]
+    Built once per network, as Torch-Pruning's pruners keep their ``DG``: a later call for the
+    last traced network with the same modules, parameter shapes and versions and example inputs
+    returns the same graph, so a prune step's counting, allocation and links share one trace."""
+    if not _CACHING[-1]:
+        return _build_graph(net, example_inputs)
+    key = _graph_key(net, example_inputs)
+    if _LAST and _LAST[0][0] is net and _LAST[0][1] == key:
+        return _LAST[0][2]
     graph = _build_graph(net, example_inputs)
-    if key is not None:
-        _GRAPHS[net] = (key, graph)
+    _LAST[:] = [(net, key, graph)]  # the graph holds the network's modules, so their ids stay theirs
     return graph
 
 
