@@ -1,6 +1,7 @@
 """The GPU kit's one-command study (benchmarks/cifar10_network.py), as a CPU smoke run on a narrow VGG-16."""
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ SCRIPT = Path(__file__).parents[1] / "benchmarks" / "cifar10_network.py"
 def load_script():
     spec = importlib.util.spec_from_file_location("cifar10_network", SCRIPT)
     module = importlib.util.module_from_spec(spec)
+    sys.modules["cifar10_network"] = module  # a dataclass looks its module up there
     spec.loader.exec_module(module)
     return module
 
