@@ -2,6 +2,7 @@
 
 Conv2d: ``H_out * W_out * C_out * (C_in / groups) * kh * kw`` (Conv1d/3d and transposed
 convs alike, :func:`layer_ops`); Linear: ``in * out`` per position. Activations, pooling and BatchNorm are not counted, as in the pruning literature.
+Attention (the modules of :mod:`.heads`): ``2 N^2 H d`` for ``Q K^T`` and ``A V`` over N tokens.
 ``paper_flops`` is the LeNet-5 tables' convention (Bayesian Compression, FLOPs-as-objective,
 Dirichlet pruning's Table 1): the MACs plus one add per bias element of every conv/linear
 output. (``torch.utils.flop_counter`` reports 2 FLOPs per MAC.)
@@ -16,6 +17,7 @@ import torch.nn as nn
 
 from .frozen import frozen, hooks
 from .groups import call, channel_groups, default_example
+from .heads import attention_macs, head_layout, head_layouts, is_head_site
 from .sites import is_input_site, layer_module, layer_width, site_layer, site_width
 
 
@@ -27,8 +29,9 @@ def layer_ops(net: nn.Module, example_inputs) -> dict[str, tuple[int, int]]:
     ``net`` on ``example_inputs`` runs (a tensor, or a tuple / dict of forward arguments).
 
     Conv1d/2d/3d: ``outputs * (C_in / groups) * prod(kernel)``; transposed convs: ``inputs *
-    (C_out / groups) * prod(kernel)``; Linear: ``in * out`` per position. A network with a
-    recurrent layer or ``nn.MultiheadAttention`` (whose products this hook cannot see) is refused."""
+    (C_out / groups) * prod(kernel)``; Linear: ``in * out`` per position (token); an attention
+    module of :mod:`.heads`: ``{module: (2 N^2 H d, 0)}``, N its output projection's tokens. A network
+    with a recurrent layer or ``nn.MultiheadAttention`` (whose products no hook sees) is refused."""
     uncounted = [name for name, m in net.named_modules() if isinstance(m, UNCOUNTED)]
     if uncounted:
         raise ValueError(f"MAC counting covers conv and linear layers; {uncounted} compute matrix products it cannot "
@@ -49,8 +52,18 @@ def layer_ops(net: nn.Module, example_inputs) -> dict[str, tuple[int, int]]:
         done = ops.get(names[module], (0, 0))
         ops[names[module]] = (done[0] + macs, done[1] + (outputs if module.bias is not None else 0))
 
+    def attention(layout):
+        def hook(module, inputs):
+            tokens = inputs[0].numel() // (inputs[0].shape[0] * module.in_features)
+            done = ops.get(layout.module, (0, 0))[0]
+            ops[layout.module] = (done + attention_macs(net, layout, tokens), 0)
+        return hook
+
     counted = (nn.modules.conv._ConvNd, nn.Linear)
-    with hooks(m.register_forward_hook(hook) for m in net.modules() if isinstance(m, counted)):
+    handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, counted)]
+    handles += [net.get_submodule(layout.out_proj).register_forward_pre_hook(attention(layout))
+                for layout in head_layouts(net).values()]
+    with hooks(handles):
         with frozen(net), torch.no_grad():
             call(net, example_inputs)
     return ops
@@ -77,6 +90,12 @@ def _kept_channel_sites(net: nn.Module, sites: Sequence[str], example) -> tuple[
         if is_input_site(site):
             inputs[site_layer(site)] = site
             sizes[site] = site_width(net, site)
+            continue
+        if is_head_site(site):  # its rows of q, k, v, the projection's columns, and the attention products
+            layout = head_layout(net, site)
+            sizes[site] = layout.size
+            outputs.update({linear: site for linear, _ in layout.rows} | {layout.module: site})
+            inputs[layout.out_proj] = site
             continue
         group = by_member[site_layer(site)]
         sizes[site] = group.size
@@ -119,7 +138,10 @@ def mac_model(net: nn.Module, sites: Sequence[str], example_inputs=None) -> Call
     (an input site's producer keeps every filter that one of its kept features reads)."""
     example = default_example(net, example_inputs)
     outputs, inputs, sizes, _ = _kept_channel_sites(net, sites, example)
-    return _scaled_sum([_layer_terms(net, name, macs, outputs, inputs, sizes)
+    attention = {layout.module for layout in head_layouts(net).values()}
+    return _scaled_sum([(macs // sizes[outputs[name]], outputs[name], 1, None, 1) if name in attention and name in outputs
+                        else (macs, None, 1, None, 1) if name in attention
+                        else _layer_terms(net, name, macs, outputs, inputs, sizes)
                         for name, (macs, _) in layer_ops(net, example).items()])
 
 

@@ -30,7 +30,8 @@ import torch_pruning as tp
 
 from .channel_map import CUSTOM_PRUNERS
 from .frozen import frozen, hooks
-from .sites import layer_width
+from .heads import head_points
+from .sites import channel_dim, layer_width
 
 LAYERS = (nn.Conv2d, nn.Linear)
 
@@ -144,7 +145,9 @@ def _reads_channel_major(net: nn.Module, example_inputs, points: Sequence[str], 
     zero[0] = 0.0
 
     def scale(module, args, out):
-        return out * zero.to(out).reshape(1, -1, *([1] * (out.dim() - 2)))
+        shape = [1] * out.dim()
+        shape[channel_dim(module)] = -1
+        return out * zero.to(out).reshape(shape)
 
     with frozen(net):
         for masked in (False, True):
@@ -161,6 +164,7 @@ def channel_groups(net: nn.Module, example_inputs) -> list[ChannelGroup]:
     graph = dependency_graph(net, example_inputs)
     names = {module: name for name, module in net.named_modules()}
     order = {name: i for i, name in enumerate(names.values())}
+    heads = head_points(net)
     groups = []
     for group in graph.get_all_groups(root_module_types=list(LAYERS)):
         outs = [dep.target.module for dep, _ in group if graph.is_out_channel_pruning_fn(dep.handler)]
@@ -176,6 +180,10 @@ def channel_groups(net: nn.Module, example_inputs) -> list[ChannelGroup]:
             problem = (f"a normalisation over its channels ({renormalising}) renormalises what the switch scaled, so "
                        "a zero switch does not remove a channel there and trimming would not equal the masked network; "
                        "switch other groups (e.g. the MLP units of a block)")
+        by_heads = sorted({heads[m] for m in members if m in heads})
+        if by_heads:
+            problem = (f"its channels are attention heads' ({members}): removing single channels would break the "
+                       f"heads apart; switch the heads instead: {by_heads}")
         size = widths[members[0]]
         flattened = [m for m in readers if isinstance(m, nn.Linear) and m.in_features != size
                      and m.in_features % size == 0]

@@ -23,7 +23,8 @@ import torch_pruning as tp
 from .allocation import CoupledLayersError
 from .frozen import frozen, hooks
 from .groups import default_example, dependency_graph, input_shape, switch_points
-from .sites import InputSelect, is_input_site, layer_module, layer_width, site_layer, site_width
+from .heads import head_layout, is_head_site, trim_heads
+from .sites import InputSelect, channel_dim, is_input_site, layer_module, layer_width, site_layer, site_width
 
 
 def _graph(net: nn.Module, example_inputs) -> tp.DependencyGraph:
@@ -67,7 +68,8 @@ def trim(net: nn.Module, keep: Mapping[str, Sequence[int]], example_inputs=None,
     """A smaller dense copy of ``net`` keeping only ``keep[site]`` channels of each site.
 
     Output sites lose their other output channels; input sites their other input features
-    (and producer channels none of whose features is kept; module docstring). Works on the
+    (and producer channels none of whose features is kept; module docstring); head sites
+    their other heads (:func:`.heads.trim_heads`). Works on the
     net's device; ``example_inputs`` (the shape of one input, or a batch of one tensor; default
     ``net.input_shape``) traces the graph.
 
@@ -104,6 +106,7 @@ def _surgery(net: nn.Module, keep: Mapping[str, Sequence[int]], input_shape: Seq
     names = {module: name for name, module in pruned.named_modules()}
     removed: dict[str, set[int]] = {}  # output channels to remove, per layer
     selections = []  # (layer, kept input features, producer, stride)
+    head_sites = {}  # head site: kept heads
     outputs = None
     for site, kept in keep.items():
         width = site_width(pruned, site)
@@ -115,6 +118,9 @@ def _surgery(net: nn.Module, keep: Mapping[str, Sequence[int]], input_shape: Seq
                              f"repeats, got {len(kept)} indices ({len(set(kept))} distinct)")
         kept = sorted(int(k) for k in kept)
         layer = site_layer(site)
+        if is_head_site(site):
+            head_sites[site] = kept
+            continue
         if not is_input_site(site):
             if len(kept) < width and _is_output(graph, layer_module(pruned, layer)):
                 if not allow_output:
@@ -156,6 +162,10 @@ def _surgery(net: nn.Module, keep: Mapping[str, Sequence[int]], input_shape: Seq
         if len(local) < linear.in_features:
             tp.prune_linear_in_channels(linear, sorted(set(range(linear.in_features)) - set(local)))
             pruned.set_submodule(layer, InputSelect(linear, local))
+    for site, kept in head_sites.items():  # last: Torch-Pruning's graph of the copy is not needed after this
+        layout = head_layout(pruned, site)
+        if len(kept) < layout.size:
+            masks[(layout.out_proj, True)] = trim_heads(pruned, layout, kept)
     return pruned, masks, outputs
 
 
@@ -176,7 +186,7 @@ def _masked_difference(net: nn.Module, pruned: nn.Module, masks: Mapping[tuple[s
 
     def scale(module, x, mask):
         shape = [1] * x.dim()
-        shape[-1 if isinstance(module, nn.Linear) else 1] = -1  # a Linear's features are last; conv/BN: (B, C, ...)
+        shape[channel_dim(module)] = -1
         return x * mask.to(x).reshape(shape)
 
     with hooks([net.get_submodule(name).register_forward_pre_hook(

@@ -5,7 +5,12 @@ A site is named after a conv/linear layer (its module name):
 - ``"conv2"`` switches the layer's **outputs**: K = ``out_channels`` / ``out_features``;
 - ``"fc1:in"`` switches a Linear layer's **input features**: K = ``in_features``. After a
   flatten, each input feature belongs to one channel of the layer that produced it (the
-  producer), e.g. LeNet-5's fc1 reads 800 = 50 channels x 16 positions of conv2.
+  producer), e.g. LeNet-5's fc1 reads 800 = 50 channels x 16 positions of conv2;
+- ``"blocks.0.attn:heads"`` switches an attention module's **heads** (:mod:`.heads`): K = its
+  heads (its key/value heads under grouped-query attention).
+
+A Linear layer's features are its last dim, whatever leads (``(B, C)``, tokens ``(B, N, C)``);
+a conv's channels are dim 1 (:func:`channel_dim`).
 
 A layer that reads only some of its input features after trimming is wrapped in
 :class:`InputSelect`; :func:`layer_module` sees through the wrapper.
@@ -16,6 +21,8 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
+
+from .heads import head_layout, is_head_site
 
 INPUT_SUFFIX = ":in"
 
@@ -40,8 +47,14 @@ def is_input_site(site: str) -> bool:
 
 
 def site_layer(site: str) -> str:
-    """The module name of a site: ``"fc1:in"`` -> ``"fc1"``."""
-    return site[: -len(INPUT_SUFFIX)] if is_input_site(site) else site
+    """The module name of a site: ``"fc1:in"`` -> ``"fc1"``, ``"blocks.0.attn:heads"`` -> ``"blocks.0.attn"``."""
+    return site.rsplit(":", 1)[0] if is_input_site(site) or is_head_site(site) else site
+
+
+def channel_dim(module: nn.Module) -> int:
+    """The dim of ``module``'s output (or input) that holds its channels: -1 for a Linear layer
+    (features last, after any token dims), 1 otherwise (conv, BatchNorm: ``(B, C, ...)``)."""
+    return -1 if isinstance(module, nn.Linear) else 1
 
 
 def layer_module(net: nn.Module, layer: str) -> nn.Module:
@@ -65,6 +78,8 @@ def layer_width(module: nn.Module) -> int:
 
 def site_width(net: nn.Module, site: str) -> int:
     """K of the site's switch (see the module docstring)."""
+    if is_head_site(site):
+        return head_layout(net, site).size
     module = layer_module(net, site_layer(site))
     if not is_input_site(site):
         return layer_width(module)
@@ -92,5 +107,5 @@ def check_sites(net: nn.Module, sites: Sequence[str]) -> None:
     for site in sites:
         try:
             site_width(net, site)
-        except TypeError as e:
+        except (TypeError, ValueError) as e:
             raise ValueError(str(e)) from None

@@ -33,7 +33,8 @@ from pyro.poutine.runtime import effectful
 
 from .frozen import frozen, hooks
 from .groups import channel_groups, default_example, resolve_layers
-from .sites import check_sites, is_input_site, layer_module, site_layer, site_width
+from .heads import head_layout, is_head_site, scale_heads
+from .sites import channel_dim, check_sites, is_input_site, layer_module, site_layer, site_width
 from .switch_config import FORMS, SwitchConfig
 
 BN_EPS = 1e-5
@@ -65,7 +66,7 @@ def switch_factor(s: torch.Tensor, form: str = DEFAULT.form, steepness: float = 
 
 
 def scale_channels(x: torch.Tensor, s: torch.Tensor, data_batch: int | None = None, form: str = DEFAULT.form,
-                   steepness: float = DEFAULT.steepness) -> torch.Tensor:
+                   steepness: float = DEFAULT.steepness, dim: int = 1) -> torch.Tensor:
     """Multiply channel k of ``x`` by ``switch_factor(s, form, steepness)_k`` for each particle of ``s``.
 
     ``form="bn"`` is the authors' set-up: ``s_k h`` followed by BatchNorm in training mode (per
@@ -74,13 +75,18 @@ def scale_channels(x: torch.Tensor, s: torch.Tensor, data_batch: int | None = No
     eps) * sqrt(var_h + eps) + mu_h``. The scale of s cancels except against eps, so the
     switch acts through the saturating ``s / sqrt(s^2 + eps / var_h)``.
 
-    x: ``(B, K, *rest)`` or already folded ``(P * B, K, *rest)``; s: ``(..., K)`` with P
-    particles, or one value ``(K,)`` for every particle of a folded x; data_batch: B (defaults
-    to ``x.shape[0]``). Returns ``(P * B, K, *rest)``.
+    x: ``(B, K, *rest)`` or already folded ``(P * B, K, *rest)``, the channels at ``dim`` (1:
+    conv feature maps; -1: a Linear layer's features after any token dims, ``(B, N, K)``; -2:
+    heads, ``(B, N, K, w)``); s: ``(..., K)`` with P particles, or one value ``(K,)`` for every
+    particle of a folded x; data_batch: B (defaults to ``x.shape[0]``). Returns x's shape with
+    the batch ``P * B``, particle-major.
     """
     K = s.shape[-1]
-    if x.dim() < 2 or x.shape[1] != K:
-        raise ValueError(f"switch of size {K} does not match channel dimension 1 of a tensor of shape {tuple(x.shape)}")
+    if x.dim() < 2 or x.shape[dim] != K:
+        raise ValueError(f"switch of size {K} does not match channel dimension {dim} of a tensor of shape "
+                         f"{tuple(x.shape)}")
+    if dim % x.dim() != 1:
+        return scale_channels(x.movedim(dim, 1), s, data_batch, form, steepness).movedim(1, dim)
     s = s.reshape(-1, K)
     P = s.shape[0]
     B = x.shape[0] if data_batch is None else data_batch
@@ -124,10 +130,11 @@ def scaled_linear(linear: nn.Linear, u: torch.Tensor, s: torch.Tensor, data_batc
 
 
 @effectful(type="switch")
-def _switch(site: str, x: torch.Tensor, s: torch.Tensor, data_batch: int | None, form: str, steepness: float):
+def _switch(site: str, x: torch.Tensor, s: torch.Tensor, data_batch: int | None, form: str, steepness: float,
+            dim: int):
     """The scaling step of :func:`dirichlet_switch`, an effect (message type ``"switch"``) that
     :class:`RecordSwitches` and :class:`Unswitched` handle."""
-    return scale_channels(x, s, data_batch, form, steepness)
+    return scale_channels(x, s, data_batch, form, steepness, dim)
 
 
 class RecordSwitches(Messenger):
@@ -155,12 +162,13 @@ class Unswitched(Messenger):
 
 
 def dirichlet_switch(name: str, x: torch.Tensor, switch: SwitchConfig = DEFAULT,
-                     data_batch: int | None = None) -> torch.Tensor:
+                     data_batch: int | None = None, dim: int = 1) -> torch.Tensor:
     """Pyro primitive for a user's own model: sample ``s ~ Dir(switch.alpha0 * 1_K)`` at site
-    ``name`` (K = ``x.shape[1]``) and return ``scale_channels(x, s, data_batch, switch.form,
-    switch.steepness)``, the same switch a :class:`SwitchedNetwork` with ``switch`` applies.
+    ``name`` (K = ``x.shape[dim]``) and return ``scale_channels(x, s, data_batch, switch.form,
+    switch.steepness, dim)``, the same switch a :class:`SwitchedNetwork` with ``switch`` applies.
 
-    x: ``(B, K, ...)``, or ``(P * B, K, ...)`` after an earlier switch (then pass ``data_batch=B``).
+    x: ``(B, K, ...)``, or ``(P * B, K, ...)`` after an earlier switch (then pass ``data_batch=B``);
+    token features ``(B, N, K)``: ``dim=-1``.
     Returns ``(P * B, K, ...)``, particle-major; :func:`.user_model.unfold_particles` shapes
     the logits for the data plate. A fixed site keeps the trained function at ``s = 1/K`` for the
     forms ``Ks``, ``gate`` and ``norm`` (factor 1), and at no value for ``s`` (factor ``1/K``) or
@@ -168,10 +176,10 @@ def dirichlet_switch(name: str, x: torch.Tensor, switch: SwitchConfig = DEFAULT,
     other sites with :class:`Unswitched`, which passes x through unscaled for every form."""
     if not isinstance(switch, SwitchConfig):
         raise TypeError(f"dirichlet_switch takes a SwitchConfig (e.g. SwitchConfig(alpha0=0.5)), got {switch!r}")
-    K = x.shape[1]
+    K = x.shape[dim]
     concentration = torch.full((K,), switch.alpha0, dtype=x.dtype, device=x.device)
     s = pyro.sample(name, dist.Dirichlet(concentration))
-    return _switch(name, x, s, data_batch, switch.form, switch.steepness)
+    return _switch(name, x, s, data_batch, switch.form, switch.steepness, dim)
 
 
 class SwitchedNetwork:
@@ -212,8 +220,8 @@ class SwitchedNetwork:
                 "returns net({'image': x}), and pass one batch tensor")
         self.net = net
         groups = {g.name: g for g in channel_groups(net, default_example(net, example_inputs))}
-        named = [site if is_input_site(site) else resolve_layers(list(groups.values()), [site], allow_output)[0]
-                 for site in sites]
+        named = [site if is_input_site(site) or is_head_site(site)
+                 else resolve_layers(list(groups.values()), [site], allow_output)[0] for site in sites]
         self.sites = list(dict.fromkeys(named))  # naming several members of one group names the group once
         self.sizes = {name: groups[name].size if name in groups else site_width(net, name) for name in self.sites}
         self.groups = {name: groups[name] for name in self.sites if name in groups}
@@ -221,8 +229,9 @@ class SwitchedNetwork:
         self.temperature = switch.temperature
         self.likelihood = likelihood
         self.fold_into_linear = fold_into_linear
-        self._switch_points = {  # site -> modules whose outputs (an input site: whose input) it scales
+        self._switch_points = {  # site -> modules whose outputs (an input or head site: whose input) it scales
             name: [net.get_submodule(p) for p in self.groups[name].points] if name in self.groups
+            else [net.get_submodule(head_layout(net, name).out_proj)] if is_head_site(name)
             else [layer_module(net, site_layer(name))] for name in self.sites}
         self._consumers: dict[str, nn.Linear] = {}
         self._fold_at_input = False
@@ -273,8 +282,18 @@ class SwitchedNetwork:
 
     def switch_points(self) -> dict[str, list[nn.Module]]:
         """``{site: modules whose outputs the switch scales}`` (an input site: its layer, whose
-        input it scales)."""
+        input it scales; a head site: its output projection, whose input it scales by heads)."""
         return {name: list(points) for name, points in self._switch_points.items()}
+
+    def scaler(self, name: str, s: torch.Tensor, data_batch: int | None, point: nn.Module):
+        """``f(x)``: the activation ``x`` at ``point`` (its output; its input for an input or head
+        site) with site ``name``'s channels scaled by switch values ``s``."""
+        how = (self.switch.form, self.switch.steepness)  # switch_factor arguments
+        if is_head_site(name):
+            size = self.sizes[name]
+            return lambda x: scale_heads(x, s, size, lambda v, s, dim: scale_channels(v, s, data_batch, *how, dim))
+        dim = -1 if is_input_site(name) else channel_dim(point)
+        return lambda x: scale_channels(x, s, data_batch, *how, dim)
 
     def forward(self, x: torch.Tensor, switches: dict[str, torch.Tensor], fold_into_linear: bool | None = None
                 ) -> torch.Tensor:
@@ -297,12 +316,12 @@ class SwitchedNetwork:
                     lambda module, inputs, output, s=s: scaled_linear(module, inputs[0], s, B, *how)))
         for name, s in scale_in_point.items():
             for point in self._switch_points[name]:
-                if is_input_site(name):
+                scale = self.scaler(name, s, B, point)
+                if is_input_site(name) or is_head_site(name):
                     handles.append(point.register_forward_pre_hook(
-                        lambda module, inputs, s=s: (scale_channels(inputs[0], s, B, *how), *inputs[1:])))
+                        lambda module, inputs, scale=scale: (scale(inputs[0]), *inputs[1:])))
                 else:
-                    handles.append(point.register_forward_hook(
-                        lambda module, inputs, output, s=s: scale_channels(output, s, B, *how)))
+                    handles.append(point.register_forward_hook(lambda module, inputs, output, scale=scale: scale(output)))
         particles = max(v.numel() // v.shape[-1] for v in switches.values()) if switches else 1
         if self._fold_at_input and particles > 1:
             x = x.repeat(particles, *([1] * (x.dim() - 1)))  # (P * B, ...), particle-major
