@@ -156,3 +156,36 @@ def test_multihead_attention_is_refused_by_name():
 
     with pytest.raises(ValueError, match="'attn' is an nn.MultiheadAttention"):
         pdl.SwitchedNetwork(MHA(), ["attn:heads"])
+
+
+class GroupedQuery(nn.Module):
+    """Grouped-query attention in Hugging Face's layout: 4 query heads share 2 key/value heads."""
+
+    def __init__(self, dim=16, heads=4, kv_heads=2):
+        super().__init__()
+        torch.manual_seed(2)
+        self.head_dim, self.num_key_value_groups = dim // heads, heads // kv_heads
+        self.num_attention_heads, self.num_key_value_heads = heads, kv_heads
+        self.q_proj = nn.Linear(dim, dim)
+        self.k_proj, self.v_proj = nn.Linear(dim, kv_heads * self.head_dim), nn.Linear(dim, kv_heads * self.head_dim)
+        self.o_proj = nn.Linear(dim, dim)
+        self.head = nn.Linear(dim, 2)
+        self.input_shape = (5, dim)
+
+    def forward(self, x):
+        B, N, _ = x.shape
+        q = self.q_proj(x).view(B, N, -1, self.head_dim).transpose(1, 2)
+        k, v = (lin(x).view(B, N, -1, self.head_dim).transpose(1, 2) for lin in (self.k_proj, self.v_proj))
+        k, v = (t.repeat_interleave(self.num_key_value_groups, dim=1) for t in (k, v))
+        a = torch.softmax(q @ k.transpose(-1, -2), -1) @ v
+        return self.head(self.o_proj(a.transpose(1, 2).reshape(B, N, -1)).mean(1))
+
+
+def test_grouped_query_heads_keep_key_value_groups_whole():
+    net = GroupedQuery().eval()
+    switched = pdl.SwitchedNetwork(net, [":heads"])
+    assert switched.sizes == {":heads": 2}  # one unit per key/value head and its 2 query heads
+    small = pdl.trim(net, {":heads": [1]})  # checks itself against the masked network
+    assert (small.q_proj.out_features, small.k_proj.out_features, small.o_proj.in_features) == (8, 4, 8)
+    assert (small.num_attention_heads, small.num_key_value_heads) == (2, 1)
+    assert pdl.count_macs(small) == pdl.mac_model(net, [":heads"])({":heads": 1})
