@@ -14,7 +14,9 @@ Public API (one screen):
   (``normalise_scores``; ``MIN_KEEP``, ``PER_MAC``), ``counts_for_mass``, ``keep_indices``, ``feasible_counts``.
 - pruning: ``input_links``, ``trim`` (checks itself against the masked network: ``TrimMismatchError``);
   storage: ``save_pruned``, ``load_pruned``; ``export_network`` (a TorchScript / torch.export / ONNX file, checked).
-- sites: ``InputSelect``, ``site_sizes`` (``"fc1:in"`` names a Linear layer's input features);
+- sites: ``InputSelect``, ``site_sizes`` (``"fc1:in"`` names a Linear layer's input features,
+  ``"blocks.0.attn:heads"`` an attention module's heads: :mod:`.heads`); ``hf``: Hugging Face
+  models (``hf.Logits``, ``hf.save_pretrained`` / ``hf.from_pretrained`` of a pruned model);
   ``channel_groups`` (channels that go together, one switch each); ``ChannelScatter`` (a
   zero-padding shortcut that stays prunable); ``DirichletImportance``
   (posterior means as a Torch-Pruning importance).
@@ -34,6 +36,7 @@ from .devices import resolve_device
 from .export import export_network
 from .estimators import MeanDirichlet, MeanSwitchELBO, switch_elbo
 from .fit import FitConfig, fit_switches
+from . import hf
 from .groups import ChannelGroup, channel_groups
 from .interop import DirichletImportance
 from .io import CheckpointError
@@ -58,7 +61,7 @@ from .training import TrainConfig, evaluate, train
 from .user_model import switch_layers, unfold_particles
 
 __all__ = [
-    "ArrayDataset", "CRITERIA", "ChannelGroup", "ChannelScatter", "ChannelScores", "Criterion", "CheckpointError", "DirichletImportance", "CoupledLayersError", "DATA_ENV", "DataNotFoundError", "FeatureDataset", "FitConfig",
+    "ArrayDataset", "CRITERIA", "hf", "ChannelGroup", "ChannelScatter", "ChannelScores", "Criterion", "CheckpointError", "DirichletImportance", "CoupledLayersError", "DATA_ENV", "DataNotFoundError", "FeatureDataset", "FitConfig",
     "InputSelect", "MeanDirichlet", "TrimMismatchError", "MeanSwitchELBO", "SwitchConfig", "SwitchGuide", "SwitchedNetwork", "TrainConfig", "channel_groups", "count_macs", "count_ops", "count_params",
     "counts_for_budget", "counts_for_mass", "data_root", "dirichlet_switch", "evaluate", "export_network", "feasible_counts", "fit_switches",
     "format_architecture", "input_links", "keep_indices", "mac_model", "param_model", "load_idata", "load_cifar10", "load_mnist", "load_pruned", "normalise_scores",

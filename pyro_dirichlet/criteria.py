@@ -8,7 +8,7 @@ One interface (:class:`Criterion`, after Torch-Pruning's ``Importance``): a call
 carries how its scores compare across layers (``normalisation``, read by ``counts_for_budget``)
 and the network they rank (``network``: group lasso's retrained copy). ``CRITERIA`` registers one
 of each: ``l1``, ``l2``, ``taylor``, ``fisher``, ``group-lasso``, ``data-free``, ``random``,
-``dirichlet`` and ``tp-magnitude``.
+``dirichlet``, ``tp-magnitude`` and ``tp-taylor``.
 
 - ``l1``, ``l2``: norm of the channel's weights over every member of its channel group (conv:
   the output filter ``W[k]``; linear: the unit's incoming weights ``W[k, :]``; input feature j:
@@ -28,8 +28,14 @@ of each: ``l1``, ``l2``, ``taylor``, ``fisher``, ``group-lasso``, ``data-free``,
   producer channel it comes from (1 when the features are the network's input).
 - ``random``: uniform scores from a seeded generator, the floor.
 - ``dirichlet``: the switch posterior means ``E_q[s_l]`` of a fit (:func:`.fit.fit_switches`).
-- ``tp-magnitude``: Torch-Pruning's ``GroupMagnitudeImportance`` over each site's whole
-  dependency group (the DepGraph baseline).
+- ``tp-magnitude``, ``tp-taylor``: Torch-Pruning's ``GroupMagnitudeImportance`` and
+  ``GroupTaylorImportance`` (``|w * dL/dw|``) over each site's whole dependency group (the
+  DepGraph baselines).
+
+Head sites (``"blocks.0.attn:heads"``, :mod:`.heads`) have one score per head (per key/value
+group): the activation criteria read the heads' outputs before the output projection; the
+Torch-Pruning ones average the importance of a head's rows of q, k, v (whose groups hold the
+projection's columns), as Torch-Pruning's own head pruning does.
 """
 from __future__ import annotations
 
@@ -46,8 +52,9 @@ import torch_pruning as tp
 from .fit import FitConfig, fit_switches
 from .frozen import frozen, hooks
 from .groups import channel_groups, default_example, dependency_graph
+from .heads import head_layout, is_head_site
 from .pruning import input_links
-from .sites import is_input_site, layer_module, site_layer
+from .sites import channel_dim, is_input_site, layer_module, site_layer
 from .switch_config import SwitchConfig
 from .switches import SwitchedNetwork
 from .training import TrainConfig, train
@@ -69,6 +76,13 @@ def _channel_weights(net: nn.Module, site: str, members: Sequence[str] = ()) -> 
     the site's layer); an input feature's: its weight column."""
     if is_input_site(site):
         return layer_module(net, site_layer(site)).weight.T
+    if is_head_site(site):  # a head's rows of q, k, v (and a gate) and its columns of the output projection
+        layout = head_layout(net, site)
+        K = layout.size
+        rows = [net.get_submodule(n).weight.reshape(sections, K, -1).transpose(0, 1).reshape(K, -1)
+                for n, sections in layout.rows]
+        proj = net.get_submodule(layout.out_proj).weight
+        return torch.cat([*rows, proj.reshape(proj.shape[0], K, -1).transpose(0, 1).reshape(K, -1)], 1)
     return torch.cat([layer_module(net, m).weight.flatten(1) for m in members or (site,)], 1)
 
 
@@ -99,17 +113,17 @@ def gradient_scores(net: nn.Module, layers: Sequence[str], data, kind: str, num_
     with frozen(net):
         for _, (x, y, _) in zip(range(num_batches), batches):
             acts: list[tuple[str, torch.Tensor]] = []  # (site, activation at one of its points)
-            with hooks(m.register_forward_pre_hook(lambda mod, i, name=name: acts.append((name, i[0])))
-                       if is_input_site(name) else
-                       m.register_forward_hook(lambda mod, i, out, name=name: acts.append((name, out)))
+            with hooks(m.register_forward_pre_hook(lambda mod, i, name=name: acts.append((name, mod, i[0])))
+                       if is_input_site(name) or is_head_site(name) else
+                       m.register_forward_hook(lambda mod, i, out, name=name: acts.append((name, mod, out)))
                        for name, points in sites.items() for m in points):
                 loss = F.cross_entropy(net(x.requires_grad_(True)), y, reduction="sum")
-            grads = torch.autograd.grad(loss, [a for _, a in acts])
+            grads = torch.autograd.grad(loss, [a for _, _, a in acts])
             per_site = {name: 0.0 for name in sites}
-            for (name, a), g in zip(acts, grads):
-                a = a.detach()
-                summed = (a * g).flatten(2).sum(-1) if a.dim() > 2 else a * g  # (B, K), summed over space
-                per_site[name] = per_site[name] + (summed / a[0, 0].numel() if kind == "taylor" else summed)
+            for (name, module, a), g in zip(acts, grads):
+                ag = _channels_first(a.detach() * g, name, module, switched.sizes[name])  # (B, K, positions)
+                summed = ag.sum(-1)
+                per_site[name] = per_site[name] + (summed / ag.shape[-1] if kind == "taylor" else summed)
             for name, per_example in per_site.items():
                 if kind == "taylor":
                     totals[name] = totals[name] + per_example.abs().sum(0)
@@ -117,6 +131,16 @@ def gradient_scores(net: nn.Module, layers: Sequence[str], data, kind: str, num_
                     totals[name] = totals[name] + 0.5 * per_example.pow(2).sum(0)
             seen += len(y)
     return {name: (t / seen).cpu() for name, t in totals.items()}
+
+
+def _channels_first(a: torch.Tensor, site: str, point: nn.Module, size: int) -> torch.Tensor:
+    """``(B, K, positions)`` view of an activation at a switch point of ``site`` (tokens and
+    space are positions; a head site's K heads of w features each: ``(B, K, N * w)``)."""
+    if is_head_site(site):
+        a = a.unflatten(-1, (size, a.shape[-1] // size)).movedim(-2, 1)
+    elif is_input_site(site) or channel_dim(point) == -1:
+        a = a.movedim(-1, 1)
+    return a.reshape(a.shape[0], size, -1)
 
 
 def _execution_order(net: nn.Module, x: torch.Tensor) -> list[str]:
@@ -273,6 +297,36 @@ class DataFree:
         return ChannelScores(data_free_scores(net, sites, shape), self.normalisation, net)
 
 
+def torch_pruning_scores(net: nn.Module, sites: Sequence[str], importance, example_inputs) -> dict[str, torch.Tensor]:
+    """Torch-Pruning's ``importance`` of each channel of ``sites`` over its whole dependency group
+    (an input site: the producer's channels and their readers); a head site's head: the mean over
+    its rows of q, k, v (module docstring)."""
+    graph = dependency_graph(net, example_inputs)
+
+    def channels(module: nn.Module, prune, width: int) -> torch.Tensor:
+        return importance(graph.get_pruning_group(module, prune, idxs=list(range(width)))).detach().float().cpu()
+
+    scores = {}
+    for site in sites:
+        if is_head_site(site):
+            layout = head_layout(net, site)
+            per_linear = []
+            for name, sections in layout.rows:
+                linear = net.get_submodule(name)
+                imp = channels(linear, tp.prune_linear_out_channels, linear.out_features)
+                per_linear.append(imp.reshape(sections, layout.size, -1).mean((0, 2)))
+            scores[site] = torch.stack(per_linear).mean(0)
+            continue
+        module = layer_module(net, site_layer(site))
+        if is_input_site(site):
+            scores[site] = channels(module, tp.prune_linear_in_channels, module.in_features)
+        elif isinstance(module, nn.Conv2d):
+            scores[site] = channels(module, tp.prune_conv_out_channels, module.out_channels)
+        else:
+            scores[site] = channels(module, tp.prune_linear_out_channels, module.out_features)
+    return scores
+
+
 @dataclass(frozen=True)
 class TorchPruningMagnitude:
     """``tp-magnitude``: Torch-Pruning's ``GroupMagnitudeImportance`` (DepGraph's baseline: the
@@ -283,21 +337,30 @@ class TorchPruningMagnitude:
     normalisation: ClassVar[str] = "mean"
 
     def __call__(self, net, sites, data=None, seed=0):
-        example = _example(data, net)
-        example = default_example(net, example)
-        graph = dependency_graph(net, example)
         importance = tp.importance.GroupMagnitudeImportance(p=self.p, group_reduction="mean", normalizer=None)
-        scores = {}
-        for site in sites:
-            module = layer_module(net, site_layer(site))
-            if is_input_site(site):  # the input features' group: the producer's channels and their readers
-                prune, width = tp.prune_linear_in_channels, module.in_features
-            elif isinstance(module, nn.Conv2d):
-                prune, width = tp.prune_conv_out_channels, module.out_channels
-            else:
-                prune, width = tp.prune_linear_out_channels, module.out_features
-            group = graph.get_pruning_group(module, prune, idxs=list(range(width)))
-            scores[site] = importance(group).detach().float().cpu()
+        example = default_example(net, _example(data, net))
+        return ChannelScores(torch_pruning_scores(net, sites, importance, example), self.normalisation, net)
+
+
+@dataclass(frozen=True)
+class TorchPruningTaylor:
+    """``tp-taylor``: Torch-Pruning's ``GroupTaylorImportance``, ``|w * dL/dw|`` summed over the
+    weights a channel owns across its dependency group (averaged over the group), with dL/dw
+    the mean cross-entropy's gradient summed over ``num_batches`` shuffled training batches (a
+    copy of ``net`` in eval mode); each site's scores divided by their mean for the budget."""
+    num_batches: int = 10
+    batch_size: int = 100
+    normalisation: ClassVar[str] = "mean"
+
+    def __call__(self, net, sites, data=None, seed=0):
+        data = _needs(data, "tp-taylor")
+        graded = copy.deepcopy(net).eval().requires_grad_(True)
+        graded.zero_grad(set_to_none=True)
+        gen = torch.Generator().manual_seed(seed)
+        for _, (x, y, _) in zip(range(self.num_batches), data.batches(self.batch_size, shuffle=True, generator=gen)):
+            F.cross_entropy(graded(x), y).backward()
+        importance = tp.importance.GroupTaylorImportance(group_reduction="mean", normalizer=None)
+        scores = torch_pruning_scores(graded, sites, importance, default_example(graded, _example(data, graded)))
         return ChannelScores(scores, self.normalisation, net)
 
 
@@ -331,5 +394,5 @@ class Dirichlet:
 CRITERIA: dict[str, Criterion] = {
     "l1": Norm(1), "l2": Norm(2), "taylor": Gradient("taylor"), "fisher": Gradient("fisher"),
     "group-lasso": GroupLasso(), "data-free": DataFree(), "random": Random(), "dirichlet": Dirichlet(),
-    "tp-magnitude": TorchPruningMagnitude(),
+    "tp-magnitude": TorchPruningMagnitude(), "tp-taylor": TorchPruningTaylor(),
 }

@@ -185,8 +185,11 @@ def dirichlet_switch(name: str, x: torch.Tensor, switch: SwitchConfig = DEFAULT,
 class SwitchedNetwork:
     """A frozen trained network with Dirichlet switches on named sites, as a Pyro model.
 
-    ``sites`` names the sites: a conv/linear layer's outputs (``"conv2"``) or a Linear
-    layer's input features (``"fc1:in"``), see :mod:`.sites`. ``net`` runs in eval mode
+    ``sites`` names the sites: a conv/linear layer's outputs (``"conv2"``), a Linear
+    layer's input features (``"fc1:in"``) or an attention module's heads
+    (``"blocks.0.attn:heads"``: the switch scales each head's output at the output projection's
+    input, :mod:`.heads`), see :mod:`.sites`; a Linear layer's features are its last dim, so
+    token layers ``(B, N, C)`` are switched as they are. ``net`` runs in eval mode
     (BatchNorm statistics and dropout frozen) with ``requires_grad=False`` on its weights
     during each forward pass only (:func:`.frozen.frozen`): afterwards it is as it was found.
     An output site switches its layer's channel group (:mod:`.groups`; naming several members

@@ -177,7 +177,7 @@ def test_every_registered_criterion_scores_every_site(name, bn_net):
     assert all(torch.equal(v, bn_net.state_dict()[k]) for k, v in before.items())  # the user's network is untouched
 
 
-@pytest.mark.parametrize("name", ["taylor", "fisher", "group-lasso", "dirichlet"])
+@pytest.mark.parametrize("name", ["taylor", "fisher", "group-lasso", "dirichlet", "tp-taylor"])
 def test_a_criterion_that_reads_data_asks_for_it(name, bn_net):
     with pytest.raises(ValueError, match="reads training data"):
         criteria.CRITERIA[name](bn_net, ["conv2"])

@@ -2,6 +2,8 @@
 import runpy
 from pathlib import Path
 
+import pytest
+
 import pyro_dirichlet as pdl
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -14,7 +16,8 @@ def run(name, mnist_root, monkeypatch, capsys) -> list[str]:
 
 
 def test_every_example_is_checked():
-    checked = {"quickstart.py", "any_network.py", "torch_pruning_interop.py", "all_criteria.py", "own_pyro_model.py"}
+    checked = {"quickstart.py", "any_network.py", "torch_pruning_interop.py", "all_criteria.py", "own_pyro_model.py",
+               "vit_heads.py"}
     assert {p.name for p in EXAMPLES.glob("*.py")} == checked
 
 
@@ -46,6 +49,16 @@ def test_own_pyro_model(mnist_root, monkeypatch, capsys):
     lines = run("own_pyro_model.py", mnist_root, monkeypatch, capsys)
     fits, error = lines[-1].split()
     assert fits == "True" and float(error) < 6.0, lines[-2:]
+
+
+def test_vit_heads(mnist_root, monkeypatch, capsys):
+    """Half the MACs by heads and MLP units, fine-tuned to within 1.5 points of the full network."""
+    pytest.importorskip("timm")
+    lines = run("vit_heads.py", mnist_root, monkeypatch, capsys)
+    heads, fits = lines[-2].rsplit(" ", 1)
+    assert fits == "True" and all(1 <= h <= 4 for h in eval(heads)), lines[-2]
+    full, pruned = (float(w.rstrip("%")) for w in lines[-1].split() if w.endswith("%"))
+    assert pruned < full + 1.5, lines[-1]
 
 
 def test_the_docs_show_the_examples_as_they_are():

@@ -55,7 +55,7 @@ class TokenNet(nn.Module):
 
 
 def particle_values(sizes, particles=3, seed=0):
-    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
     return {name: torch.distributions.Dirichlet(torch.ones(k)).sample((particles, 1)) for name, k in sizes.items()}
 
 

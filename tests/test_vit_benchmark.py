@@ -1,0 +1,38 @@
+"""The ViT study (benchmarks/vit.py) end to end on a tiny stand-in: one block, a subset."""
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("timm")
+SCRIPT = Path(__file__).parents[1] / "benchmarks" / "vit.py"
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("vit", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["vit"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_vit_study_runs_end_to_end(mnist_root, tmp_path):
+    study = load_script()
+    argv = ["--depth", "1", "--train-subset", "512", "--test-subset", "256", "--pretrain-epochs", "1",
+            "--fit-epochs", "1", "--fit-subset", "256", "--finetune-epochs", "1", "--data-root", mnist_root,
+            "--run-dir", str(tmp_path / "run"), "--results", str(tmp_path / "results"),
+            "--forest-site", "blocks.0.attn:heads"]
+    study.main(argv)
+    report = json.loads((tmp_path / "results" / "vit_mnist.json").read_text())
+    assert [(r["allocation"], r["method"]) for r in report["runs"]] == [
+        (allocation, method) for allocation in study.ALLOCATIONS for method in ["dirichlet-mean", *study.BASELINES]]
+    uniform = [r["counts"] for r in report["runs"] if r["allocation"] == "uniform"]
+    assert all(c == uniform[0] for c in uniform)  # one architecture, only the rankings differ
+    for r in report["runs"]:
+        assert r["macs"] <= report["budget_macs"] < report["full"]["macs"] and r["params"] < report["full"]["params"]
+        assert set(r["latency"]) == {"cpu_b1_ms", "cpu_b256_ms"} and 0 <= r["error_pct"] <= 100
+        assert 1 <= r["counts"]["blocks.0.attn:heads"] <= 4 and len(r["heads_kept"]["blocks.0.attn:heads"]) == \
+            r["counts"]["blocks.0.attn:heads"]
+    assert len(report["forest"]["mean"]) == 4 and (tmp_path / "results" / "vit_mnist_forest_heads.png").is_file()
