@@ -139,10 +139,15 @@ def mac_model(net: nn.Module, sites: Sequence[str], example_inputs=None) -> Call
     example = default_example(net, example_inputs)
     outputs, inputs, sizes, _ = _kept_channel_sites(net, sites, example)
     attention = {layout.module for layout in head_layouts(net).values()}
-    return _scaled_sum([(macs // sizes[outputs[name]], outputs[name], 1, None, 1) if name in attention and name in outputs
-                        else (macs, None, 1, None, 1) if name in attention
-                        else _layer_terms(net, name, macs, outputs, inputs, sizes)
-                        for name, (macs, _) in layer_ops(net, example).items()])
+    terms = []
+    for name, (macs, _) in layer_ops(net, example).items():
+        if name not in attention:
+            terms.append(_layer_terms(net, name, macs, outputs, inputs, sizes))
+        elif name in outputs:  # switched heads: the attention products scale with the kept heads
+            terms.append((macs // sizes[outputs[name]], outputs[name], 1, None, 1))
+        else:
+            terms.append((macs, None, 1, None, 1))
+    return _scaled_sum(terms)
 
 
 def param_model(net: nn.Module, sites: Sequence[str], example_inputs=None) -> Callable[[Mapping[str, int]], int]:

@@ -189,3 +189,29 @@ def test_grouped_query_heads_keep_key_value_groups_whole():
     assert (small.q_proj.out_features, small.k_proj.out_features, small.o_proj.in_features) == (8, 4, 8)
     assert (small.num_attention_heads, small.num_key_value_heads) == (2, 1)
     assert pdl.count_macs(small) == pdl.mac_model(net, [":heads"])({":heads": 1})
+
+
+def test_dirichlet_switch_on_token_features():
+    from pyro import poutine
+
+    h = torch.randn(2, 5, 6)  # (B, N, C)
+    trace = poutine.trace(lambda h: pdl.dirichlet_switch("units", h, dim=-1)).get_trace(h)
+    s = trace.nodes["units"]["value"]
+    torch.testing.assert_close(trace.nodes["_RETURN"]["value"], h * s)  # the default form "s"
+    draws = torch.distributions.Dirichlet(torch.ones(6)).sample((3, 1))  # 3 particles, folded particle-major
+    folded = pdl.scale_channels(h, draws, dim=-1).reshape(3, 2, 5, 6)
+    for p in range(3):
+        torch.testing.assert_close(folded[p], h * draws[p, 0])
+
+
+@pytest.mark.parametrize("estimator", ["mean", "mc"])
+def test_both_estimators_fit_head_and_unit_switches(estimator):
+    net = tiny_vit(depth=1)
+    switched = pdl.SwitchedNetwork(net, ["blocks.0.attn:heads", "blocks.0.mlp.fc1"])
+    gen = torch.Generator().manual_seed(0)
+    data = pdl.FeatureDataset(torch.randn(48, 1, 16, 16, generator=gen), torch.randint(0, 5, (48,), generator=gen))
+    fit = pdl.FitConfig(estimator=estimator, num_samples=3, epochs=2, batch_size=16)
+    guide, _ = pdl.fit_switches(switched, data, fit, progress=False)
+    for name, k in switched.sizes.items():
+        phi = guide.phi(name)
+        assert phi.shape == (k,) and torch.isfinite(phi).all() and not torch.allclose(phi, torch.full((k,), 10.0))
