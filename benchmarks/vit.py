@@ -4,9 +4,10 @@ Dirichlet vs Torch-Pruning's magnitude and Taylor importance, the same budget an
 A timm ``VisionTransformer`` (patch 4: 64 tokens on CIFAR-10's 32x32, 49 on MNIST's 28x28, and
 a class token; width 64, 4 blocks of 4 heads, MLP 128) is trained here; every block's heads
 (``blocks.i.attn:heads``, K = 4) and MLP units (``blocks.i.mlp.fc1``, K = 128) are the switch
-sites. Each method's scores go through the same ``counts_for_budget`` (half the full MACs,
-attention products included), ``trim`` (checked against the masked network) and fine-tuning;
-the residual stream (LayerNorm over its channels) is not pruned by any method. Writes
+sites. Each method's scores go through the same allocation to half the full MACs (attention
+products included; ``ALLOCATIONS``: ``counts_for_budget`` per MAC and by score, and one shared
+architecture), ``trim`` (checked against the masked network) and fine-tuning; the residual
+stream (LayerNorm over its channels) is not pruned by any method. Writes
 ``vit_<dataset>.json`` / ``.md`` and the forest plot of ``--forest-site``'s heads in
 ``--results``; every step resumes from ``--run-dir``.
 
@@ -34,7 +35,8 @@ from pyro_dirichlet.allocation import largest_fitting
 from pyro_dirichlet.latency import latency_ms
 
 BASELINES = ("tp-magnitude", "tp-taylor", "random")
-ALLOCATIONS = ("own", "uniform")  # each method's counts_for_budget; one shared architecture (uniform_counts)
+ALLOCATIONS = ("per-mac", "by-score", "uniform")  # counts_for_budget per MAC (the default) and by score alone;
+# one shared architecture (uniform_counts)
 
 
 SHAPES = {"cifar10": (3, 32, 32), "mnist": (1, 28, 28)}
@@ -145,7 +147,8 @@ def main(argv: list[str] | None = None) -> None:
     shared = uniform_counts(net, sites, budget)
     for allocation in ALLOCATIONS:
         for name, s in scores.items():
-            counts = pdl.counts_for_budget(net, s, budget) if allocation == "own" else shared
+            counts = shared if allocation == "uniform" else pdl.counts_for_budget(
+                net, s, budget, per_mac=allocation == "per-mac")
             small, keep, pruned = pipeline.prune_to(net, s, counts, None, test)
             tuned = pipeline.finetune_measured(small, train, test, finetune_cfg(a),
                                                checkpoint=run / f"ft-{allocation}-{name}.ckpt")
@@ -183,9 +186,9 @@ def markdown(report: dict) -> str:
     f = report["full"]
     lines = [f"{report['model']} on {report['dataset']}, {report['device']}. Budget: "
              f"{report['budget_macs']:,} MACs (attention products included), heads and MLP units of every block.", "",
-             "Allocation `own`: each method's scores through `counts_for_budget` (per-MAC order, floor 10%); "
-             "`uniform`: one architecture for every method (the same keep share of every site), so only the "
-             "rankings differ.", "",
+             "Allocation `per-mac`: each method's scores through `counts_for_budget` (the library's default: "
+             "score per MAC, floor 10% of a site); `by-score`: the same by normalised score alone; `uniform`: one "
+             "architecture for every method (the same keep share of every site), so only the rankings differ.", "",
              "| method | allocation | error before fine-tuning (%) | error after (%) | MACs | params | heads kept per "
              "block | MLP units kept per block | latency b1 (ms) | latency b256 (ms) |",
              "|---|---|---|---|---|---|---|---|---|---|",
