@@ -237,6 +237,7 @@ class SwitchedNetwork:
             else [net.get_submodule(head_layout(net, name).out_proj)] if is_head_site(name)
             else [layer_module(net, site_layer(name))] for name in self.sites}
         self._consumers: dict[str, nn.Linear] = {}
+        self._not_batch_led: dict[str, list[int]] = {}
         self._fold_at_input = False
         self._traced = False
 
@@ -245,7 +246,7 @@ class SwitchedNetwork:
         through a ReLU, and keep those consumers only if scaling their weights gives the same
         logits; decide whether particles must be folded at the input (module docstring)."""
         single = {points[0]: name for name, points in self._switch_points.items()
-                  if not is_input_site(name) and len(points) == 1}
+                  if not is_input_site(name) and not is_head_site(name) and len(points) == 1}
         outputs: dict[str, torch.Tensor] = {}
         consumers: dict[str, nn.Linear] = {}
 
@@ -258,9 +259,24 @@ class SwitchedNetwork:
             if module in single:
                 outputs[single[module]] = output
 
-        with hooks(m.register_forward_hook(record) for m in self.net.modules()), frozen(self.net), torch.no_grad():
+        leading: dict[str, set[int]] = {}  # site: the leading dims of its activations on one example
+
+        def lead(name, before):
+            def hook(module, inputs, output=None):
+                leading.setdefault(name, set()).add((inputs[0] if before else output).shape[0])
+            return hook
+
+        handles = [m.register_forward_hook(record) for m in self.net.modules()]
+        for name, points in self._switch_points.items():
+            before = is_input_site(name) or is_head_site(name)
+            handles += [p.register_forward_pre_hook(lead(name, True)) if before else
+                        p.register_forward_hook(lead(name, False)) for p in points]
+        with hooks(handles), frozen(self.net), torch.no_grad():
             self.net(x[:1])
+        self._not_batch_led = {name: sorted(dims) for name, dims in leading.items() if dims != {1}}
         self._traced = True
+        if self._not_batch_led:  # one switch value only (forward refuses particles): nothing to fold
+            return
         probe = x[:1].expand(2, *x.shape[1:])  # two equal rows: a batch mismatch cannot broadcast away
         s = {}  # two distinct non-uniform particles per layer (no random numbers drawn)
         for name, k in self.sizes.items():
@@ -304,6 +320,12 @@ class SwitchedNetwork:
         (``fold_into_linear`` overrides the network's setting)."""
         if not self._traced:
             self._trace(x)
+        particles = max(v.numel() // v.shape[-1] for v in switches.values()) if switches else 1
+        if particles > 1 and self._not_batch_led:
+            raise ValueError(f"on one example, the activations at {self._not_batch_led} (site: leading dims) do not "
+                             "lead with the batch: the network folds other dims into it (e.g. MobileViT's unfolded "
+                             "patches), so a switch cannot tell its particles apart there. Fit these sites with the "
+                             "mean estimator (one switch value), or switch other layers")
         B = x.shape[0]
         if fold_into_linear is None:
             fold_into_linear = self.fold_into_linear
@@ -325,7 +347,6 @@ class SwitchedNetwork:
                         lambda module, inputs, scale=scale: (scale(inputs[0]), *inputs[1:])))
                 else:
                     handles.append(point.register_forward_hook(lambda module, inputs, output, scale=scale: scale(output)))
-        particles = max(v.numel() // v.shape[-1] for v in switches.values()) if switches else 1
         if self._fold_at_input and particles > 1:
             x = x.repeat(particles, *([1] * (x.dim() - 1)))  # (P * B, ...), particle-major
         with hooks(handles), frozen(self.net):

@@ -215,3 +215,18 @@ def test_both_estimators_fit_head_and_unit_switches(estimator):
     for name, k in switched.sizes.items():
         phi = guide.phi(name)
         assert phi.shape == (k,) and torch.isfinite(phi).all() and not torch.allclose(phi, torch.full((k,), 10.0))
+
+
+def test_token_layers_that_fold_patches_into_the_batch_take_one_switch_value():
+    """MobileViT unfolds patches into the batch, (B * 4, N, C): one switch value (the mean
+    estimator's) scales them all, several particles are refused by name."""
+    net = timm.create_model("mobilevit_xxs", pretrained=False).eval()
+    x = torch.randn(2, 3, 64, 64)
+    sites = ["stages.2.1.transformer.0.attn:heads", "stages.2.1.transformer.0.mlp.fc1"]
+    switched = pdl.SwitchedNetwork(net, sites, example_inputs=x[:1])
+    one = {n: torch.full((k,), 1.0 / k) for n, k in switched.sizes.items()}
+    assert switched.forward(x, one).shape == (2, 1000)
+    with pytest.raises(ValueError, match="stages.2.1.transformer.0.mlp.fc1.*do not lead with the batch"):
+        switched.forward(x, {n: v.expand(3, 1, -1) for n, v in one.items()})
+    small = pdl.trim(net, {sites[0]: [0], sites[1]: list(range(0, 128, 2))}, x[:1])  # checked against the masked one
+    assert small.stages[2][1].transformer[0].attn.num_heads == 1
