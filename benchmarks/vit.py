@@ -73,6 +73,51 @@ def uniform_counts(net, sites: list[str], budget: int) -> dict[str, int]:
     return counts(largest_fitting(lambda r: macs(counts(r)) <= budget, 0.0))
 
 
+def dirichlet_scores(net, sites, fit_data, fit: pdl.FitConfig, switch: pdl.SwitchConfig, run: Path):
+    """``(guide, posterior-mean ChannelScores, fit seconds)`` of the switches on ``sites``, resumed
+    from (and timed once in) ``run``."""
+    stem = run / f"fit-{fit.epochs}-{switch.form}"
+    start = time.perf_counter()
+    guide, _ = pdl.fit_switches(pdl.SwitchedNetwork(net, sites, switch), fit_data, fit, checkpoint=f"{stem}.ckpt",
+                                progress=False)
+    if not complete(run, stem.name + ".json"):
+        save_json({"seconds": time.perf_counter() - start}, f"{stem}.json")
+    means = {n: guide.phi(n) / guide.phi(n).sum() for n in guide.names}
+    return guide, pdl.ChannelScores(means, "mean", net), load_json(f"{stem}.json")["seconds"]
+
+
+def forms_report(a, net, sites, fit_data, fit, run, test, full, counts) -> dict:
+    """Why the switch form matters on a residual transformer: each form's posterior means against
+    Torch-Pruning's Taylor and magnitude at one shared architecture, error right after pruning
+    (no fine-tuning): ``vit_<dataset>_forms.{json,md}``."""
+    rows, scores = [], {}
+    for form in a.forms.split(","):
+        _, scores[form], seconds = dirichlet_scores(net, sites, fit_data, fit, pdl.SwitchConfig(form=form), run)
+        rows.append({"method": f"dirichlet-mean, form {form}", "fit_seconds": seconds,
+                     "error_pruned_pct": pipeline.prune_to(net, scores[form], counts, None, test)[2]["error_pct"]})
+    for name in ("tp-taylor", "tp-magnitude", "random"):
+        scores[name] = pdl.CRITERIA[name](net, sites, fit_data, seed=0)
+        rows.append({"method": name,
+                     "error_pruned_pct": pipeline.prune_to(net, scores[name], counts, None, test)[2]["error_pct"]})
+    first = a.forms.split(",")[0]
+    for head, unit in ((first, "tp-taylor"), ("tp-taylor", first)):  # which sites' ranking makes the difference
+        mixed = {site: scores[head if site.endswith(":heads") else unit][site] for site in sites}
+        rows.append({"method": f"heads by {head}, MLP units by {unit}",
+                     "error_pruned_pct": pipeline.prune_to(net, mixed, counts, None, test)[2]["error_pct"]})
+    report = {"dataset": a.dataset, "full_error_pct": full["error_pct"], "counts": counts, "rows": rows,
+              "command": "python " + shlex.join(["benchmarks/vit.py", *sys.argv[1:]])}
+    lines = [f"ViT on {a.dataset} ({full['error_pct']:.2f}% error), one shared architecture "
+             f"({'-'.join(str(v) for v in counts.values())}: heads then MLP units per block), error right after "
+             "pruning, no fine-tuning.", "", "| method | error before fine-tuning (%) | fit (s) |", "|---|---|---|"]
+    lines += [f"| {r['method']} | {r['error_pruned_pct']:.2f} | {r.get('fit_seconds', 0):.0f} |" for r in rows]
+    lines += ["", f"Command: `{report['command']}`."]
+    out = Path(a.results)
+    save_json(report, out / f"vit_{a.dataset}_forms.json")
+    save_text("\n".join(lines) + "\n", out / f"vit_{a.dataset}_forms.md")
+    print("\n".join(lines))
+    return report
+
+
 def parse(argv):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", default="mnist", choices=list(SHAPES))
@@ -86,6 +131,10 @@ def parse(argv):
     ap.add_argument("--finetune-epochs", type=int, default=1)
     ap.add_argument("--budget", type=float, default=0.5, help="share of the full network's MACs")
     ap.add_argument("--forest-site", default="blocks.1.attn:heads")
+    ap.add_argument("--switch-form", default=None, choices=pdl.switch_config.FORMS,
+                    help="how a switch scales its channel (default: the library's)")
+    ap.add_argument("--forms", default=None, help="only compare these switch forms (e.g. s,Ks,gate,norm) at one "
+                    "shared architecture before fine-tuning: vit_<dataset>_forms.{json,md}")
     ap.add_argument("--train-subset", type=int, default=None)
     ap.add_argument("--test-subset", type=int, default=None)
     ap.add_argument("--device", default="auto")
@@ -130,14 +179,13 @@ def main(argv: list[str] | None = None) -> None:
     budget = int(a.budget * full["macs"])
     fit_data = train.subset(a.fit_subset, seed=1)
 
-    scores, guides = {}, {}
     fit = pdl.FitConfig(epochs=a.fit_epochs)
-    start = time.perf_counter()
-    switched = pdl.SwitchedNetwork(net, sites)
-    guide, _ = pdl.fit_switches(switched, fit_data, fit, checkpoint=run / f"fit-{a.fit_epochs}.ckpt", progress=False)
-    seconds["dirichlet-mean"] = time.perf_counter() - start
-    guides["dirichlet-mean"] = guide
-    scores["dirichlet-mean"] = pdl.ChannelScores({n: guide.phi(n) / guide.phi(n).sum() for n in guide.names}, "mean", net)
+    if a.forms:
+        return forms_report(a, net, sites, fit_data, fit, run, test, full, uniform_counts(net, sites, budget))
+    switch = pdl.SwitchConfig(**({"form": a.switch_form} if a.switch_form else {}))
+    dirichlet = "dirichlet-mean" + ("" if switch.form == pdl.SwitchConfig().form else f"-{switch.form}")
+    guide, fitted, seconds[dirichlet] = dirichlet_scores(net, sites, fit_data, fit, switch, run)
+    guides, scores = {dirichlet: guide}, {dirichlet: fitted}
     for name in BASELINES:
         start = time.perf_counter()
         scores[name] = pdl.CRITERIA[name](net, sites, fit_data, seed=0)
@@ -164,7 +212,7 @@ def main(argv: list[str] | None = None) -> None:
         r["latency"] = latency[(r["allocation"], r["method"])]
     out = Path(a.results)
     out.mkdir(parents=True, exist_ok=True)
-    idata = pdl.posterior_idata(guides["dirichlet-mean"], num_draws=1000, seed=0)
+    idata = pdl.posterior_idata(guides[dirichlet], num_draws=1000, seed=0)
     forest = pdl.posterior.plot_forest(idata, a.forest_site, out / f"vit_{a.dataset}_forest_heads.png")
     heads = pdl.summarize(idata)
     heads = heads[heads.index.str.startswith(a.forest_site)]
@@ -175,7 +223,7 @@ def main(argv: list[str] | None = None) -> None:
               "seconds": seconds, "forest": {"site": a.forest_site, "file": forest.name,
                                              "mean": heads["mean"].round(4).tolist()},
               "config": {"pretrain": dataclasses.asdict(pretrain_cfg(a)), "finetune": dataclasses.asdict(finetune_cfg(a)),
-                         "fit": dataclasses.asdict(fit), **pdl.SwitchConfig().settings(), "sites": sites,
+                         "fit": dataclasses.asdict(fit), **switch.settings(), "sites": sites,
                          "fit_subset": a.fit_subset, "train_subset": a.train_subset, "test_subset": a.test_subset}}
     save_json(report, out / f"vit_{a.dataset}.json")
     save_text(markdown(report), out / f"vit_{a.dataset}.md")

@@ -36,3 +36,6 @@ def test_vit_study_runs_end_to_end(mnist_root, tmp_path):
         assert 1 <= r["counts"]["blocks.0.attn:heads"] <= 4 and len(r["heads_kept"]["blocks.0.attn:heads"]) == \
             r["counts"]["blocks.0.attn:heads"]
     assert len(report["forest"]["mean"]) == 4 and (tmp_path / "results" / "vit_mnist_forest_heads.png").is_file()
+    forms = study.main(argv + ["--forms", "s,Ks"])  # the same run folder: the network and the s fit are reused
+    assert [r["method"] for r in forms["rows"]][:2] == ["dirichlet-mean, form s", "dirichlet-mean, form Ks"]
+    assert all(0 <= r["error_pruned_pct"] <= 100 for r in forms["rows"])
