@@ -54,7 +54,7 @@ def _is_linear(module, *names: str) -> bool:
     return all(isinstance(getattr(module, n, None), nn.Linear) for n in names)
 
 
-def _layout(net: nn.Module, name: str, module: nn.Module) -> HeadLayout | None:
+def _layout(name: str, module: nn.Module) -> HeadLayout | None:
     prefix = name + "." if name else ""
     if _is_linear(module, "qkv", "proj") and hasattr(module, "num_heads") and hasattr(module, "head_dim"):
         if not isinstance(getattr(module, "norm", nn.Identity()), nn.Identity):
@@ -84,7 +84,7 @@ def head_layouts(net: nn.Module) -> dict[str, HeadLayout]:
     """``{site: HeadLayout}`` of every attention module of ``net`` in a layout above (module order)."""
     layouts = {}
     for name, module in net.named_modules():
-        layout = _layout(net, name, module)
+        layout = _layout(name, module)
         if layout is not None:
             layouts[layout.site] = layout
     return layouts
@@ -103,7 +103,7 @@ def head_layout(net: nn.Module, site: str) -> HeadLayout:
                          "out_proj.weight itself, so no hook sees one head's output and it cannot be trimmed by "
                          "heads. Write the block with separate q/k/v (or a fused qkv) Linear layers and an output "
                          "projection (e.g. timm's Attention), then switch its heads")
-    layout = _layout(net, name, module)
+    layout = _layout(name, module)
     if layout is None:
         raise ValueError(f"{name!r} ({type(module).__name__}) is not an attention module this library knows "
                          f"(timm Attention, Hugging Face BERT / ViT / Llama attention); known here: "
