@@ -76,7 +76,8 @@ def uniform_counts(net, sites: list[str], budget: int) -> dict[str, int]:
 def dirichlet_scores(net, sites, fit_data, fit: pdl.FitConfig, switch: pdl.SwitchConfig, run: Path):
     """``(guide, posterior-mean ChannelScores, fit seconds)`` of the switches on ``sites``, resumed
     from (and timed once in) ``run``."""
-    stem = run / f"fit-{fit.epochs}-{switch.form}"
+    stem = run / (f"fit-{fit.epochs}-{switch.form}" + ("" if switch.alpha0 == pdl.SwitchConfig().alpha0
+                                                        else f"-a{switch.alpha0:g}"))
     start = time.perf_counter()
     guide, _ = pdl.fit_switches(pdl.SwitchedNetwork(net, sites, switch), fit_data, fit, checkpoint=f"{stem}.ckpt",
                                 progress=False)
@@ -92,8 +93,9 @@ def forms_report(a, net, sites, fit_data, fit, run, test, full, counts) -> dict:
     (no fine-tuning): ``vit_<dataset>_forms.{json,md}``."""
     rows, scores = [], {}
     for form in a.forms.split(","):
-        _, scores[form], seconds = dirichlet_scores(net, sites, fit_data, fit, pdl.SwitchConfig(form=form), run)
-        rows.append({"method": f"dirichlet-mean, form {form}", "fit_seconds": seconds,
+        switch = pdl.SwitchConfig(form=form, **({"alpha0": a.alpha0} if a.alpha0 else {}))
+        _, scores[form], seconds = dirichlet_scores(net, sites, fit_data, fit, switch, run)
+        rows.append({"method": f"dirichlet-mean, form {form}, alpha0 {switch.alpha0:g}", "fit_seconds": seconds,
                      "error_pruned_pct": pipeline.prune_to(net, scores[form], counts, None, test)[2]["error_pct"]})
     for name in ("tp-taylor", "tp-magnitude", "random"):
         scores[name] = pdl.CRITERIA[name](net, sites, fit_data, seed=0)
@@ -133,6 +135,7 @@ def parse(argv):
     ap.add_argument("--forest-site", default="blocks.1.attn:heads")
     ap.add_argument("--switch-form", default=None, choices=pdl.switch_config.FORMS,
                     help="how a switch scales its channel (default: the library's)")
+    ap.add_argument("--alpha0", type=float, default=None, help="the switch prior (default: the library's)")
     ap.add_argument("--forms", default=None, help="only compare these switch forms (e.g. s,Ks,gate,norm) at one "
                     "shared architecture before fine-tuning: vit_<dataset>_forms.{json,md}")
     ap.add_argument("--train-subset", type=int, default=None)
@@ -182,8 +185,10 @@ def main(argv: list[str] | None = None) -> None:
     fit = pdl.FitConfig(epochs=a.fit_epochs)
     if a.forms:
         return forms_report(a, net, sites, fit_data, fit, run, test, full, uniform_counts(net, sites, budget))
-    switch = pdl.SwitchConfig(**({"form": a.switch_form} if a.switch_form else {}))
-    dirichlet = "dirichlet-mean" + ("" if switch.form == pdl.SwitchConfig().form else f"-{switch.form}")
+    switch = pdl.SwitchConfig(**({"form": a.switch_form} if a.switch_form else {}),
+                              **({"alpha0": a.alpha0} if a.alpha0 else {}))
+    dirichlet = "dirichlet-mean" + ("" if switch.form == pdl.SwitchConfig().form else f"-{switch.form}") + (
+        "" if switch.alpha0 == pdl.SwitchConfig().alpha0 else f"-a{switch.alpha0:g}")
     guide, fitted, seconds[dirichlet] = dirichlet_scores(net, sites, fit_data, fit, switch, run)
     guides, scores = {dirichlet: guide}, {dirichlet: fitted}
     for name in BASELINES:

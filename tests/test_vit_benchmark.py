@@ -37,5 +37,5 @@ def test_vit_study_runs_end_to_end(mnist_root, tmp_path):
             r["counts"]["blocks.0.attn:heads"]
     assert len(report["forest"]["mean"]) == 4 and (tmp_path / "results" / "vit_mnist_forest_heads.png").is_file()
     forms = study.main(argv + ["--forms", "s,Ks"])  # the same run folder: the network and the s fit are reused
-    assert [r["method"] for r in forms["rows"]][:2] == ["dirichlet-mean, form s", "dirichlet-mean, form Ks"]
+    assert [r["method"] for r in forms["rows"]][:2] == ["dirichlet-mean, form s, alpha0 0.5", "dirichlet-mean, form Ks, alpha0 0.5"]
     assert all(0 <= r["error_pruned_pct"] <= 100 for r in forms["rows"])
