@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
+import torch_pruning as tp
 
 HEADS_SUFFIX = ":heads"
 
@@ -116,26 +117,9 @@ def head_points(net: nn.Module) -> dict[str, str]:
     return {linear: layout.site for layout in head_layouts(net).values() for linear, _ in layout.rows}
 
 
-def scale_heads(x: torch.Tensor, s: torch.Tensor, size: int, scale) -> torch.Tensor:
-    """``x`` ``(..., K * w)`` with unit k's w features scaled by ``scale(x.unflatten(-1, (K, w)),
-    s, dim=-2)`` (:func:`.switches.scale_channels` with its other arguments bound)."""
-    return scale(x.unflatten(-1, (size, x.shape[-1] // size)), s, dim=-2).flatten(-2)
-
-
 def _rows(layout_rows: int, sections: int, size: int, kept: Sequence[int]) -> list[int]:
     per = layout_rows // (sections * size)
     return [sec * size * per + k * per + j for sec in range(sections) for k in kept for j in range(per)]
-
-
-def _keep(linear: nn.Linear, index: list[int], dim: int) -> None:
-    index_t = torch.as_tensor(index, dtype=torch.long, device=linear.weight.device)
-    linear.weight = nn.Parameter(linear.weight.detach().index_select(dim, index_t).clone())
-    if dim == 0:
-        if linear.bias is not None:
-            linear.bias = nn.Parameter(linear.bias.detach().index_select(0, index_t).clone())
-        linear.out_features = len(index)
-    else:
-        linear.in_features = len(index)
 
 
 def trim_heads(net: nn.Module, layout: HeadLayout, kept: Sequence[int]) -> torch.Tensor:
@@ -144,11 +128,12 @@ def trim_heads(net: nn.Module, layout: HeadLayout, kept: Sequence[int]) -> torch
     out_proj = net.get_submodule(layout.out_proj)
     for linear_name, sections in layout.rows:
         linear = net.get_submodule(linear_name)
-        _keep(linear, _rows(linear.out_features, sections, layout.size, kept), 0)
+        rows = set(_rows(linear.out_features, sections, layout.size, kept))
+        tp.prune_linear_out_channels(linear, [r for r in range(linear.out_features) if r not in rows])
     columns = _rows(out_proj.in_features, 1, layout.size, kept)
     mask = torch.zeros(out_proj.in_features)
     mask[columns] = 1.0
-    _keep(out_proj, columns, 1)
+    tp.prune_linear_in_channels(out_proj, [c for c in range(out_proj.in_features) if mask[c] == 0])
     for module_name, attribute, per in layout.counts:
         setattr(net.get_submodule(module_name), attribute, len(kept) * per)
     return mask

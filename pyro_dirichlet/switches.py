@@ -33,7 +33,7 @@ from pyro.poutine.runtime import effectful
 
 from .frozen import frozen, hooks
 from .groups import channel_groups, default_example, resolve_layers
-from .heads import head_layout, is_head_site, scale_heads
+from .heads import head_layout, is_head_site
 from .sites import channel_dim, check_sites, is_input_site, layer_module, site_layer, site_width
 from .switch_config import FORMS, SwitchConfig
 
@@ -310,7 +310,7 @@ class SwitchedNetwork:
         how = (self.switch.form, self.switch.steepness)  # switch_factor arguments
         if is_head_site(name):
             size = self.sizes[name]
-            return lambda x: scale_heads(x, s, size, lambda v, s, dim: scale_channels(v, s, data_batch, *how, dim))
+            return lambda x: scale_channels(x.unflatten(-1, (size, -1)), s, data_batch, *how, -2).flatten(-2)
         dim = -1 if is_input_site(name) else channel_dim(point)
         return lambda x: scale_channels(x, s, data_batch, *how, dim)
 
