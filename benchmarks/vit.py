@@ -77,7 +77,8 @@ def dirichlet_scores(net, sites, fit_data, fit: pdl.FitConfig, switch: pdl.Switc
     """``(guide, posterior-mean ChannelScores, fit seconds)`` of the switches on ``sites``, resumed
     from (and timed once in) ``run``."""
     stem = run / (f"fit-{fit.epochs}-{switch.form}" + ("" if switch.alpha0 == pdl.SwitchConfig().alpha0
-                                                        else f"-a{switch.alpha0:g}"))
+                                                        else f"-a{switch.alpha0:g}")
+                  + (f"-r{switch.share:g}" if switch.form == "rKs" else ""))
     start = time.perf_counter()
     guide, _ = pdl.fit_switches(pdl.SwitchedNetwork(net, sites, switch), fit_data, fit, checkpoint=f"{stem}.ckpt",
                                 progress=False)
@@ -93,9 +94,10 @@ def forms_report(a, net, sites, fit_data, fit, run, test, full, counts) -> dict:
     (no fine-tuning): ``vit_<dataset>_forms.{json,md}``."""
     rows, scores = [], {}
     for form in a.forms.split(","):
-        switch = pdl.SwitchConfig(form=form, **({"alpha0": a.alpha0} if a.alpha0 else {}))
+        switch = switch_config(a, form)
         _, scores[form], seconds = dirichlet_scores(net, sites, fit_data, fit, switch, run)
-        rows.append({"method": f"dirichlet-mean, form {form}, alpha0 {switch.alpha0:g}", "fit_seconds": seconds,
+        share = f", r {switch.share:g}" if form == "rKs" else ""
+        rows.append({"method": f"dirichlet-mean, form {form}{share}, alpha0 {switch.alpha0:g}", "fit_seconds": seconds,
                      "error_pruned_pct": pipeline.prune_to(net, scores[form], counts, None, test)[2]["error_pct"]})
     for name in ("tp-taylor", "tp-magnitude", "random"):
         scores[name] = pdl.CRITERIA[name](net, sites, fit_data, seed=0)
@@ -120,6 +122,13 @@ def forms_report(a, net, sites, fit_data, fit, run, test, full, counts) -> dict:
     return report
 
 
+def switch_config(a, form: str) -> pdl.SwitchConfig:
+    """``form``'s switch with ``--alpha0`` (default: the library's); ``rKs`` keeps the share
+    ``--budget`` of every site, the share the shared architecture keeps (MACs are linear in
+    the heads and units kept)."""
+    return pdl.SwitchConfig(form=form, share=a.budget, **({"alpha0": a.alpha0} if a.alpha0 else {}))
+
+
 def parse(argv):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", default="mnist", choices=list(SHAPES))
@@ -133,8 +142,10 @@ def parse(argv):
     ap.add_argument("--finetune-epochs", type=int, default=1)
     ap.add_argument("--budget", type=float, default=0.5, help="share of the full network's MACs")
     ap.add_argument("--forest-site", default="blocks.1.attn:heads")
-    ap.add_argument("--switch-form", default=None, choices=pdl.switch_config.FORMS,
-                    help="how a switch scales its channel (default: the library's)")
+    ap.add_argument("--switch-forms", default="rKs,s",
+                    help="the Dirichlet variants, by how a switch scales its channel: rKs, r K s with r = --budget "
+                         "(the factors sum to the kept count; results/vit_cifar10_forms.md), and the library's "
+                         f"default s; any of {pdl.switch_config.FORMS}; the first one's heads are plotted")
     ap.add_argument("--alpha0", type=float, default=None, help="the switch prior (default: the library's)")
     ap.add_argument("--forms", default=None, help="only compare these switch forms (e.g. s,Ks,gate,norm) at one "
                     "shared architecture before fine-tuning: vit_<dataset>_forms.{json,md}")
@@ -185,12 +196,14 @@ def main(argv: list[str] | None = None) -> None:
     fit = pdl.FitConfig(epochs=a.fit_epochs)
     if a.forms:
         return forms_report(a, net, sites, fit_data, fit, run, test, full, uniform_counts(net, sites, budget))
-    switch = pdl.SwitchConfig(**({"form": a.switch_form} if a.switch_form else {}),
-                              **({"alpha0": a.alpha0} if a.alpha0 else {}))
-    dirichlet = "dirichlet-mean" + ("" if switch.form == pdl.SwitchConfig().form else f"-{switch.form}") + (
-        "" if switch.alpha0 == pdl.SwitchConfig().alpha0 else f"-a{switch.alpha0:g}")
-    guide, fitted, seconds[dirichlet] = dirichlet_scores(net, sites, fit_data, fit, switch, run)
-    guides, scores = {dirichlet: guide}, {dirichlet: fitted}
+    guides, scores, switches = {}, {}, {}
+    for form in a.switch_forms.split(","):
+        switch = switch_config(a, form)
+        name = "dirichlet-mean" + ("" if switch.form == pdl.SwitchConfig().form else f"-{switch.form}") + (
+            "" if switch.alpha0 == pdl.SwitchConfig().alpha0 else f"-a{switch.alpha0:g}")
+        guides[name], scores[name], seconds[name] = dirichlet_scores(net, sites, fit_data, fit, switch, run)
+        switches[name] = switch.settings()
+    dirichlet = next(iter(guides))  # the forest plot's
     for name in BASELINES:
         start = time.perf_counter()
         scores[name] = pdl.CRITERIA[name](net, sites, fit_data, seed=0)
@@ -228,7 +241,7 @@ def main(argv: list[str] | None = None) -> None:
               "seconds": seconds, "forest": {"site": a.forest_site, "file": forest.name,
                                              "mean": heads["mean"].round(4).tolist()},
               "config": {"pretrain": dataclasses.asdict(pretrain_cfg(a)), "finetune": dataclasses.asdict(finetune_cfg(a)),
-                         "fit": dataclasses.asdict(fit), **switch.settings(), "sites": sites,
+                         "fit": dataclasses.asdict(fit), "switches": switches, "sites": sites,
                          "fit_subset": a.fit_subset, "train_subset": a.train_subset, "test_subset": a.test_subset}}
     save_json(report, out / f"vit_{a.dataset}.json")
     save_text(markdown(report), out / f"vit_{a.dataset}.md")

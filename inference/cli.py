@@ -71,10 +71,12 @@ def _step_options(p: argparse.ArgumentParser, step: str) -> None:
     g.add_argument("--kl-weight", type=float, default=fit.kl_weight,
                    help="final KL weight (1: the ELBO; below 1 tempers the prior)")
     g.add_argument("--switch-form", default=switch.form, choices=FORMS,
-                   help="a switch multiplies its channel by s, K s, the gate tanh(c K s)/tanh(c), sqrt(K) s/|s|, "
-                        "or s followed by a training-mode BatchNorm")
+                   help="a switch multiplies its channel by s, K s, r K s (r: --share), the gate tanh(c K s)/tanh(c), "
+                        "sqrt(K) s/|s|, or s followed by a training-mode BatchNorm")
     g.add_argument("--temperature", action="store_true", help="fit a logit temperature beside the switches")
     g.add_argument("--steepness", type=float, default=switch.steepness, help="the gate's c")
+    g.add_argument("--share", type=float, default=switch.share,
+                   help="the rKs form's r: the share of each site's channels the pruned network keeps")
     if step == "fit":
         return
     g = p.add_argument_group("pruning target (one of; lenet5's default: --arch 5-8-45-15, other models: required)")
@@ -112,7 +114,7 @@ def config_from_args(a: argparse.Namespace) -> pipeline.PipelineConfig:
         target = pipeline.Target(arch=a.arch, budget_macs=a.budget_macs, mass=a.mass, per_mac=a.budget_order == "per-mac")
     fit, switch = FitConfig(seed=a.seed), SwitchConfig()
     if hasattr(a, "estimator"):
-        switch = SwitchConfig(a.alpha0, a.switch_form, a.steepness, a.temperature)
+        switch = SwitchConfig(a.alpha0, a.switch_form, a.steepness, a.temperature, a.share)
         fit = FitConfig(estimator=a.estimator, num_samples=a.samples, mode=a.mode, epochs=a.fit_epochs,
                         batch_size=a.fit_batch_size, lr=a.fit_lr, anneal_epochs=a.anneal_epochs,
                         kl_weight=a.kl_weight, seed=a.seed)

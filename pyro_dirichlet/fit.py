@@ -93,7 +93,8 @@ def fit_switches(
         check_data(model.net, data)
         switch = model.switch
         switched, about = model, {"alpha0": switch.alpha0, "form": [switch.form, switch.steepness],
-                                  "temperature": switch.temperature}
+                                  "temperature": switch.temperature,
+                                  **({"share": switch.share} if switch.form == "rKs" else {})}
     else:
         if len(data) == 0:
             check_labels(data, 1)

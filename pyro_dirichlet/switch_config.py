@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-FORMS = ("s", "Ks", "gate", "norm", "bn")
+FORMS = ("s", "Ks", "rKs", "gate", "norm", "bn")
 
 
 def check_alpha0(alpha0: float) -> float:
@@ -27,17 +27,19 @@ def check_alpha0(alpha0: float) -> float:
 
 @dataclass(frozen=True)
 class SwitchConfig:
-    """A switch ``s ~ Dir(alpha0 1_K)`` scaling channel k by ``switch_factor(s, form, steepness)_k``
+    """A switch ``s ~ Dir(alpha0 1_K)`` scaling channel k by ``switch_factor(s, form, steepness, share)_k``
     (:func:`.switches.switch_factor`; ``"bn"``: :func:`.switches.scale_channels`).
 
-    ``steepness``: the ``gate`` form's c. ``temperature``: fit a logit temperature ``T = exp(t)``
-    beside the switches (:class:`.SwitchedNetwork`).
+    ``steepness``: the ``gate`` form's c. ``share``: the ``rKs`` form's r, in (0, 1], the share of
+    a site's channels the pruned network keeps. ``temperature``: fit a logit temperature
+    ``T = exp(t)`` beside the switches (:class:`.SwitchedNetwork`).
     """
 
     alpha0: float = 0.5
     form: str = "s"
     steepness: float = 3.0
     temperature: bool = False
+    share: float = 0.5
 
     def __post_init__(self):
         object.__setattr__(self, "alpha0", check_alpha0(self.alpha0))
@@ -45,14 +47,18 @@ class SwitchConfig:
             raise ValueError(f"switch form must be one of {FORMS} with steepness > 0, got {self.form!r}, "
                              f"{self.steepness!r}")
         object.__setattr__(self, "steepness", float(self.steepness))
+        if not (isinstance(self.share, (int, float)) and 0 < self.share <= 1):
+            raise ValueError(f"share (the rKs form's kept share of channels) must be in (0, 1], got {self.share!r}")
+        object.__setattr__(self, "share", float(self.share))
         object.__setattr__(self, "temperature", bool(self.temperature))
 
     def settings(self, compact: bool = False) -> dict:
         """The fields as the run folders' keys name them (``switch_form`` for ``form``);
         ``compact``: ``steepness`` and ``temperature`` only where they differ from the defaults
-        (the comparison's folders, keyed before those fields existed there)."""
+        (the comparison's folders, keyed before those fields existed there); ``share`` only for
+        the ``rKs`` form, the one it changes (older folders were keyed without it)."""
         d = {"alpha0": self.alpha0, "switch_form": self.form, "steepness": self.steepness,
-             "temperature": self.temperature}
+             "temperature": self.temperature, **({"share": self.share} if self.form == "rKs" else {})}
         if compact:
             default = asdict(SwitchConfig())
             d = {k: v for k, v in d.items() if k in ("alpha0", "switch_form") or v != default[k]}

@@ -43,7 +43,8 @@ LIKELIHOODS = ("categorical", "bernoulli")
 DEFAULT = SwitchConfig()
 
 
-def switch_factor(s: torch.Tensor, form: str = DEFAULT.form, steepness: float = DEFAULT.steepness) -> torch.Tensor:
+def switch_factor(s: torch.Tensor, form: str = DEFAULT.form, steepness: float = DEFAULT.steepness,
+                  share: float = DEFAULT.share) -> torch.Tensor:
     """Per-channel multiplier ``(..., K)`` of switch values ``s`` ``(..., K)``.
 
     ``"Ks"``: ``K s_k`` (the paper's; 1 under the uniform switch); ``"s"``: ``s_k`` (the
@@ -51,11 +52,15 @@ def switch_factor(s: torch.Tensor, form: str = DEFAULT.form, steepness: float = 
     c = ``steepness``: 1 under the uniform switch, never above ``1 / tanh(c)``, so a switch can
     shrink a channel but hardly amplify one; ``"norm"``: ``sqrt(K) s_k / ||s||_2``, 1 under the
     uniform switch, and the squared factors always sum to K, so the layer's output norm is kept
-    (for channels of equal norm) while the switch moves it between channels. (``"bn"`` is not a
+    (for channels of equal norm) while the switch moves it between channels; ``"rKs"``: ``r K s_k``
+    with r = ``share`` the share of channels the pruned site keeps, so the factors sum to the
+    kept count rK, as after pruning (``s`` is r = 1/K, ``Ks`` r = 1). (``"bn"`` is not a
     per-channel factor: see :func:`scale_channels`.)
     """
     if form == "Ks":
         return s.shape[-1] * s
+    if form == "rKs":
+        return share * s.shape[-1] * s
     if form == "s":
         return s
     if form == "gate":
@@ -66,8 +71,8 @@ def switch_factor(s: torch.Tensor, form: str = DEFAULT.form, steepness: float = 
 
 
 def scale_channels(x: torch.Tensor, s: torch.Tensor, data_batch: int | None = None, form: str = DEFAULT.form,
-                   steepness: float = DEFAULT.steepness, dim: int = 1) -> torch.Tensor:
-    """Multiply channel k of ``x`` by ``switch_factor(s, form, steepness)_k`` for each particle of ``s``.
+                   steepness: float = DEFAULT.steepness, share: float = DEFAULT.share, dim: int = 1) -> torch.Tensor:
+    """Multiply channel k of ``x`` by ``switch_factor(s, form, steepness, share)_k`` for each particle of ``s``.
 
     ``form="bn"`` is the authors' set-up: ``s_k h`` followed by BatchNorm in training mode (per
     particle, statistics over the batch and positions), re-standardised to ``h``'s own batch
@@ -86,7 +91,7 @@ def scale_channels(x: torch.Tensor, s: torch.Tensor, data_batch: int | None = No
         raise ValueError(f"switch of size {K} does not match channel dimension {dim} of a tensor of shape "
                          f"{tuple(x.shape)}")
     if dim % x.dim() != 1:
-        return scale_channels(x.movedim(dim, 1), s, data_batch, form, steepness).movedim(1, dim)
+        return scale_channels(x.movedim(dim, 1), s, data_batch, form, steepness, share).movedim(1, dim)
     s = s.reshape(-1, K)
     P = s.shape[0]
     B = x.shape[0] if data_batch is None else data_batch
@@ -104,13 +109,13 @@ def scale_channels(x: torch.Tensor, s: torch.Tensor, data_batch: int | None = No
         var_s, mean_s = torch.var_mean(scaled, dims, correction=0, keepdim=True)
         out = (scaled - mean_s) * torch.sqrt((var_h + BN_EPS) / (var_s + BN_EPS)) + mean_h
     else:
-        out = folded * switch_factor(s, form, steepness).to(x.dtype).reshape(shape)
+        out = folded * switch_factor(s, form, steepness, share).to(x.dtype).reshape(shape)
     return out.reshape(-1, *x.shape[1:])
 
 
 def scaled_linear(linear: nn.Linear, u: torch.Tensor, s: torch.Tensor, data_batch: int, form: str = DEFAULT.form,
-                  steepness: float = DEFAULT.steepness) -> torch.Tensor:
-    """``linear(scale_channels(u, s, B, form, steepness))`` computed with the weight scaled per particle.
+                  steepness: float = DEFAULT.steepness, share: float = DEFAULT.share) -> torch.Tensor:
+    """``linear(scale_channels(u, s, B, form, steepness, share))`` computed with the weight scaled per particle.
 
     ``W_p = W diag(switch_factor(s_p))`` is ``(P, J, K)``, smaller than the ``(P, B, K)`` scaled
     activations when J < B. u: ``(B, K)`` or folded ``(P * B, K)``; s: ``(..., K)`` with P
@@ -119,7 +124,7 @@ def scaled_linear(linear: nn.Linear, u: torch.Tensor, s: torch.Tensor, data_batc
     K = s.shape[-1]
     s = s.reshape(-1, K)
     P, B = s.shape[0], data_batch
-    w = (linear.weight.unsqueeze(0) * switch_factor(s, form, steepness).unsqueeze(1)).to(u.dtype)  # (P, J, K)
+    w = (linear.weight.unsqueeze(0) * switch_factor(s, form, steepness, share).unsqueeze(1)).to(u.dtype)  # (P, J, K)
     if u.shape[0] == B:
         out = (u @ w.reshape(-1, K).T).reshape(B, P, -1).transpose(0, 1)  # (P, B, J)
     else:
@@ -131,10 +136,10 @@ def scaled_linear(linear: nn.Linear, u: torch.Tensor, s: torch.Tensor, data_batc
 
 @effectful(type="switch")
 def _switch(site: str, x: torch.Tensor, s: torch.Tensor, data_batch: int | None, form: str, steepness: float,
-            dim: int):
+            share: float, dim: int):
     """The scaling step of :func:`dirichlet_switch`, an effect (message type ``"switch"``) that
     :class:`RecordSwitches` and :class:`Unswitched` handle."""
-    return scale_channels(x, s, data_batch, form, steepness, dim)
+    return scale_channels(x, s, data_batch, form, steepness, share, dim)
 
 
 class RecordSwitches(Messenger):
@@ -165,7 +170,7 @@ def dirichlet_switch(name: str, x: torch.Tensor, switch: SwitchConfig = DEFAULT,
                      data_batch: int | None = None, dim: int = 1) -> torch.Tensor:
     """Pyro primitive for a user's own model: sample ``s ~ Dir(switch.alpha0 * 1_K)`` at site
     ``name`` (K = ``x.shape[dim]``) and return ``scale_channels(x, s, data_batch, switch.form,
-    switch.steepness, dim)``, the same switch a :class:`SwitchedNetwork` with ``switch`` applies.
+    switch.steepness, switch.share, dim)``, the same switch a :class:`SwitchedNetwork` with ``switch`` applies.
 
     x: ``(B, K, ...)``, or ``(P * B, K, ...)`` after an earlier switch (then pass ``data_batch=B``);
     token features ``(B, N, K)``: ``dim=-1``.
@@ -179,7 +184,7 @@ def dirichlet_switch(name: str, x: torch.Tensor, switch: SwitchConfig = DEFAULT,
     K = x.shape[dim]
     concentration = torch.full((K,), switch.alpha0, dtype=x.dtype, device=x.device)
     s = pyro.sample(name, dist.Dirichlet(concentration))
-    return _switch(name, x, s, data_batch, switch.form, switch.steepness, dim)
+    return _switch(name, x, s, data_batch, switch.form, switch.steepness, switch.share, dim)
 
 
 class SwitchedNetwork:
@@ -307,7 +312,7 @@ class SwitchedNetwork:
     def scaler(self, name: str, s: torch.Tensor, data_batch: int | None, point: nn.Module):
         """``f(x)``: the activation ``x`` at ``point`` (its output; its input for an input or head
         site) with site ``name``'s channels scaled by switch values ``s``."""
-        how = (self.switch.form, self.switch.steepness)  # switch_factor arguments
+        how = (self.switch.form, self.switch.steepness, self.switch.share)  # switch_factor arguments
         if is_head_site(name):
             size = self.sizes[name]
             return lambda x: scale_channels(x.unflatten(-1, (size, -1)), s, data_batch, *how, -2).flatten(-2)
@@ -330,7 +335,7 @@ class SwitchedNetwork:
         if fold_into_linear is None:
             fold_into_linear = self.fold_into_linear
         handles = []
-        how = (self.switch.form, self.switch.steepness)  # switch_factor arguments
+        how = (self.switch.form, self.switch.steepness, self.switch.share)  # switch_factor arguments
         scale_in_point = dict(switches)
         for name, s in switches.items():  # consumer hooks first: they run before a switch on the same module
             consumer = self._consumers.get(name)

@@ -74,5 +74,8 @@ def test_bad_switch_settings_are_refused_naming_the_fix(bn_net):
         pdl.SwitchConfig(form="magic")
     with pytest.raises(ValueError, match="steepness > 0"):
         pdl.SwitchConfig(form="gate", steepness=0)
+    for share in (0, 1.5):
+        with pytest.raises(ValueError, match=r"share .* must be in \(0, 1\]"):
+            pdl.SwitchConfig(form="rKs", share=share)
     with pytest.raises(TypeError, match="must be a SwitchConfig"):
         pdl.SwitchedNetwork(bn_net, ["conv1"], 0.5)

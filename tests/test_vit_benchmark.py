@@ -27,7 +27,7 @@ def test_vit_study_runs_end_to_end(mnist_root, tmp_path):
     study.main(argv)
     report = json.loads((tmp_path / "results" / "vit_mnist.json").read_text())
     assert [(r["allocation"], r["method"]) for r in report["runs"]] == [
-        (allocation, method) for allocation in study.ALLOCATIONS for method in ["dirichlet-mean", *study.BASELINES]]
+        (allocation, method) for allocation in study.ALLOCATIONS for method in ["dirichlet-mean-rKs", "dirichlet-mean", *study.BASELINES]]
     uniform = [r["counts"] for r in report["runs"] if r["allocation"] == "uniform"]
     assert all(c == uniform[0] for c in uniform)  # one architecture, only the rankings differ
     for r in report["runs"]:
@@ -36,6 +36,7 @@ def test_vit_study_runs_end_to_end(mnist_root, tmp_path):
         assert 1 <= r["counts"]["blocks.0.attn:heads"] <= 4 and len(r["heads_kept"]["blocks.0.attn:heads"]) == \
             r["counts"]["blocks.0.attn:heads"]
     assert len(report["forest"]["mean"]) == 4 and (tmp_path / "results" / "vit_mnist_forest_heads.png").is_file()
-    forms = study.main(argv + ["--forms", "s,Ks"])  # the same run folder: the network and the s fit are reused
-    assert [r["method"] for r in forms["rows"]][:2] == ["dirichlet-mean, form s, alpha0 0.5", "dirichlet-mean, form Ks, alpha0 0.5"]
+    forms = study.main(argv + ["--forms", "rKs,Ks"])  # the same run folder: the network and the rKs fit are reused
+    assert [r["method"] for r in forms["rows"]][:2] == ["dirichlet-mean, form rKs, r 0.5, alpha0 0.5",
+                                                        "dirichlet-mean, form Ks, alpha0 0.5"]
     assert all(0 <= r["error_pruned_pct"] <= 100 for r in forms["rows"])
