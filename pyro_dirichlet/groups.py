@@ -133,14 +133,14 @@ def switch_points(graph: tp.DependencyGraph, outs: Sequence[nn.Module], names: d
 
 
 @torch.no_grad()
-def _reads_channel_major(net: nn.Module, example_inputs, points: Sequence[str], reader: nn.Linear, size: int) -> bool:
-    """Whether zeroing channel 0 of a group (at its switch ``points``) changes only the first
-    ``in_features / size`` input features of ``reader`` (a flatten that is channel-major), on a
-    random input shaped like the example (not checked for non-tensor examples)."""
+def _inputs_with_channel_zeroed(net: nn.Module, example_inputs, points: Sequence[str], size: int,
+                                readers: Sequence[nn.Module]) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
+    """Each reader's first input ``(as is, with channel 0 of a group zeroed at its switch points)``
+    on a random input shaped like the example; None for a non-tensor example (not checked)."""
     if not isinstance(example_inputs, torch.Tensor) or not example_inputs.is_floating_point():
-        return True
+        return None
     x = torch.randn(example_inputs.shape, generator=torch.Generator().manual_seed(0)).to(example_inputs)
-    seen = []
+    seen = {m: [] for m in readers}
     zero = torch.ones(size, device=x.device)
     zero[0] = 0.0
 
@@ -151,12 +151,44 @@ def _reads_channel_major(net: nn.Module, example_inputs, points: Sequence[str], 
 
     with frozen(net):
         for masked in (False, True):
-            handles = [reader.register_forward_pre_hook(lambda m, args: seen.append(args[0].flatten(1)))]
+            handles = [m.register_forward_pre_hook(lambda m, args: seen[m].append(args[0])) for m in readers]
             handles += [net.get_submodule(p).register_forward_hook(scale) for p in points] if masked else []
             with hooks(handles):
                 call(net, x)
-    changed = (seen[0] != seen[1]).any(0).nonzero().flatten()
+    return [(inputs[0], inputs[-1]) for inputs in seen.values()]
+
+
+def _reads_channel_major(net: nn.Module, example_inputs, points: Sequence[str], reader: nn.Linear, size: int) -> bool:
+    """Whether zeroing channel 0 of a group (at its switch ``points``) changes only the first
+    ``in_features / size`` input features of ``reader`` (a flatten that is channel-major)."""
+    pairs = _inputs_with_channel_zeroed(net, example_inputs, points, size, [reader])
+    if pairs is None:
+        return True
+    (full, masked), = pairs
+    changed = (full.flatten(1) != masked.flatten(1)).any(0).nonzero().flatten()
     return bool((changed < reader.in_features // size).all())
+
+
+def _untraced_norms_reading(net: nn.Module, example_inputs, points: Sequence[str], size: int,
+                            norms: Sequence[nn.Module]) -> list[nn.Module]:
+    """The ``norms`` (normalisations Torch-Pruning traces as plain arithmetic, e.g. Hugging Face's
+    ``LlamaRMSNorm``) whose input's last dim holds the group's channels: zeroing channel 0 at the
+    switch points changes exactly feature 0 there."""
+    pairs = _inputs_with_channel_zeroed(net, example_inputs, points, size, norms)
+    reading = []
+    for norm, (full, masked) in zip(norms, pairs or []):
+        if full.shape[-1] == size:
+            changed = (full != masked).reshape(-1, size).any(0).nonzero().flatten()
+            if changed.tolist() == [0]:
+                reading.append(norm)
+    return reading
+
+
+def _renormalises(module: nn.Module) -> bool:
+    """A normalisation over the channel dimension: LayerNorm, GroupNorm, RMSNorm, or a model's own
+    (Hugging Face's ``LlamaRMSNorm``, timm's ``LayerNorm2d``), known by its class name."""
+    return (isinstance(module, (nn.LayerNorm, nn.GroupNorm, nn.RMSNorm))
+            or type(module).__name__.endswith(("LayerNorm", "RMSNorm", "LayerNorm2d")))
 
 
 def channel_groups(net: nn.Module, example_inputs) -> list[ChannelGroup]:
@@ -165,8 +197,14 @@ def channel_groups(net: nn.Module, example_inputs) -> list[ChannelGroup]:
     names = {module: name for name, module in net.named_modules()}
     order = {name: i for i, name in enumerate(names.values())}
     heads = head_points(net)
-    groups = []
-    for group in graph.get_all_groups(root_module_types=list(LAYERS)):
+    # a head's q/k/v rows are never a site (switch the heads instead), and Torch-Pruning does not
+    # finish grouping them through grouped-query attention's repeat_kv (Llama): not roots, only
+    # refused below; as readers of the residual stream they are in its group as ever
+    head_rows = [net.get_submodule(name) for name in heads]
+    groups = [ChannelGroup(name, layer_width(net.get_submodule(name)), (name,), (), (), False,
+                           f"its channels are attention heads' ({name!r}): removing single channels would break the "
+                           f"heads apart; switch the heads instead: {[site]}") for name, site in heads.items()]
+    for group in graph.get_all_groups(ignored_layers=head_rows, root_module_types=list(LAYERS)):
         outs = [dep.target.module for dep, _ in group if graph.is_out_channel_pruning_fn(dep.handler)]
         readers = [dep.target.module for dep, _ in group
                    if isinstance(dep.target.module, LAYERS) and not graph.is_out_channel_pruning_fn(dep.handler)]
@@ -175,15 +213,15 @@ def channel_groups(net: nn.Module, example_inputs) -> list[ChannelGroup]:
         widths = {name: layer_width(net.get_submodule(name)) for name in members}
         problem = None
         renormalising = sorted({names[dep.target.module] for dep, _ in group
-                                if isinstance(dep.target.module, (nn.LayerNorm, nn.GroupNorm))}, key=order.get)
+                                if _renormalises(dep.target.module)}, key=order.get)
+        untraced = [m for m in names if _renormalises(m) and m not in graph.module2node]
+        if not renormalising and untraced:
+            renormalising = [names[m] for m in _untraced_norms_reading(net, example_inputs, sorted(points, key=order.get),
+                                                                      widths[members[0]], untraced)]
         if renormalising:
             problem = (f"a normalisation over its channels ({renormalising}) renormalises what the switch scaled, so "
                        "a zero switch does not remove a channel there and trimming would not equal the masked network; "
                        "switch other groups (e.g. the MLP units of a block)")
-        by_heads = sorted({heads[m] for m in members if m in heads})
-        if by_heads:
-            problem = (f"its channels are attention heads' ({members}): removing single channels would break the "
-                       f"heads apart; switch the heads instead: {by_heads}")
         size = widths[members[0]]
         flattened = [m for m in readers if isinstance(m, nn.Linear) and m.in_features != size
                      and m.in_features % size == 0]

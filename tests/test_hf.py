@@ -77,3 +77,35 @@ def test_hf_heads_and_ffn_switched_fitted_trimmed_saved(build, tmp_path):
     torch.testing.assert_close(hf.Logits(loaded, input_name)(x), small(x))
     with pytest.raises(Exception):  # Hugging Face's own loader refuses the other shapes (not silently wrong)
         type(model).from_pretrained(tmp_path)
+
+
+def test_llama_grouped_query_heads_and_mlp_units_pruned_and_the_rmsnorm_stream_refused(tmp_path):
+    """A tiny Llama (4 query heads sharing 2 key/value heads, RMSNorm): the channel groups are found
+    (Torch-Pruning's grouping through repeat_kv used to run for ever), the residual stream is refused
+    naming its RMSNorm (Torch-Pruning traces it as arithmetic, not as a module), and the heads (one
+    unit per key/value group) and the gated MLP's units are switched, fitted, trimmed == masked,
+    saved and loaded."""
+    torch.manual_seed(0)
+    config = transformers.LlamaConfig(vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                      num_key_value_heads=2, intermediate_size=64, max_position_embeddings=16,
+                                      num_labels=3, pad_token_id=0)
+    model = transformers.LlamaForSequenceClassification(config).eval()
+    net = hf.Logits(model, "inputs_embeds", (8, 32))
+    layers = [f"model.model.layers.{i}" for i in range(2)]
+    groups = {g.name: g for g in pdl.channel_groups(net, torch.randn(2, 8, 32))}
+    assert "post_attention_layernorm" in groups[f"{layers[0]}.self_attn.o_proj"].problem
+    heads, ffn = [f"{l}.self_attn:heads" for l in layers], [f"{l}.mlp.gate_proj" for l in layers]
+    switched = pdl.SwitchedNetwork(net, heads + ffn)
+    assert switched.sizes == {**{h: 2 for h in heads}, **{f: 64 for f in ffn}}
+    gen = torch.Generator().manual_seed(0)
+    data = pdl.FeatureDataset(torch.randn(32, 8, 32, generator=gen), torch.randint(0, 3, (32,), generator=gen))
+    guide, _ = pdl.fit_switches(switched, data, pdl.FitConfig(epochs=1, batch_size=16), progress=False)
+    means = {name: guide.phi(name) / guide.phi(name).sum() for name in guide.names}
+    keep = pdl.keep_indices(means, {h: 1 for h in heads} | {f: 32 for f in ffn})
+    small = pdl.trim(net, keep)  # checks itself against the masked network
+    attn = small.model.model.layers[0].self_attn
+    assert (attn.q_proj.out_features, attn.k_proj.out_features, attn.o_proj.in_features) == (16, 8, 16)
+    x = torch.randn(3, 8, 32, generator=gen)
+    torch.testing.assert_close(small(x), masked(net, keep, x), rtol=1e-4, atol=1e-5)
+    hf.save_pretrained(small.model, tmp_path)
+    torch.testing.assert_close(hf.Logits(hf.from_pretrained(type(model), tmp_path), "inputs_embeds")(x), small(x))
