@@ -108,6 +108,7 @@ class StudyConfig:
     no_progress: bool
     time_budget: float | None
     command: str
+    pretrain_only: bool = False
     model_kwargs: dict = dataclasses.field(default_factory=dict)
 
 
@@ -135,6 +136,8 @@ def parse(argv: list[str] | None) -> StudyConfig:
     ap.add_argument("--finetune-epochs", type=int, default=30)
     ap.add_argument("--finetune-lr", type=float, default=0.1)
     add_run_args(ap)
+    ap.add_argument("--pretrain-only", action="store_true",
+                    help="stop after pretraining (and its speed record); a later run with the same settings resumes")
     ap.add_argument("--time-budget", type=float, default=None,
                     help="seconds for the whole study: fewer pretraining and fine-tuning epochs if the requested "
                          "ones would not fit, from this device's measured speed (inference/time_plan.py)")
@@ -225,7 +228,7 @@ def target_of(a, net: nn.Module, arch: str | None, name: str) -> str:
     if arch:
         return f"arch-{arch}"
     params = f"+params-{a.budget_params}" if a.budget_params else ""
-    return f"macs-{a.budget_macs}{params}" + ("-per-mac" if per_mac(name) else "")
+    return f"macs-{a.budget_macs}{params}" + (("-per-cost" if a.budget_params else "-per-mac") if per_mac(name) else "")
 
 
 def prune_and_finetune(name: str, scores: dict, net: nn.Module, a, train, test, folder: Path,
@@ -338,12 +341,17 @@ def main(argv: list[str] | None = None) -> dict:
                             model_kwargs={"widths": list(base.widths)} if base.widths else {})
     pretraining = training_record(a, base, train, baseline, device)
     pretrain_seconds = pretraining["total_train_seconds"]
+    if a.pretrain_only:
+        print(f"pretrained: {baseline['error_pct']:.2f}% test error, {pretrain_seconds:.0f} s; {base.pretrained_dir}")
+        return {"baseline": baseline, "pretraining": pretraining}
     runs, networks, posteriors = [], {}, {}
     fit_data = train.subset(a.fit_subset)  # the switches' images, for every fit
     sites = list(net.prunable_layers)
     for name in a.methods:
         settings = {"budget_macs": a.budget_macs, "budget_params": a.budget_params, "per_mac": per_mac(name),
-                    "finetune": dataclasses.asdict(recipe(a.finetune_epochs, a.finetune_lr))}
+                    "finetune": dataclasses.asdict(recipe(a.finetune_epochs, a.finetune_lr)),
+                    # the per-MAC order counts parameters too under a parameter budget (allocation.channel_cost)
+                    **({"cost": "macs+params"} if per_mac(name) and a.budget_params else {})}
         t_scores = time.perf_counter()
         if name.startswith("dirichlet"):
             estimator = name.split("-")[1]

@@ -13,7 +13,8 @@ feature of each, so no kept producer channel is left without a reader.
 
 MAC budget: channels are ordered globally by ``K_l * E_q[s_lk]`` (1 for every channel
 under the uniform switch, so layers compare), per MAC of a channel by default
-(:data:`PER_MAC`), and the longest prefix of that order whose removal brings the network
+(:data:`PER_MAC`; with a parameter budget too, per a weighted share of both budgets, the weight
+searched), and the longest prefix of that order whose removal brings the network
 within the budget is removed; binary search over the prefix length, since MACs fall as
 channels go.
 
@@ -187,6 +188,17 @@ def largest_fitting(fits: Callable[[float], bool], lo: float, hi: float = 1.0, s
     return lo
 
 
+MAC_SHARES = tuple(i / 8 for i in range(9))  # the weights lambda tried when both budgets are given
+
+
+def channel_costs(sizes: Mapping[str, int], count_of: Callable[[dict[str, int]], int]) -> dict[str, int]:
+    """``{site: what one of its channels costs at full width}``: the drop of ``count_of`` (MACs or
+    parameters of the network with those keep counts) when the site loses one channel, in its
+    layers and in those that read it; at least 1."""
+    full = count_of(dict(sizes))
+    return {name: max(1, full - count_of({**sizes, name: sizes[name] - 1})) for name in sizes}
+
+
 def counts_for_budget(
     net: nn.Module,
     scores: Mapping[str, torch.Tensor],
@@ -202,9 +214,12 @@ def counts_for_budget(
     """Per-layer counts from the global order of the normalised scores that fit ``budget_macs``
     (and ``budget_params`` parameters, if given: :func:`~.counting.param_model`)
     (:func:`normalise_scores`). ``per_mac`` (default :data:`PER_MAC`): order by score per MAC, each site's
-    normalised scores divided by the MACs one of its channels costs at full width, in its
-    layers and in those that read it (``macs_of(all) - macs_of(all but one of its channels)``):
-    the greedy knapsack order. ``normalisation`` defaults to the scores' own (a criterion's
+    normalised scores divided by the MACs one of its channels costs (:func:`channel_costs`): the
+    greedy knapsack order. With ``budget_params`` too, the cost is ``lam dMACs / budget_macs +
+    (1 - lam) dparams / budget_params`` (a Lagrangian weighting of the two budgets) for each
+    ``lam`` in :data:`MAC_SHARES`, and the allocation that keeps the most normalised score wins: a
+    fixed MAC order would spend a binding parameter budget on layers that are cheap in MACs and dear
+    in parameters (VGG-16's fc1 and fc2 kept whole, results/cifar10_vgg16.md of 2026-12-04). ``normalisation`` defaults to the scores' own (a criterion's
     ``ChannelScores.normalisation``: :mod:`.criteria`), else ``mean``, which ranks posterior means
     by ``K_l * E[s_lk]``.
 
@@ -236,28 +251,42 @@ def counts_for_budget(
     if fits(sizes):
         return dict(sizes)
     ranked = normalise_scores(scores, normalisation or getattr(scores, "normalisation", "mean"))
-    if per_mac:
-        full = macs_of(sizes)
-        ranked = {name: s / max(1, full - macs_of({**sizes, name: sizes[name] - 1})) for name, s in ranked.items()}
-    order = sorted(((float(v), name) for name, s in ranked.items() for v in s.tolist()), key=lambda t: t[0])
 
-    def counts_after(removed: int) -> dict[str, int]:
-        counts = dict(sizes)
-        for _, name in order[:removed]:
-            counts[name] = max(floor[name], counts[name] - 1)
-        return feasible_counts(counts, links)
+    def allocate(values: Mapping[str, torch.Tensor]) -> dict[str, int]:
+        """Remove the shortest prefix of the ascending order of ``values`` that fits, then add back."""
+        order = sorted(((float(v), name) for name, s in values.items() for v in s.tolist()), key=lambda t: t[0])
 
-    lo, hi = 0, len(order)  # invariant: removing the first `hi` fits the budget (all layers at their floors)
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if fits(counts_after(mid)):
-            hi = mid
-        else:
-            lo = mid + 1
-    counts = counts_after(hi)
-    for _, name in reversed(order[:hi]):
-        if counts[name] < sizes[name]:
-            grown = feasible_counts({**counts, name: counts[name] + 1}, links)
-            if grown != counts and fits(grown):
-                counts = grown
-    return counts
+        def counts_after(removed: int) -> dict[str, int]:
+            counts = dict(sizes)
+            for _, name in order[:removed]:
+                counts[name] = max(floor[name], counts[name] - 1)
+            return feasible_counts(counts, links)
+
+        lo, hi = 0, len(order)  # invariant: removing the first `hi` fits the budget (all layers at their floors)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if fits(counts_after(mid)):
+                hi = mid
+            else:
+                lo = mid + 1
+        counts = counts_after(hi)
+        for _, name in reversed(order[:hi]):
+            if counts[name] < sizes[name]:
+                grown = feasible_counts({**counts, name: counts[name] + 1}, links)
+                if grown != counts and fits(grown):
+                    counts = grown
+        return counts
+
+    if not per_mac:
+        return allocate(ranked)
+    macs = channel_costs(sizes, macs_of)
+    if params_of is None:
+        return allocate({name: s / macs[name] for name, s in ranked.items()})
+    params = channel_costs(sizes, params_of)
+
+    def kept_value(counts: dict[str, int]) -> float:  # the knapsack's objective: normalised scores kept
+        return sum(float(torch.topk(ranked[name].float(), counts[name]).values.sum()) for name in counts)
+
+    candidates = [allocate({name: s / (lam * macs[name] / budget_macs + (1 - lam) * params[name] / budget_params)
+                            for name, s in ranked.items()}) for lam in MAC_SHARES]
+    return max(candidates, key=kept_value)

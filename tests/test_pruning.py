@@ -242,6 +242,28 @@ def test_a_budget_of_macs_and_parameters_is_met_on_vgg16():
         counts_for_budget(net, scores, 38_000_000, net.input_shape, budget_params=100)
 
 
+def test_two_budgets_weigh_parameters_where_they_bind(monkeypatch):
+    """VGG-16 (an eighth of its widths) with equal scores, at Table 2's shares of MACs (38/314) and
+    parameters (0.84/15.25): ordered by MACs alone, the parameter budget binds first, so the layers
+    cheap in MACs and dear in parameters (fc1, fc2, conv13) stay while the first convs fall to their
+    floors and most of the MAC budget goes unused; the weighted order keeps more channels within
+    both budgets."""
+    from pyro_dirichlet.models.vgg import FULL_WIDTHS
+    net = build_model("vgg16", widths=[w // 8 for w in FULL_WIDTHS]).eval()
+    scores = {name: torch.ones(k) for name, k in pdl.site_sizes(net).items()}
+    macs, params = pdl.mac_model(net, list(scores)), pdl.param_model(net, list(scores))
+    budget = dict(budget_macs=macs(pdl.site_sizes(net)) * 38 // 314, budget_params=params(pdl.site_sizes(net)) * 84 // 1525)
+    both = counts_for_budget(net, scores, example_inputs=net.input_shape, **budget)
+    monkeypatch.setattr(pdl.allocation, "MAC_SHARES", (1.0,))  # the MAC cost alone
+    by_mac_cost = counts_for_budget(net, scores, example_inputs=net.input_shape, **budget)
+    floor = pdl.allocation.floor_counts(pdl.site_sizes(net))
+    for counts in (both, by_mac_cost):
+        assert macs(counts) <= budget["budget_macs"] and params(counts) <= budget["budget_params"]
+        assert all(counts[n] >= floor[n] for n in counts)
+    assert by_mac_cost["conv1"] == floor["conv1"] and macs(by_mac_cost) < 0.25 * budget["budget_macs"]
+    assert sum(both.values()) > 1.1 * sum(by_mac_cost.values()) and macs(both) > 0.8 * budget["budget_macs"]
+
+
 def test_per_mac_order_removes_the_channels_that_cost_most_per_unit_of_score():
     """fc1's input features score lower than conv1's channels, but cost 500 MACs each against
     94,400: the plain order removes features first, the per-MAC order conv1's channels."""
