@@ -350,7 +350,7 @@ def main(argv: list[str] | None = None) -> dict:
     for name in a.methods:
         settings = {"budget_macs": a.budget_macs, "budget_params": a.budget_params, "per_mac": per_mac(name),
                     "finetune": dataclasses.asdict(recipe(a.finetune_epochs, a.finetune_lr)),
-                    # the per-MAC order counts parameters too under a parameter budget (allocation.channel_cost)
+                    # the per-MAC order counts parameters too under a parameter budget (allocation.counts_for_budget)
                     **({"cost": "macs+params"} if per_mac(name) and a.budget_params else {})}
         t_scores = time.perf_counter()
         if name.startswith("dirichlet"):

@@ -219,7 +219,8 @@ def counts_for_budget(
     (1 - lam) dparams / budget_params`` (a Lagrangian weighting of the two budgets) for each
     ``lam`` in :data:`MAC_SHARES`, and the allocation that keeps the most normalised score wins: a
     fixed MAC order would spend a binding parameter budget on layers that are cheap in MACs and dear
-    in parameters (VGG-16's fc1 and fc2 kept whole, results/cifar10_vgg16.md of 2026-12-04). ``normalisation`` defaults to the scores' own (a criterion's
+    in parameters (VGG-16's fc1 and fc2 kept whole: docs/results.md). ``normalisation`` defaults to
+    the scores' own (a criterion's
     ``ChannelScores.normalisation``: :mod:`.criteria`), else ``mean``, which ranks posterior means
     by ``K_l * E[s_lk]``.
 

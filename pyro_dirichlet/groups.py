@@ -204,6 +204,7 @@ def channel_groups(net: nn.Module, example_inputs) -> list[ChannelGroup]:
     groups = [ChannelGroup(name, layer_width(net.get_submodule(name)), (name,), (), (), False,
                            f"its channels are attention heads' ({name!r}): removing single channels would break the "
                            f"heads apart; switch the heads instead: {[site]}") for name, site in heads.items()]
+    untraced = [m for m in names if _renormalises(m) and m not in graph.module2node]  # e.g. LlamaRMSNorm
     for group in graph.get_all_groups(ignored_layers=head_rows, root_module_types=list(LAYERS)):
         outs = [dep.target.module for dep, _ in group if graph.is_out_channel_pruning_fn(dep.handler)]
         readers = [dep.target.module for dep, _ in group
@@ -214,7 +215,6 @@ def channel_groups(net: nn.Module, example_inputs) -> list[ChannelGroup]:
         problem = None
         renormalising = sorted({names[dep.target.module] for dep, _ in group
                                 if _renormalises(dep.target.module)}, key=order.get)
-        untraced = [m for m in names if _renormalises(m) and m not in graph.module2node]
         if not renormalising and untraced:
             renormalising = [names[m] for m in _untraced_norms_reading(net, example_inputs, sorted(points, key=order.get),
                                                                       widths[members[0]], untraced)]
