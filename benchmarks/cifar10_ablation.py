@@ -46,6 +46,8 @@ VARIANTS = {
     "gate-3": {"form": "gate", "steepness": 3.0},
     "norm": {"form": "norm"},
     "bn": {"form": "bn"},
+    "rKs-0.5": {"form": "rKs", "share": 0.5},
+    "cap-0.5": {"form": "cap", "share": 0.5},
 }
 REFERENCES = ("l1", "taylor", "random")
 
@@ -88,7 +90,8 @@ def variant_scores(name: str, a, net, fit_data, sites) -> dict:
     if name == "taylor":
         return dict(pdl.CRITERIA["taylor"](net, sites, fit_data, seed=0))
     v = VARIANTS[name]
-    switched = pdl.SwitchedNetwork(net, sites, pdl.SwitchConfig(a.alpha0, v["form"], v.get("steepness", pdl.SwitchConfig.steepness)))
+    switch = pdl.SwitchConfig(a.alpha0, v["form"], **{k: v[k] for k in ("steepness", "share") if k in v})
+    switched = pdl.SwitchedNetwork(net, sites, switch)
     cfg = pdl.FitConfig(estimator="mean", mode="layerwise", epochs=a.fit_epochs, batch_size=a.fit_batch_size)
     guide, _ = pdl.fit_switches(switched, fit_data, cfg, progress=not a.no_progress)
     return {site: (guide.phi(site) / guide.phi(site).sum()).detach() for site in sites}

@@ -78,7 +78,7 @@ def dirichlet_scores(net, sites, fit_data, fit: pdl.FitConfig, switch: pdl.Switc
     from (and timed once in) ``run``."""
     stem = run / (f"fit-{fit.epochs}-{switch.form}" + ("" if switch.alpha0 == pdl.SwitchConfig().alpha0
                                                         else f"-a{switch.alpha0:g}")
-                  + (f"-r{switch.share:g}" if switch.form == "rKs" else ""))
+                  + (f"-r{switch.share:g}" if switch.form in pdl.switch_config.SHARE_FORMS else ""))
     start = time.perf_counter()
     guide, _ = pdl.fit_switches(pdl.SwitchedNetwork(net, sites, switch), fit_data, fit, checkpoint=f"{stem}.ckpt",
                                 progress=False)
@@ -96,7 +96,7 @@ def forms_report(a, net, sites, fit_data, fit, run, test, full, counts) -> dict:
     for form in a.forms.split(","):
         switch = switch_config(a, form)
         _, scores[form], seconds = dirichlet_scores(net, sites, fit_data, fit, switch, run)
-        share = f", r {switch.share:g}" if form == "rKs" else ""
+        share = f", r {switch.share:g}" if form in pdl.switch_config.SHARE_FORMS else ""
         rows.append({"method": f"dirichlet-mean, form {form}{share}, alpha0 {switch.alpha0:g}", "fit_seconds": seconds,
                      "error_pruned_pct": pipeline.prune_to(net, scores[form], counts, None, test)[2]["error_pct"]})
     for name in ("tp-taylor", "tp-magnitude", "random"):
@@ -123,7 +123,7 @@ def forms_report(a, net, sites, fit_data, fit, run, test, full, counts) -> dict:
 
 
 def switch_config(a, form: str) -> pdl.SwitchConfig:
-    """``form``'s switch with ``--alpha0`` (default: the library's); ``rKs`` keeps the share
+    """``form``'s switch with ``--alpha0`` (default: the library's); ``rKs`` and ``cap`` keep the share
     ``--budget`` of every site, the share the shared architecture keeps (MACs are linear in
     the heads and units kept)."""
     return pdl.SwitchConfig(form=form, share=a.budget, **({"alpha0": a.alpha0} if a.alpha0 else {}))

@@ -71,12 +71,12 @@ def _step_options(p: argparse.ArgumentParser, step: str) -> None:
     g.add_argument("--kl-weight", type=float, default=fit.kl_weight,
                    help="final KL weight (1: the ELBO; below 1 tempers the prior)")
     g.add_argument("--switch-form", default=switch.form, choices=FORMS,
-                   help="a switch multiplies its channel by s, K s, r K s (r: --share), the gate tanh(c K s)/tanh(c), "
+                   help="a switch multiplies its channel by s, K s, r K s (r: --share), min(1, r K s), the gate tanh(c K s)/tanh(c), "
                         "sqrt(K) s/|s|, or s followed by a training-mode BatchNorm")
     g.add_argument("--temperature", action="store_true", help="fit a logit temperature beside the switches")
     g.add_argument("--steepness", type=float, default=switch.steepness, help="the gate's c")
     g.add_argument("--share", type=float, default=switch.share,
-                   help="the rKs form's r: the share of each site's channels the pruned network keeps")
+                   help="the rKs and cap forms' r: the share of each site's channels the pruned network keeps")
     if step == "fit":
         return
     g = p.add_argument_group("pruning target (one of; lenet5's default: --arch 5-8-45-15, other models: required)")

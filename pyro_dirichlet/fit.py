@@ -37,6 +37,7 @@ from . import distributed, epochs
 from .data import ArrayDataset, check_labels
 from .estimators import ESTIMATORS, switch_elbo
 from .frozen import hooks
+from .switch_config import SHARE_FORMS
 from .switches import SwitchedNetwork, SwitchGuide
 from .training import check_data
 from .user_model import UserModel
@@ -94,7 +95,7 @@ def fit_switches(
         switch = model.switch
         switched, about = model, {"alpha0": switch.alpha0, "form": [switch.form, switch.steepness],
                                   "temperature": switch.temperature,
-                                  **({"share": switch.share} if switch.form == "rKs" else {})}
+                                  **({"share": switch.share} if switch.form in SHARE_FORMS else {})}
     else:
         if len(data) == 0:
             check_labels(data, 1)

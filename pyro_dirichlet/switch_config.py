@@ -16,7 +16,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-FORMS = ("s", "Ks", "rKs", "gate", "norm", "bn")
+FORMS = ("s", "Ks", "rKs", "cap", "gate", "norm", "bn")
+SHARE_FORMS = ("rKs", "cap")  # the forms that read ``share``
 
 
 def check_alpha0(alpha0: float) -> float:
@@ -30,8 +31,8 @@ class SwitchConfig:
     """A switch ``s ~ Dir(alpha0 1_K)`` scaling channel k by ``switch_factor(s, form, steepness, share)_k``
     (:func:`.switches.switch_factor`; ``"bn"``: :func:`.switches.scale_channels`).
 
-    ``steepness``: the ``gate`` form's c. ``share``: the ``rKs`` form's r, in (0, 1], the share of
-    a site's channels the pruned network keeps. ``temperature``: fit a logit temperature
+    ``steepness``: the ``gate`` form's c. ``share``: the ``rKs`` and ``cap`` forms' r, in (0, 1], the
+    share of a site's channels the pruned network keeps. ``temperature``: fit a logit temperature
     ``T = exp(t)`` beside the switches (:class:`.SwitchedNetwork`).
     """
 
@@ -48,7 +49,7 @@ class SwitchConfig:
                              f"{self.steepness!r}")
         object.__setattr__(self, "steepness", float(self.steepness))
         if not (isinstance(self.share, (int, float)) and 0 < self.share <= 1):
-            raise ValueError(f"share (the rKs form's kept share of channels) must be in (0, 1], got {self.share!r}")
+            raise ValueError(f"share (the rKs and cap forms' kept share of channels) must be in (0, 1], got {self.share!r}")
         object.__setattr__(self, "share", float(self.share))
         object.__setattr__(self, "temperature", bool(self.temperature))
 
@@ -56,9 +57,9 @@ class SwitchConfig:
         """The fields as the run folders' keys name them (``switch_form`` for ``form``);
         ``compact``: ``steepness`` and ``temperature`` only where they differ from the defaults
         (the comparison's folders, keyed before those fields existed there); ``share`` only for
-        the ``rKs`` form, the one it changes (older folders were keyed without it)."""
+        the forms that read it (``SHARE_FORMS``) (older folders were keyed without it)."""
         d = {"alpha0": self.alpha0, "switch_form": self.form, "steepness": self.steepness,
-             "temperature": self.temperature, **({"share": self.share} if self.form == "rKs" else {})}
+             "temperature": self.temperature, **({"share": self.share} if self.form in SHARE_FORMS else {})}
         if compact:
             default = asdict(SwitchConfig())
             d = {k: v for k, v in d.items() if k in ("alpha0", "switch_form") or v != default[k]}

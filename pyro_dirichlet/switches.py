@@ -54,13 +54,17 @@ def switch_factor(s: torch.Tensor, form: str = DEFAULT.form, steepness: float = 
     uniform switch, and the squared factors always sum to K, so the layer's output norm is kept
     (for channels of equal norm) while the switch moves it between channels; ``"rKs"``: ``r K s_k``
     with r = ``share`` the share of channels the pruned site keeps, so the factors sum to the
-    kept count rK, as after pruning (``s`` is r = 1/K, ``Ks`` r = 1). (``"bn"`` is not a
+    kept count rK, as after pruning (``s`` is r = 1/K, ``Ks`` r = 1); ``"cap"``: ``min(1, r K s_k)``,
+    r under the uniform switch, never above the trained scale 1, summing to at most rK: a switch
+    uniform over rK channels is exactly the network pruned to those channels. (``"bn"`` is not a
     per-channel factor: see :func:`scale_channels`.)
     """
     if form == "Ks":
         return s.shape[-1] * s
     if form == "rKs":
         return share * s.shape[-1] * s
+    if form == "cap":
+        return (share * s.shape[-1] * s).clamp(max=1.0)
     if form == "s":
         return s
     if form == "gate":

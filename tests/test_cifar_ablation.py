@@ -23,9 +23,12 @@ def test_the_ablation_ranks_every_form_against_l1_and_random(cifar_root, tmp_pat
               "--cost-examples", "32", "--error-examples", "96", "--fit-subset", "128", "--fit-epochs", "1",
               "--fit-batch-size", "32", "--archs", "2-3-4,3-3-3", "--device", "cpu", "--data-root", cifar_root,
               "--no-progress"]
-    first = study.main([*common, "--variants", "s,norm,l1,random", "--pretrain-epochs", "1",
+    first = study.main([*common, "--variants", "s,norm,cap-0.5,l1,random", "--pretrain-epochs", "1",
                         "--run-dir", str(tmp_path / "a"), "--results", str(tmp_path / "ra")])
-    assert list(first["variants"]) == ["s", "norm", "l1", "random"] and first["archs"] == ["2-3-4", "3-3-3"]
+    assert list(first["variants"]) == ["s", "norm", "cap-0.5", "l1", "random"] and first["archs"] == ["2-3-4", "3-3-3"]
+    assert first["variants"]["cap-0.5"]["settings"] | {"fit_subset": 0} == {
+        "variant": "cap-0.5", "form": "cap", "share": 0.5, "fit_subset": 0, "fit_epochs": 1, "batch_size": 32,
+        "alpha0": 0.5}
     for name, row in first["variants"].items():
         assert set(row["error_pct"]) == {"2-3-4", "3-3-3"} and all(0 <= e <= 100 for e in row["error_pct"].values())
         assert list(row["spearman"]) == first["cost_layers"] and len(first["cost_layers"]) == 3

@@ -111,7 +111,7 @@ def test_input_switch_scales_the_layers_input(bn_net):
     assert torch.allclose(switched.forward(x, uniform(switched.sizes)), plain, atol=1e-5)
 
 
-@pytest.mark.parametrize("form", ["Ks", "s", "rKs", "gate", "norm", "bn"])
+@pytest.mark.parametrize("form", ["Ks", "s", "rKs", "cap", "gate", "norm", "bn"])
 def test_switch_forms_fold_particles_like_single_passes(form, bn_net):
     switched = SwitchedNetwork(bn_net, bn_net.prunable_layers, SwitchConfig(form=form))
     S, B = 3, 6
@@ -130,6 +130,10 @@ def test_switch_factors():
     assert torch.allclose(switch_factor(s, "Ks"), 3 * s) and torch.equal(switch_factor(s, "s"), s)
     kept = switch_factor(torch.full((8,), 1 / 8), "rKs", share=0.25)  # the uniform switch: r per channel, rK in all
     assert torch.allclose(kept, torch.full((8,), 0.25)) and torch.allclose(switch_factor(s, "rKs", share=0.5), 1.5 * s)
+    pruned = switch_factor(torch.tensor([0.5, 0.5, 0.0, 0.0]), "cap", share=0.5)  # uniform over rK = 2 channels
+    assert torch.equal(pruned, torch.tensor([1.0, 1.0, 0.0, 0.0]))  # exactly the network pruned to them
+    assert torch.allclose(switch_factor(torch.tensor([0.7, 0.1, 0.1, 0.1]), "cap", share=0.5),
+                          torch.tensor([1.0, 0.2, 0.2, 0.2]))  # capped at the trained scale, never amplified
     gate = switch_factor(s, "gate", steepness=3.0)
     assert gate[0] == 0 and torch.allclose(switch_factor(torch.full((4,), 0.25), "gate"), torch.ones(4))
     assert gate.max() <= 1 / torch.tanh(torch.tensor(3.0)) + 1e-6  # saturates: never amplifies much
