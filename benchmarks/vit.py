@@ -76,7 +76,8 @@ def uniform_counts(net, sites: list[str], budget: int) -> dict[str, int]:
 def dirichlet_scores(net, sites, fit_data, fit: pdl.FitConfig, switch: pdl.SwitchConfig, run: Path):
     """``(guide, posterior-mean ChannelScores, fit seconds)`` of the switches on ``sites``, resumed
     from (and timed once in) ``run``."""
-    stem = run / (f"fit-{fit.epochs}-{switch.form}" + ("" if switch.alpha0 == pdl.SwitchConfig().alpha0
+    stem = run / (f"fit-{fit.epochs}-{switch.form}" + ("" if fit.mode == "layerwise" else f"-{fit.mode}")
+                  + ("" if switch.alpha0 == pdl.SwitchConfig().alpha0
                                                         else f"-a{switch.alpha0:g}")
                   + (f"-r{switch.share:g}" if switch.form in pdl.switch_config.SHARE_FORMS else ""))
     start = time.perf_counter()
@@ -97,7 +98,8 @@ def forms_report(a, net, sites, fit_data, fit, run, test, full, counts) -> dict:
         switch = switch_config(a, form)
         _, scores[form], seconds = dirichlet_scores(net, sites, fit_data, fit, switch, run)
         share = f", r {switch.share:g}" if form in pdl.switch_config.SHARE_FORMS else ""
-        rows.append({"method": f"dirichlet-mean, form {form}{share}, alpha0 {switch.alpha0:g}", "fit_seconds": seconds,
+        rows.append({"method": f"dirichlet-mean, form {form}{share}, alpha0 {switch.alpha0:g}"
+                               + ("" if fit.mode == "layerwise" else f", {fit.mode} fit"), "fit_seconds": seconds,
                      "error_pruned_pct": pipeline.prune_to(net, scores[form], counts, None, test)[2]["error_pct"]})
     for name in ("tp-taylor", "tp-magnitude", "random"):
         scores[name] = pdl.CRITERIA[name](net, sites, fit_data, seed=0)
@@ -137,7 +139,8 @@ def parse(argv):
     ap.add_argument("--heads", type=int, default=4)
     ap.add_argument("--mlp", type=int, default=128)
     ap.add_argument("--pretrain-epochs", type=int, default=8)
-    ap.add_argument("--fit-epochs", type=int, default=3, help="per site (layer by layer)")
+    ap.add_argument("--fit-epochs", type=int, default=3, help="per stage: per site layer by layer, all at once joint")
+    ap.add_argument("--fit-mode", default="layerwise", choices=pdl.fit.MODES)
     ap.add_argument("--fit-subset", type=int, default=10_000)
     ap.add_argument("--finetune-epochs", type=int, default=1)
     ap.add_argument("--budget", type=float, default=0.5, help="share of the full network's MACs")
@@ -193,14 +196,15 @@ def main(argv: list[str] | None = None) -> None:
     budget = int(a.budget * full["macs"])
     fit_data = train.subset(a.fit_subset, seed=1)
 
-    fit = pdl.FitConfig(epochs=a.fit_epochs)
+    fit = pdl.FitConfig(epochs=a.fit_epochs, mode=a.fit_mode)
     if a.forms:
         return forms_report(a, net, sites, fit_data, fit, run, test, full, uniform_counts(net, sites, budget))
     guides, scores, switches = {}, {}, {}
     for form in a.switch_forms.split(","):
         switch = switch_config(a, form)
         name = "dirichlet-mean" + ("" if switch.form == pdl.SwitchConfig().form else f"-{switch.form}") + (
-            "" if switch.alpha0 == pdl.SwitchConfig().alpha0 else f"-a{switch.alpha0:g}")
+            "" if switch.alpha0 == pdl.SwitchConfig().alpha0 else f"-a{switch.alpha0:g}") + (
+            "" if fit.mode == "layerwise" else f"-{fit.mode}")
         guides[name], scores[name], seconds[name] = dirichlet_scores(net, sites, fit_data, fit, switch, run)
         switches[name] = switch.settings()
     dirichlet = next(iter(guides))  # the forest plot's

@@ -40,3 +40,6 @@ def test_vit_study_runs_end_to_end(mnist_root, tmp_path):
     assert [r["method"] for r in forms["rows"]][:2] == ["dirichlet-mean, form rKs, r 0.5, alpha0 0.5",
                                                         "dirichlet-mean, form Ks, alpha0 0.5"]
     assert all(0 <= r["error_pruned_pct"] <= 100 for r in forms["rows"])
+    joint = study.main(argv + ["--forms", "cap", "--fit-mode", "joint"])  # a new fit, keyed by its mode
+    assert joint["rows"][0]["method"] == "dirichlet-mean, form cap, r 0.5, alpha0 0.5, joint fit"
+    assert len(list((tmp_path / "run").glob("*/fit-1-cap-joint-r0.5.json"))) == 1
