@@ -185,14 +185,16 @@ def every_group_sites(net: nn.Module, train: pdl.ArrayDataset) -> list[str]:
 def plan_epochs(a, base: pipeline.PipelineConfig, train: pdl.ArrayDataset, device: torch.device,
                 started: float) -> dict:
     """The pretraining and fine-tuning epochs that fit ``--time-budget`` (inference/time_plan.py),
-    measured on the untrained network on ``device``; saved in and reused from the run folder."""
+    measured on the untrained network on ``device``; saved in and reused from the run folder. A
+    pretraining already done in the run folder is kept as it is (``pretrain_epochs`` 0 in the plan)."""
     net = build_model(a.model, **({"widths": list(a.widths)} if a.widths else {})).to(device)
     sites = list(net.prunable_layers)
     fits = {name: len(every_group_sites(net, train) if name == EVERY_GROUP else sites)
             * (a.samples if "-mc" in name else 1) for name in a.methods if name.startswith("dirichlet")}
     finetunes = len(a.methods) + (sum(m in METHODS and m.startswith("dirichlet") for m in a.methods) if a.arch else 0)
+    pretrained = complete(base.pretrained_dir, "model.pt", "spec.json")
     work = time_plan.Work(n_train=len(train), n_fit=min(a.fit_subset, len(train)),
-                          pretrain_epochs=a.pretrain_epochs, finetune_epochs=a.finetune_epochs, finetunes=finetunes,
+                          pretrain_epochs=0 if pretrained else a.pretrain_epochs, finetune_epochs=a.finetune_epochs, finetunes=finetunes,
                           fit_passes=a.fit_epochs * sum(fits.values()))
     key = {"model": a.model, "widths": a.widths, "device": device_name(device), "budget_seconds": a.time_budget,
            "work": dataclasses.asdict(work)}
@@ -330,7 +332,8 @@ def main(argv: list[str] | None = None) -> dict:
             save_json({"model": a.model, "device": device_name(device), "refused": str(e), **e.record},
                       Path(a.results) / f"cifar10_{a.model}_time_plan.json")
             sys.exit(f"cifar10_network.py: {e}")
-        a = dataclasses.replace(a, pretrain_epochs=plan["pretrain_epochs"], finetune_epochs=plan["finetune_epochs"])
+        a = dataclasses.replace(a, pretrain_epochs=plan["pretrain_epochs"] or a.pretrain_epochs,
+                                finetune_epochs=plan["finetune_epochs"])
         base = dataclasses.replace(base, pretrain=recipe(a.pretrain_epochs, a.pretrain_lr))
         print(f"time plan: {a.pretrain_epochs} pretraining and {a.finetune_epochs} fine-tuning epochs, about "
               f"{plan['spent_seconds'] + plan['estimate_seconds']:.0f} s of {a.time_budget:.0f}", flush=True)

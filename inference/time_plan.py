@@ -104,8 +104,9 @@ class TimePlanError(ValueError):
 
 def plan_epochs(speed: Speed, work: Work, budget_seconds: float, spent: float = 0.0) -> tuple[int, int]:
     """``(pretrain epochs, fine-tune epochs)``: the requested ones scaled by one factor to fit
-    ``budget_seconds (1 - RESERVE) - FIXED_SECONDS - spent``. Raises :class:`TimePlanError`
-    naming the fix if one epoch each does not fit."""
+    ``budget_seconds (1 - RESERVE) - FIXED_SECONDS - spent``; ``work.pretrain_epochs`` 0 (a
+    pretraining already done) stays 0. Raises :class:`TimePlanError` naming the fix if one
+    epoch each does not fit."""
     usable = budget_seconds * (1 - RESERVE) - FIXED_SECONDS - spent
     if estimate_seconds(speed, work, work.pretrain_epochs, work.finetune_epochs) <= usable:
         return work.pretrain_epochs, work.finetune_epochs
@@ -113,7 +114,7 @@ def plan_epochs(speed: Speed, work: Work, budget_seconds: float, spent: float = 
     per_unit = estimate_seconds(speed, work, work.pretrain_epochs, work.finetune_epochs) - fixed
     scale = (usable - fixed) / per_unit
     planned = (math.floor(work.pretrain_epochs * scale), math.floor(work.finetune_epochs * scale))
-    if min(planned) < 1:
+    if planned[1] < 1 or (work.pretrain_epochs and planned[0] < 1):
         parts = estimate_parts(speed, work, 1, 1)
         needed = (sum(parts.values()) + FIXED_SECONDS + spent) / (1 - RESERVE)
         shares = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in parts.items())

@@ -48,3 +48,13 @@ def test_the_plan_is_reused_until_its_key_changes(tmp_path):
     assert first == again and len(calls) == 1 and first["pretrain_epochs"] == 14  # (410 - 197.5) / 450 of 30
     other = time_plan.planned_epochs(tmp_path, {**key, "budget_seconds": 1000}, measure, WORK, 1000, started)
     assert len(calls) == 2 and other["pretrain_epochs"] == 30
+
+
+def test_a_pretraining_already_done_is_not_replanned():
+    # 20 requested epochs already trained: only the fine-tuning is scaled, never a new (shorter) pretraining
+    done = Work(**{**WORK.__dict__, "pretrain_epochs": 0})
+    pretrain, finetune = time_plan.plan_epochs(SPEED, done, budget_seconds=400)
+    usable = 400 * (1 - time_plan.RESERVE) - time_plan.FIXED_SECONDS  # 320 s; fixed part 197.5 s
+    assert pretrain == 0 and finetune == 12  # (320 - 197.5) / (30 x 0.5 x 4 x 5 s) = 0.41 of 30, rounded down
+    assert time_plan.estimate_seconds(SPEED, done, 0, finetune) <= usable < time_plan.estimate_seconds(
+        SPEED, done, 0, finetune + 1)
