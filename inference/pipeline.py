@@ -105,12 +105,15 @@ class PipelineConfig:
         return Path(self.run_dir or f"runs/{self.model}-{DATASETS[self.model][0]}")
 
     @property
+    def pretrained_settings(self) -> dict:
+        return {"model": self.model, "widths": list(self.widths) if self.widths else None,
+                "data": {"dataset": DATASETS[self.model][0], "train_subset": self.train_subset,
+                         "test_subset": self.test_subset, "holdout": self.holdout},
+                "train": asdict(self.pretrain)}
+
+    @property
     def pretrained_dir(self) -> Path:
-        settings = {"model": self.model, "widths": list(self.widths) if self.widths else None,
-                    "data": {"dataset": DATASETS[self.model][0], "train_subset": self.train_subset,
-                             "test_subset": self.test_subset, "holdout": self.holdout},
-                    "train": asdict(self.pretrain)}
-        return keyed_folder(self.root, "pretrained", settings)
+        return keyed_folder(self.root, "pretrained", self.pretrained_settings)
 
     @property
     def fit_settings(self) -> dict:

@@ -128,13 +128,18 @@ def settings_key(settings: Any) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
 
 
+def keyed_path(parent: str | os.PathLike, prefix: str, settings: dict) -> Path:
+    """:func:`keyed_folder`'s path, neither created nor checked (to ask whether a step was done)."""
+    return Path(parent) / f"{prefix}-{settings_key(settings)}"
+
+
 def keyed_folder(parent: str | os.PathLike, prefix: str, settings: dict) -> Path:
     """``<parent>/<prefix>-<settings_key(settings)>``, with ``config.json`` holding ``settings``.
 
     The folder's name changes with any setting, so a step run with other settings writes
     elsewhere. ``config.json`` is written on first use and checked on every later one.
     """
-    folder = Path(parent) / f"{prefix}-{settings_key(settings)}"
+    folder = keyed_path(parent, prefix, settings)
     config = folder / "config.json"
     canonical = json.loads(json.dumps(settings))
     if config.exists():
