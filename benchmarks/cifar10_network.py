@@ -120,8 +120,9 @@ def parse(argv: list[str] | None) -> StudyConfig:
     ap.add_argument("--budget-macs", type=int, default=None, help="default: the model's supplement table")
     ap.add_argument("--budget-params", type=float, default=None,
                     help="parameters, or a fraction of the full network's if below 1; 0: no parameter budget")
-    ap.add_argument("--arch", default=None, help="also prune to this architecture with the posterior means "
-                    "(one count per layer or per stage; default: the model's table's, if any; none: no architecture run)")
+    ap.add_argument("--arch", default=None, help="also prune to these architectures with the posterior means, "
+                    "comma-separated (one count per layer or per stage each; e.g. a baseline's, to compare rankings "
+                    "at the same counts; default: the model's table's, if any; none: no architecture run)")
     ap.add_argument("--pretrain-epochs", type=int, default=30)
     ap.add_argument("--pretrain-lr", type=float, default=0.4)
     ap.add_argument("--fit-epochs", type=int, default=3, help="per layer")
@@ -160,11 +161,18 @@ def parse(argv: list[str] | None) -> StudyConfig:
     cfg = StudyConfig(**{**vars(a), **resolved})
     if cfg.arch:  # refused now, not after pretraining and fitting
         shape = build_model(cfg.model, **({"widths": list(cfg.widths)} if cfg.widths else {}))
-        try:
-            pdl.parse_architecture(cfg.arch, pdl.site_sizes(shape), getattr(shape, "layer_groups", None))
-        except ValueError as e:
-            ap.error(f"--arch: {e} (at --widths {cfg.widths[0] if cfg.widths else 'full'}); give an --arch that fits")
+        for arch in archs(cfg):
+            try:
+                pdl.parse_architecture(arch, pdl.site_sizes(shape), getattr(shape, "layer_groups", None))
+            except ValueError as e:
+                ap.error(f"--arch {arch}: {e} (at --widths {cfg.widths[0] if cfg.widths else 'full'}); give an --arch "
+                         "that fits")
     return cfg
+
+
+def archs(a) -> list[str]:
+    """``--arch``'s architectures (none: [])."""
+    return a.arch.split(",") if a.arch else []
 
 
 def budgets(a, net: nn.Module) -> tuple[int, int | None]:
@@ -191,7 +199,7 @@ def plan_epochs(a, base: pipeline.PipelineConfig, train: pdl.ArrayDataset, devic
     sites = list(net.prunable_layers)
     fits = {name: len(every_group_sites(net, train) if name == EVERY_GROUP else sites)
             * (a.samples if "-mc" in name else 1) for name in a.methods if name.startswith("dirichlet")}
-    finetunes = len(a.methods) + (sum(m in METHODS and m.startswith("dirichlet") for m in a.methods) if a.arch else 0)
+    finetunes = len(a.methods) + len(archs(a)) * sum(m in METHODS and m.startswith("dirichlet") for m in a.methods)
     requested = time_plan.Work(n_train=len(train), n_fit=min(a.fit_subset, len(train)),
                                pretrain_epochs=a.pretrain_epochs, finetune_epochs=a.finetune_epochs,
                                finetunes=finetunes, fit_passes=a.fit_epochs * sum(fits.values()))
@@ -376,11 +384,11 @@ def main(argv: list[str] | None = None) -> dict:
         result, small = prune_and_finetune(name, scores, net, a, train, test, keyed_folder(parent, name, settings))
         networks[name] = small
         runs.append({**result, "score_seconds": score_seconds})
-        if a.arch and name in METHODS and name.startswith("dirichlet"):
-            folder = keyed_folder(parent, name, {**settings, "arch": a.arch})
-            result, small = prune_and_finetune(name, scores, net, a, train, test, folder, a.arch)
-            networks[f"{name} {a.arch}"] = small
-            runs.append({**result, "method": f"{name} {a.arch}", "score_seconds": score_seconds})
+        for arch in archs(a) if name in METHODS and name.startswith("dirichlet") else []:
+            folder = keyed_folder(parent, name, {**settings, "arch": arch})
+            result, small = prune_and_finetune(name, scores, net, a, train, test, folder, arch)
+            networks[f"{name} {arch}"] = small
+            runs.append({**result, "method": f"{name} {arch}", "score_seconds": score_seconds})
     print("timing latency", flush=True)
     baseline["latency"] = latencies(net, cuda)
     for r in runs:
