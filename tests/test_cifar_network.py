@@ -65,6 +65,15 @@ def test_the_supplement_tables_budgets():
     assert study.budgets(a, net) == (pdl.count_macs(net, net.input_shape), int(0.4 * pdl.count_params(net)))
     with pytest.raises(SystemExit):
         study.parse(["--methods", "l9"])
+    a = study.parse(["--model", "resnet56", "--arch", "6-11-16,8-16-32"])  # several: one run each, same scores
+    assert study.archs(a) == ["6-11-16", "8-16-32"] and study.archs(study.parse(["--arch", "none"])) == []
+
+
+def test_an_architecture_that_does_not_fit_is_refused_by_name(capsys):
+    study = load_script()
+    with pytest.raises(SystemExit):
+        study.parse(["--model", "resnet56", "--arch", "6-11-16,8-16-99"])  # stage 3 has 64 channels at most
+    assert "--arch 8-16-99" in capsys.readouterr().err
 
 
 def test_a_time_budget_too_small_is_refused_and_the_measurements_come_back(cifar_root, tmp_path, capsys):
