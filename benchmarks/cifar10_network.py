@@ -31,7 +31,7 @@ import torch.nn as nn
 import pyro_dirichlet as pdl
 from pyro_dirichlet.devices import device_name
 from pyro_dirichlet.inference import paper, pipeline, time_plan
-from pyro_dirichlet.io import complete, keyed_folder, keyed_path, load_json, save_json, save_text
+from pyro_dirichlet.io import complete, keyed_folder, load_json, save_json, save_text
 from pyro_dirichlet.latency import latency_ms
 from pyro_dirichlet.models import build_model
 from pyro_dirichlet.training import speed_record
@@ -203,7 +203,7 @@ def plan_epochs(a, base: pipeline.PipelineConfig, train: pdl.ArrayDataset, devic
     requested = time_plan.Work(n_train=len(train), n_fit=min(a.fit_subset, len(train)),
                                pretrain_epochs=a.pretrain_epochs, finetune_epochs=a.finetune_epochs,
                                finetunes=finetunes, fit_passes=a.fit_epochs * sum(fits.values()))
-    pretrained = complete(keyed_path(base.root, "pretrained", base.pretrained_settings), "model.pt", "spec.json")
+    pretrained = complete(base.pretrained_path, "model.pt", "spec.json")
     work = dataclasses.replace(requested, pretrain_epochs=0) if pretrained else requested
     key = {"model": a.model, "widths": a.widths, "device": device_name(device), "budget_seconds": a.time_budget,
            "work": dataclasses.asdict(requested)}  # a rerun finds its plan though its pretraining is now done

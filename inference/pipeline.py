@@ -32,7 +32,7 @@ import torch
 import torch.nn as nn
 
 import pyro_dirichlet as pdl
-from pyro_dirichlet.io import complete, keyed_folder, load_json, save_json, save_text
+from pyro_dirichlet.io import complete, keyed_folder, keyed_path, load_json, save_json, save_text
 from pyro_dirichlet.models import build_model
 
 
@@ -110,6 +110,11 @@ class PipelineConfig:
                 "data": {"dataset": DATASETS[self.model][0], "train_subset": self.train_subset,
                          "test_subset": self.test_subset, "holdout": self.holdout},
                 "train": asdict(self.pretrain)}
+
+    @property
+    def pretrained_path(self) -> Path:
+        """:attr:`pretrained_dir` without creating it (to ask whether the pretraining was done)."""
+        return keyed_path(self.root, "pretrained", self.pretrained_settings)
 
     @property
     def pretrained_dir(self) -> Path:
