@@ -81,6 +81,9 @@ VARIANTS = {
     "form-s-joint": {"form": "s", "mode": "joint"},
     "form-s-alpha0-0.05": {"form": "s", "alpha0": 0.05},
     "form-s-epochs-9": {"form": "s", "epochs": 9},
+    # added with the library's per-network form rule (pyro_dirichlet/form_rule.py): is "s" still
+    # ahead of "rKs" (r 0.5) on a network without normalisation layers?
+    "form-rKs": {"form": "rKs"},
 }
 REFERENCES = ("l1", "random")
 
