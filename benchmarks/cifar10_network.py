@@ -133,7 +133,8 @@ def parse(argv: list[str] | None) -> StudyConfig:
     ap.add_argument("--fit-batch-size", type=int, default=256)
     ap.add_argument("--samples", type=int, default=4, help="mc particles")
     ap.add_argument("--switch-form", default=None, choices=pdl.switch_config.FORMS,
-                    help="how a switch scales its channel (default: the library's, see the README)")
+                    help="how a switch scales its channel (default: the library's choice for the network's kind: "
+                         "s on ResNets, rKs on VGG-16, see the README)")
     ap.add_argument("--finetune-epochs", type=int, default=30)
     ap.add_argument("--finetune-lr", type=float, default=0.1)
     add_run_args(ap)
@@ -402,7 +403,7 @@ def main(argv: list[str] | None = None) -> dict:
               "command": a.command,
               "baseline": {**baseline, "pretrain_seconds": pretrain_seconds,
                            "pretrained_from": pipeline.pretrained_source(base)}, "runs": runs,
-              "config": {"pretrain": dataclasses.asdict(base.pretrain), **base.switch.settings(),
+              "config": {"pretrain": dataclasses.asdict(base.pretrain), **base.switch_used.settings(),
                          "fit_epochs": a.fit_epochs, "fit_subset": a.fit_subset,
                          "samples": a.samples,
                          "budget_macs": a.budget_macs, "budget_params": a.budget_params, "arch": a.arch,

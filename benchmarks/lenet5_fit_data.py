@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> dict:
                              "spearman": {site: spearman(means[site], reference[site]) for site in sizes}})
                 print(rows[-1], flush=True)
     report = {"command": "python " + shlex.join(["benchmarks/lenet5_fit_data.py", *(argv or sys.argv[1:])]),
-              "architecture": ARCH, "fit": dataclasses.asdict(cfg.fit), **cfg.switch.settings(),
+              "architecture": ARCH, "fit": dataclasses.asdict(cfg.fit), **cfg.switch_used.settings(),
               "device": device_name(torch.device("cpu")), "rows": rows}
     out = Path(a.results)
     save_json(report, out / "lenet5_fit_data.json")

@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
               "command": "python " + " ".join(shlex.quote(x) for x in [sys.argv[0], *(argv or sys.argv[1:])]),
               "wall_seconds": time.perf_counter() - t0, "baseline": baseline, "runs": runs,
               "config": {"pretrain": dataclasses.asdict(base.pretrain), "finetune": dataclasses.asdict(base.finetune),
-                         **base.switch.settings(), "fit_epochs": base.fit.epochs}}
+                         **base.switch_used.settings(), "fit_epochs": base.fit.epochs}}
     out = Path(a.results)
     save_json(report, out / "lenet5_mnist.json")
     save_text(markdown(report), out / "lenet5_mnist.md")

@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> None:
     guides, scores, switches = {}, {}, {}
     for form in a.switch_forms.split(","):
         switch = switch_config(a, form)
-        name = "dirichlet-mean" + ("" if switch.form == pdl.SwitchConfig().form else f"-{switch.form}") + (
+        name = "dirichlet-mean" + ("" if switch.form == "s" else f"-{switch.form}") + (  # s: the rows' first name
             "" if switch.alpha0 == pdl.SwitchConfig().alpha0 else f"-a{switch.alpha0:g}") + (
             "" if fit.mode == "layerwise" else f"-{fit.mode}")
         guides[name], scores[name], seconds[name] = dirichlet_scores(net, sites, fit_data, fit, switch, run)

@@ -28,7 +28,7 @@ def _step_options(p: argparse.ArgumentParser, step: str) -> None:
     from pyro_dirichlet import FitConfig, SwitchConfig
     from pyro_dirichlet import allocation as pdl_allocation
     from pyro_dirichlet.models import MODELS
-    from pyro_dirichlet.switch_config import FORMS
+    from pyro_dirichlet.switch_config import AUTO, FORMS
 
     base, fit, switch = pipeline.PipelineConfig(), FitConfig(), SwitchConfig()  # the defaults, in one place each
     g = p.add_argument_group("run")
@@ -70,8 +70,8 @@ def _step_options(p: argparse.ArgumentParser, step: str) -> None:
                    help="KL weight rises to its final value over this many epochs")
     g.add_argument("--kl-weight", type=float, default=fit.kl_weight,
                    help="final KL weight (1: the ELBO; below 1 tempers the prior)")
-    g.add_argument("--switch-form", default=switch.form, choices=FORMS,
-                   help="a switch multiplies its channel by s, K s, r K s (r: --share), min(1, r K s), the gate tanh(c K s)/tanh(c), "
+    g.add_argument("--switch-form", default=switch.form, choices=(*FORMS, AUTO),
+                   help="auto (default): the form of the network's kind (README); a switch multiplies its channel by s, K s, r K s (r: --share), min(1, r K s), the gate tanh(c K s)/tanh(c), "
                         "sqrt(K) s/|s|, or s followed by a training-mode BatchNorm")
     g.add_argument("--temperature", action="store_true", help="fit a logit temperature beside the switches")
     g.add_argument("--steepness", type=float, default=switch.steepness, help="the gate's c")

@@ -156,10 +156,10 @@ class Harness:
     """The pretrained network, its data and the two caches (scores, runs) of one configuration."""
 
     def __init__(self, cfg: CompareConfig):
-        self.cfg = cfg
         base = cfg.pipeline(cfg.run_dir)
         self.train_data, self.test_data = pipeline.load_data(base)
         self.net = pipeline.pretrain(base, self.train_data, self.test_data)
+        cfg = self.cfg = replace(cfg, switch=pdl.resolve_switch(cfg.switch, self.net))  # keys name the form used
         scoring = ("score_batches", "group_lasso_strength", "group_lasso_epochs", "fit_epochs", "mc_samples",
                    *cfg.switch.settings(compact=True))
         settings = asdict(cfg)

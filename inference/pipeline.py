@@ -22,6 +22,7 @@ The switches are fitted on them (``fit_data="holdout"``) or on the pretraining e
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import shutil
 import time
@@ -121,8 +122,14 @@ class PipelineConfig:
         return keyed_folder(self.root, "pretrained", self.pretrained_settings)
 
     @property
+    def switch_used(self) -> pdl.SwitchConfig:
+        """``switch`` with ``"auto"`` resolved for the zoo network (``pyro_dirichlet.form_rule``), as
+        its fit uses it: folders and results name the form that was used."""
+        return _zoo_switch(self.switch, self.model)
+
+    @property
     def fit_settings(self) -> dict:
-        return {**self.switch.settings(), "fit_data": self.fit_data, "fit": asdict(self.fit)}
+        return {**self.switch_used.settings(), "fit_data": self.fit_data, "fit": asdict(self.fit)}
 
     @property
     def fit_dir(self) -> Path:
@@ -178,6 +185,12 @@ def load_data(cfg: PipelineConfig) -> tuple[pdl.ArrayDataset, pdl.ArrayDataset]:
 def split_data(cfg: PipelineConfig, train: pdl.ArrayDataset) -> tuple[pdl.ArrayDataset, pdl.ArrayDataset]:
     """``(pretraining data, switch-fitting data)`` from the training set (module docstring)."""
     return train.split(cfg.holdout) if cfg.holdout else (train, train)  # holdout > 0 iff fit_data == "holdout"
+
+
+@functools.lru_cache(maxsize=None)
+def _zoo_switch(switch: pdl.SwitchConfig, model: str) -> pdl.SwitchConfig:
+    """:func:`pyro_dirichlet.resolve_switch` on the zoo's ``model`` (its kind does not depend on its widths)."""
+    return switch if switch.form != "auto" else pdl.resolve_switch(switch, build_model(model))
 
 
 def _model_kwargs(cfg: PipelineConfig) -> dict:

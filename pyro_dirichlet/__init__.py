@@ -55,6 +55,7 @@ from .pruning import TrimMismatchError, input_links, trim
 from .storage import load_pruned, save_pruned
 from .sites import InputSelect, site_sizes
 from .simulate import SyntheticProblem, simulate
+from .form_rule import network_kind, resolve_switch
 from .switch_config import SwitchConfig
 from .switches import SwitchedNetwork, SwitchGuide, dirichlet_switch, scale_channels, switch_factor
 from .training import TrainConfig, evaluate, train
@@ -66,7 +67,7 @@ __all__ = [
     "counts_for_budget", "counts_for_mass", "data_root", "dirichlet_switch", "evaluate", "export_network", "feasible_counts", "fit_switches",
     "format_architecture", "input_links", "keep_indices", "mac_model", "param_model", "load_idata", "load_cifar10", "load_mnist", "load_pruned", "normalise_scores",
     "parse_architecture",
-    "posterior_idata", "posterior_means", "resolve_device", "save_idata", "save_pruned", "scale_channels", "switch_factor",
+    "posterior_idata", "posterior_means", "network_kind", "resolve_device", "resolve_switch", "save_idata", "save_pruned", "scale_channels", "switch_factor",
     "simulate", "site_sizes", "summarize", "switch_elbo", "switch_layers", "SyntheticProblem", "train", "trim",
     "unfold_particles",
 ]

@@ -4,10 +4,13 @@ point uses (``SwitchedNetwork``, ``dirichlet_switch``, the pipeline and CLI, ``c
 
 The defaults are the ablations' evidence:
 
-- ``form="s"``: LeNet-5 (``results/lenet5_ablation.md``), error right after pruning at 500K
-  MACs 3.4% with ``s`` against 13.4% with ``K s`` (54% fitted on held-out data; random 22%);
-  ResNet-56 (``results/cifar10_resnet56_ablation.md``), 70.4% against 80.2% at 6-11-16. A
-  ``K s`` switch after a BatchNorm scales the trained gamma and beta where the loss is flat.
+- ``form="auto"``: the form of the network's kind (:mod:`.form_rule`): ``s`` on networks without
+  normalisation (LeNet-5, ``results/lenet5_ablation.md``: 3.4% right after pruning at 500K MACs
+  against 13.4% with the paper's ``K s``) and in BatchNorm networks with residual sums (ResNet-56,
+  ``results/cifar10_resnet56_ablation.md``); ``rKs`` on plain BatchNorm networks (VGG-16) and
+  LayerNorm transformers (ViT). A ``K s`` switch after a BatchNorm scales the trained gamma and
+  beta where the loss is flat. A network's entry point resolves ``"auto"`` before it keys a run
+  folder, so folders name the form that was used.
 - ``alpha0=0.5``: sparsity-favouring (< 1); 0.05-2 moved the LeNet-5 results by about a seed's
   standard deviation.
 """
@@ -17,6 +20,7 @@ import math
 from dataclasses import asdict, dataclass
 
 FORMS = ("s", "Ks", "rKs", "cap", "gate", "norm", "bn")
+AUTO = "auto"  # the form of the network's kind (form_rule.py)
 SHARE_FORMS = ("rKs", "cap")  # the forms that read ``share``
 
 
@@ -31,21 +35,23 @@ class SwitchConfig:
     """A switch ``s ~ Dir(alpha0 1_K)`` scaling channel k by ``switch_factor(s, form, steepness, share)_k``
     (:func:`.switches.switch_factor`; ``"bn"``: :func:`.switches.scale_channels`).
 
+    ``form``: one of ``FORMS``, or ``"auto"`` (:func:`.form_rule.resolve_switch` picks it from
+    the network; in a user's own Pyro model, which the library cannot inspect, ``"auto"`` is ``s``).
     ``steepness``: the ``gate`` form's c. ``share``: the ``rKs`` and ``cap`` forms' r, in (0, 1], the
     share of a site's channels the pruned network keeps. ``temperature``: fit a logit temperature
     ``T = exp(t)`` beside the switches (:class:`.SwitchedNetwork`).
     """
 
     alpha0: float = 0.5
-    form: str = "s"
+    form: str = AUTO
     steepness: float = 3.0
     temperature: bool = False
     share: float = 0.5
 
     def __post_init__(self):
         object.__setattr__(self, "alpha0", check_alpha0(self.alpha0))
-        if self.form not in FORMS or not (isinstance(self.steepness, (int, float)) and self.steepness > 0):
-            raise ValueError(f"switch form must be one of {FORMS} with steepness > 0, got {self.form!r}, "
+        if self.form not in (*FORMS, AUTO) or not (isinstance(self.steepness, (int, float)) and self.steepness > 0):
+            raise ValueError(f"switch form must be one of {(*FORMS, AUTO)} with steepness > 0, got {self.form!r}, "
                              f"{self.steepness!r}")
         object.__setattr__(self, "steepness", float(self.steepness))
         if not (isinstance(self.share, (int, float)) and 0 < self.share <= 1):

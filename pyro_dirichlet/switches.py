@@ -2,8 +2,9 @@
 
 For a site with K channels (a layer's output channels or units, or a Linear layer's input
 features ``"fc1:in"``, see :mod:`.sites`) the switch is ``s ~ Dir(alpha0 * 1_K)`` and
-channel k is multiplied by ``switch_factor(s)_k`` (``s_k`` under the default form, ``K s_k``
-under the paper's: :class:`.SwitchConfig`); a site left out is not scaled at all.
+channel k is multiplied by ``switch_factor(s)_k`` (``s_k`` under the ``s`` form, ``K s_k``
+under the paper's; the network's kind picks the default, :mod:`.form_rule`); a site left out is
+not scaled at all.
 
 Particles: a switch value ``s`` of shape ``(..., K)`` holds ``P = s.numel() / K`` draws
 (Pyro's vectorised particles give shape ``(S, 1, K)``). The first switched layer turns its
@@ -35,7 +36,8 @@ from .frozen import frozen, hooks
 from .groups import channel_groups, default_example, resolve_layers
 from .heads import head_layout, is_head_site
 from .sites import channel_dim, check_sites, is_input_site, layer_module, site_layer, site_width
-from .switch_config import FORMS, SwitchConfig
+from .form_rule import resolve_switch
+from .switch_config import AUTO, FORMS, SwitchConfig
 
 BN_EPS = 1e-5
 TEMPERATURE_SITE = "log_temperature"
@@ -43,7 +45,7 @@ LIKELIHOODS = ("categorical", "bernoulli")
 DEFAULT = SwitchConfig()
 
 
-def switch_factor(s: torch.Tensor, form: str = DEFAULT.form, steepness: float = DEFAULT.steepness,
+def switch_factor(s: torch.Tensor, form: str = "s", steepness: float = DEFAULT.steepness,
                   share: float = DEFAULT.share) -> torch.Tensor:
     """Per-channel multiplier ``(..., K)`` of switch values ``s`` ``(..., K)``.
 
@@ -74,7 +76,7 @@ def switch_factor(s: torch.Tensor, form: str = DEFAULT.form, steepness: float = 
     raise ValueError(f"switch form must be one of {FORMS}, got {form!r}")
 
 
-def scale_channels(x: torch.Tensor, s: torch.Tensor, data_batch: int | None = None, form: str = DEFAULT.form,
+def scale_channels(x: torch.Tensor, s: torch.Tensor, data_batch: int | None = None, form: str = "s",
                    steepness: float = DEFAULT.steepness, share: float = DEFAULT.share, dim: int = 1) -> torch.Tensor:
     """Multiply channel k of ``x`` by ``switch_factor(s, form, steepness, share)_k`` for each particle of ``s``.
 
@@ -117,7 +119,7 @@ def scale_channels(x: torch.Tensor, s: torch.Tensor, data_batch: int | None = No
     return out.reshape(-1, *x.shape[1:])
 
 
-def scaled_linear(linear: nn.Linear, u: torch.Tensor, s: torch.Tensor, data_batch: int, form: str = DEFAULT.form,
+def scaled_linear(linear: nn.Linear, u: torch.Tensor, s: torch.Tensor, data_batch: int, form: str = "s",
                   steepness: float = DEFAULT.steepness, share: float = DEFAULT.share) -> torch.Tensor:
     """``linear(scale_channels(u, s, B, form, steepness, share))`` computed with the weight scaled per particle.
 
@@ -188,7 +190,8 @@ def dirichlet_switch(name: str, x: torch.Tensor, switch: SwitchConfig = DEFAULT,
     K = x.shape[dim]
     concentration = torch.full((K,), switch.alpha0, dtype=x.dtype, device=x.device)
     s = pyro.sample(name, dist.Dirichlet(concentration))
-    return _switch(name, x, s, data_batch, switch.form, switch.steepness, switch.share, dim)
+    form = "s" if switch.form == AUTO else switch.form  # a model the library cannot inspect (SwitchConfig)
+    return _switch(name, x, s, data_batch, form, switch.steepness, switch.share, dim)
 
 
 class SwitchedNetwork:
@@ -237,7 +240,7 @@ class SwitchedNetwork:
         self.sites = list(dict.fromkeys(named))  # naming several members of one group names the group once
         self.sizes = {name: groups[name].size if name in groups else site_width(net, name) for name in self.sites}
         self.groups = {name: groups[name] for name in self.sites if name in groups}
-        self.switch = switch
+        self.switch = resolve_switch(switch, net, example_inputs)  # "auto": the form of the network's kind
         self.temperature = switch.temperature
         self.likelihood = likelihood
         self.fold_into_linear = fold_into_linear

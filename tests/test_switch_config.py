@@ -2,6 +2,7 @@
 import importlib.util
 import inspect
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ import torch
 from pyro import poutine
 
 import pyro_dirichlet as pdl
+from pyro_dirichlet.models import build_model
 from pyro_dirichlet import criteria, switches
 from pyro_dirichlet.inference import ablate, cli, compare, pipeline
 
@@ -25,16 +27,84 @@ def script(name):
 
 
 def test_the_defaults_are_the_evidence():
-    """results/lenet5_ablation.md and results/cifar10_resnet56_ablation.md: `s` ranks best."""
-    assert (DEFAULT.alpha0, DEFAULT.form, DEFAULT.steepness, DEFAULT.temperature) == (0.5, "s", 3.0, False)
+    """The form follows the network's kind (pyro_dirichlet/form_rule.py): `s` ranked best on LeNet-5
+    (results/lenet5_ablation_rks.md) and ResNet-56 (results/cifar10_resnet56_ablation_cap.md), `rKs` on
+    VGG-16 (results/cifar10_vgg16_rks.md) and the ViT (results/vit_cifar10_forms.md)."""
+    assert (DEFAULT.alpha0, DEFAULT.form, DEFAULT.steepness, DEFAULT.temperature) == (0.5, "auto", 3.0, False)
+    expected = {"lenet5": ("plain", "s"), "mlp": ("plain", "s"), "resnet56": ("residual-batchnorm", "s"),
+                "wrn28_10": ("residual-batchnorm", "s"), "vgg16": ("plain-batchnorm", "rKs")}
+    for model, (kind, form) in expected.items():
+        net = build_model(model, widths=[4] * len(build_model(model).prunable_layers) if model != "mlp" else None)
+        assert pdl.network_kind(net) == kind, model
+        assert pipeline.PipelineConfig(model=model, target=None).switch_used.form == form, model
+        assert pdl.SwitchedNetwork(net, net.prunable_layers[:1]).switch.form == form, model
+
+
+class _Stack(torch.nn.Module):
+    """conv -> norm -> ReLU -> conv -> norm (-> + the first block's output, if ``residual``) -> linear."""
+    input_shape = (3, 8, 8)
+
+    def __init__(self, norm, residual: bool):
+        super().__init__()
+        self.conv1, self.conv2 = torch.nn.Conv2d(3, 6, 3, padding=1), torch.nn.Conv2d(6, 6, 3, padding=1)
+        self.n1, self.n2, self.residual = norm(6), norm(6), residual
+        self.fc = torch.nn.Linear(6, 10)
+
+    def forward(self, x):
+        h = torch.relu(self.n1(self.conv1(x)))
+        out = self.n2(self.conv2(h)) + (h if self.residual else 0)
+        return self.fc(torch.relu(out).mean((2, 3)))
+
+
+@pytest.mark.parametrize("norm, residual, kind, form", [
+    (torch.nn.Identity, False, "plain", "s"), (torch.nn.Identity, True, "plain", "s"),
+    (torch.nn.BatchNorm2d, True, "residual-batchnorm", "s"), (torch.nn.BatchNorm2d, False, "plain-batchnorm", "rKs")])
+def test_the_library_picks_the_form_of_the_networks_kind(norm, residual, kind, form):
+    """A user's own network: the kind is read from its modules and its traced graph, and the fit uses
+    that kind's form (an explicit form is kept as given)."""
+    net = _Stack(norm, residual).eval()
+    assert pdl.network_kind(net) == kind
+    assert pdl.SwitchedNetwork(net, ["conv1"]).switch == replace(DEFAULT, form=form)
+    assert pdl.SwitchedNetwork(net, ["conv1"], pdl.SwitchConfig(form="Ks")).switch.form == "Ks"
+    x = torch.randn(2, 3, 8, 8)
+    switched = pdl.SwitchedNetwork(net, ["conv1"])
+    uniform = {"conv1": torch.full((6,), 1 / 6)}  # the fit's start: each channel scaled by s = 1/K or r K s = r
+    scaled = torch.full((6,), 1 / 6 if form == "s" else DEFAULT.share)
+    hooks = [point.register_forward_hook(lambda m, i, o: o * scaled.reshape(1, -1, 1, 1))
+             for point in switched.switch_points()["conv1"]]
+    with torch.no_grad():
+        expected = net(x)
+    for hook in hooks:
+        hook.remove()
+    with torch.no_grad():
+        assert torch.allclose(switched.forward(x, uniform), expected, atol=1e-6)
+
+
+def test_a_transformer_block_gets_the_normalised_kinds_form():
+    """A LayerNorm (pre-norm) MLP block: its hidden units get ``rKs`` (results/vit_cifar10_forms.md)."""
+    class Block(torch.nn.Module):
+        input_shape = (5, 8)  # 5 tokens of 8 features
+
+        def __init__(self):
+            super().__init__()
+            self.norm, self.fc1, self.fc2, self.head = (torch.nn.LayerNorm(8), torch.nn.Linear(8, 16),
+                                                        torch.nn.Linear(16, 8), torch.nn.Linear(8, 3))
+
+        def forward(self, x):
+            x = x + self.fc2(torch.relu(self.fc1(self.norm(x))))
+            return self.head(x.mean(1))
+
+    net = Block().eval()
+    assert pdl.network_kind(net) == "normalised"
+    assert pdl.SwitchedNetwork(net, ["fc1"]).switch.form == "rKs"
 
 
 def test_every_entry_point_defaults_to_switch_config(bn_net):
-    assert pdl.SwitchedNetwork(bn_net, ["conv1"]).switch == DEFAULT
+    assert pdl.SwitchedNetwork(bn_net, ["conv1"]).switch == pdl.resolve_switch(DEFAULT, bn_net)
     assert inspect.signature(pdl.dirichlet_switch).parameters["switch"].default == DEFAULT
     for fn in (pdl.switch_factor, pdl.scale_channels, switches.scaled_linear):
-        params = inspect.signature(fn).parameters
-        assert (params["form"].default, params["steepness"].default) == (DEFAULT.form, DEFAULT.steepness)
+        params = inspect.signature(fn).parameters  # a factor needs a form, not "auto": the s form's
+        assert (params["form"].default, params["steepness"].default) == ("s", DEFAULT.steepness)
     for model in ("lenet5", "vgg16", "resnet56", "wrn28_10"):
         assert pipeline.PipelineConfig(model=model, target=None).switch == DEFAULT
     for step in ("fit", "run"):
