@@ -8,7 +8,7 @@ net = build_model("lenet5")                                # LeNet-5-Caffe; any 
 pdl.train(net, train, pdl.TrainConfig(epochs=2), progress=False)
 
 sites = ["conv1", "conv2", "fc1:in", "fc1"]                # "fc1:in": fc1's 800 input features
-switched = pdl.SwitchedNetwork(net, sites)                 # pdl.SwitchConfig(): prior Dir(0.5), form "s"
+switched = pdl.SwitchedNetwork(net, sites)                 # pdl.SwitchConfig(): prior Dir(0.5), form "auto" (s here)
 guide, history = pdl.fit_switches(switched, train, pdl.FitConfig(epochs=1), progress=False)
 idata = pdl.posterior_idata(guide)                         # ArviZ InferenceData, dims <site>_channel
 print(pdl.summarize(idata).head(3))                        # az.summary: mean, sd, HDI
