@@ -190,7 +190,7 @@ def split_data(cfg: PipelineConfig, train: pdl.ArrayDataset) -> tuple[pdl.ArrayD
 @functools.lru_cache(maxsize=None)
 def _zoo_switch(switch: pdl.SwitchConfig, model: str) -> pdl.SwitchConfig:
     """:func:`pyro_dirichlet.resolve_switch` on the zoo's ``model`` (its kind does not depend on its widths)."""
-    return switch if switch.form != "auto" else pdl.resolve_switch(switch, build_model(model))
+    return switch if switch.form != pdl.switch_config.AUTO else pdl.resolve_switch(switch, build_model(model))
 
 
 def _model_kwargs(cfg: PipelineConfig) -> dict:

@@ -184,7 +184,7 @@ def _untraced_norms_reading(net: nn.Module, example_inputs, points: Sequence[str
     return reading
 
 
-def _renormalises(module: nn.Module) -> bool:
+def renormalises(module: nn.Module) -> bool:
     """A normalisation over the channel dimension: LayerNorm, GroupNorm, RMSNorm, or a model's own
     (Hugging Face's ``LlamaRMSNorm``, timm's ``LayerNorm2d``), known by its class name."""
     return (isinstance(module, (nn.LayerNorm, nn.GroupNorm, nn.RMSNorm))
@@ -204,7 +204,7 @@ def channel_groups(net: nn.Module, example_inputs) -> list[ChannelGroup]:
     groups = [ChannelGroup(name, layer_width(net.get_submodule(name)), (name,), (), (), False,
                            f"its channels are attention heads' ({name!r}): removing single channels would break the "
                            f"heads apart; switch the heads instead: {[site]}") for name, site in heads.items()]
-    untraced = [m for m in names if _renormalises(m) and m not in graph.module2node]  # e.g. LlamaRMSNorm
+    untraced = [m for m in names if renormalises(m) and m not in graph.module2node]  # e.g. LlamaRMSNorm
     for group in graph.get_all_groups(ignored_layers=head_rows, root_module_types=list(LAYERS)):
         outs = [dep.target.module for dep, _ in group if graph.is_out_channel_pruning_fn(dep.handler)]
         readers = [dep.target.module for dep, _ in group
@@ -214,7 +214,7 @@ def channel_groups(net: nn.Module, example_inputs) -> list[ChannelGroup]:
         widths = {name: layer_width(net.get_submodule(name)) for name in members}
         problem = None
         renormalising = sorted({names[dep.target.module] for dep, _ in group
-                                if _renormalises(dep.target.module)}, key=order.get)
+                                if renormalises(dep.target.module)}, key=order.get)
         if not renormalising and untraced:
             renormalising = [names[m] for m in _untraced_norms_reading(net, example_inputs, sorted(points, key=order.get),
                                                                       widths[members[0]], untraced)]
