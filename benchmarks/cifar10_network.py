@@ -97,6 +97,7 @@ class StudyConfig:
     switch_form: str | None
     finetune_epochs: int
     finetune_lr: float
+    distill: float
     widths: tuple[int, ...] | None
     pretrained: str | None
     train_subset: int | None
@@ -137,6 +138,8 @@ def parse(argv: list[str] | None) -> StudyConfig:
                          "s on ResNets, rKs on VGG-16, see the README)")
     ap.add_argument("--finetune-epochs", type=int, default=30)
     ap.add_argument("--finetune-lr", type=float, default=0.1)
+    ap.add_argument("--distill", type=float, default=0.0, help="fine-tune every method with knowledge distillation "
+                    "from the full network, this weight on its soft targets (pdl.Distill, T = 4; 0: off)")
     add_run_args(ap)
     ap.add_argument("--pretrain-only", action="store_true",
                     help="stop after pretraining (and its speed record); a later run with the same settings resumes")
@@ -256,13 +259,18 @@ def prune_and_finetune(name: str, scores: dict, net: nn.Module, a, train, test, 
                                        per_mac=per_mac(name))
     small, keep, before = pipeline.prune_to(net, scores, counts, None, test)
     after = pipeline.finetune_measured(small, train, test, recipe(a.finetune_epochs, a.finetune_lr),
-                                       folder / "train.ckpt", not a.no_progress)
+                                       folder / "train.ckpt", not a.no_progress, distill(a, net))
     result = {"method": name, "target": target_of(a, net, arch, name), "architecture": before["architecture"],
               "error_pruned_pct": before["error_pct"], **after}
     pdl.save_pruned(small, {"model": net.zoo_name, "model_kwargs": a.model_kwargs, "input_shape":
                             list(net.input_shape), "kept": keep, **result}, folder)
     save_json(result, folder / "result.json")
     return with_seconds(result, folder), small
+
+
+def distill(a, net: nn.Module) -> pdl.Distill | None:
+    """``--distill``'s distillation from the full network ``net``, or None."""
+    return pdl.Distill(net, a.distill) if a.distill else None
 
 
 def with_seconds(result: dict, folder: Path) -> dict:
@@ -363,6 +371,7 @@ def main(argv: list[str] | None = None) -> dict:
     for name in a.methods:
         settings = {"budget_macs": a.budget_macs, "budget_params": a.budget_params, "per_mac": per_mac(name),
                     "finetune": dataclasses.asdict(recipe(a.finetune_epochs, a.finetune_lr)),
+                    **({"distill": pdl.Distill(net, a.distill).settings()} if a.distill else {}),
                     # the per-MAC order counts parameters too under a parameter budget (allocation.counts_for_budget)
                     **({"cost": "macs+params"} if per_mac(name) and a.budget_params else {})}
         t_scores = time.perf_counter()
@@ -407,7 +416,8 @@ def main(argv: list[str] | None = None) -> dict:
                          "fit_epochs": a.fit_epochs, "fit_subset": a.fit_subset,
                          "samples": a.samples,
                          "budget_macs": a.budget_macs, "budget_params": a.budget_params, "arch": a.arch,
-                         "finetune": dataclasses.asdict(recipe(a.finetune_epochs, a.finetune_lr))},
+                         "finetune": dataclasses.asdict(recipe(a.finetune_epochs, a.finetune_lr)),
+                         "distill": a.distill},
               "paper": paper.CIFAR10_TABLES.get(a.model, {}).get("paper", []), "time_plan": plan}
     dirichlet = next((m for m in ("dirichlet-mean", "dirichlet-mc") if m in networks), None)
     if dirichlet:
@@ -434,7 +444,9 @@ def markdown(r: dict) -> str:
                                                else "")
     lines = [f"{r['model']} on {r['dataset']}, {r['device']}; budget: {budget} ({table or 'given'}). Error after the "
              "same fine-tuning "
-             f"({cfg['finetune']['epochs']} epochs); the last epoch is reported.", "",
+             f"({cfg['finetune']['epochs']} epochs"
+             + (f", distilled from the full network with weight {cfg['distill']:g}, T 4" if cfg.get("distill") else "")
+             + "); the last epoch is reported.", "",
              "| method | architecture | error before fine-tuning (%) | error (%) | MACs | params | MAC ratio | "
              "params removed |", "|---|---|---|---|---|---|---|---|",
              f"| full network (ours) | — | — | {b['error_pct']:.2f} | {b['macs']:,} | {b['params']:,} | 1.0x | 0% |"]

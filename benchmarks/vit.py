@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import shlex
 import sys
 import time
@@ -77,6 +78,7 @@ def dirichlet_scores(net, sites, fit_data, fit: pdl.FitConfig, switch: pdl.Switc
     """``(guide, posterior-mean ChannelScores, fit seconds)`` of the switches on ``sites``, resumed
     from (and timed once in) ``run``."""
     stem = run / (f"fit-{fit.epochs}-{switch.form}" + ("" if fit.mode == "layerwise" else f"-{fit.mode}")
+                  + ("" if fit.estimator == "mean" else f"-{fit.estimator}{fit.num_samples}")
                   + ("" if switch.alpha0 == pdl.SwitchConfig().alpha0
                                                         else f"-a{switch.alpha0:g}")
                   + (f"-r{switch.share:g}" if switch.form in pdl.switch_config.SHARE_FORMS else ""))
@@ -89,7 +91,7 @@ def dirichlet_scores(net, sites, fit_data, fit: pdl.FitConfig, switch: pdl.Switc
     return guide, pdl.ChannelScores(means, "mean", net), load_json(f"{stem}.json")["seconds"]
 
 
-def forms_report(a, net, sites, fit_data, fit, run, test, full, counts) -> dict:
+def forms_report(a, net, sites, train, fit_data, fit, run, test, full, counts) -> dict:
     """Why the switch form matters on a residual transformer: each form's posterior means against
     Torch-Pruning's Taylor and magnitude at one shared architecture, error right after pruning
     (no fine-tuning): ``vit_<dataset>_forms.{json,md}``."""
@@ -98,30 +100,61 @@ def forms_report(a, net, sites, fit_data, fit, run, test, full, counts) -> dict:
         switch = switch_config(a, form)
         _, scores[form], seconds = dirichlet_scores(net, sites, fit_data, fit, switch, run)
         share = f", r {switch.share:g}" if form in pdl.switch_config.SHARE_FORMS else ""
-        rows.append({"method": f"dirichlet-mean, form {form}{share}, alpha0 {switch.alpha0:g}"
-                               + ("" if fit.mode == "layerwise" else f", {fit.mode} fit"), "fit_seconds": seconds,
+        rows.append({"method": f"dirichlet-{fit.estimator}, form {form}{share}, alpha0 {switch.alpha0:g}"
+                               + ("" if fit.mode == "layerwise" else f", {fit.mode} fit")
+                               + ("" if fit.estimator == "mean" else f", {fit.num_samples} particles"),
+                     "fit_seconds": seconds,
                      "error_pruned_pct": pipeline.prune_to(net, scores[form], counts, None, test)[2]["error_pct"]})
     for name in ("tp-taylor", "tp-magnitude", "random"):
         scores[name] = pdl.CRITERIA[name](net, sites, fit_data, seed=0)
         rows.append({"method": name,
                      "error_pruned_pct": pipeline.prune_to(net, scores[name], counts, None, test)[2]["error_pct"]})
     first = a.forms.split(",")[0]
-    for head, unit in ((first, "tp-taylor"), ("tp-taylor", first)):  # which sites' ranking makes the difference
+    pairs = [(form, "tp-taylor") for form in a.forms.split(",")] + [("tp-taylor", first)]
+    for head, unit in pairs:  # which sites' ranking makes the difference: each form's heads, the first's units
         mixed = {site: scores[head if site.endswith(":heads") else unit][site] for site in sites}
         rows.append({"method": f"heads by {head}, MLP units by {unit}",
                      "error_pruned_pct": pipeline.prune_to(net, mixed, counts, None, test)[2]["error_pct"]})
+    oracle = head_oracle(net, sites, counts, scores, train.subset(2000, seed=2))
+    sizes = pdl.site_sizes(net, sites)
+    best = {site: torch.zeros(sizes[site]).index_fill_(0, torch.tensor(subsets[0]), 1.0)
+            for site, subsets in oracle["best"].items()}
+    mixed = {site: best.get(site, scores[first][site]) for site in sites}
+    rows.append({"method": f"heads by the best subset of each block (oracle), MLP units by {first}",
+                 "error_pruned_pct": pipeline.prune_to(net, mixed, counts, None, test)[2]["error_pct"]})
     report = {"dataset": a.dataset, "full_error_pct": full["error_pct"], "counts": counts, "rows": rows,
-              "command": "python " + shlex.join(["benchmarks/vit.py", *sys.argv[1:]])}
+              "head_oracle": oracle, "command": "python " + shlex.join(["benchmarks/vit.py", *sys.argv[1:]])}
     lines = [f"ViT on {a.dataset} ({full['error_pct']:.2f}% error), one shared architecture "
              f"({'-'.join(str(v) for v in counts.values())}: heads then MLP units per block), error right after "
              "pruning, no fine-tuning.", "", "| method | error before fine-tuning (%) | fit (s) |", "|---|---|---|"]
     lines += [f"| {r['method']} | {r['error_pruned_pct']:.2f} | {r.get('fit_seconds', 0):.0f} |" for r in rows]
+    lines += ["", "Which heads each ranking keeps, against every way to keep as many (one block pruned alone, error "
+              "on 2,000 training images): the rank of the ranking's subset per block (1 = the best subset).", "", "| ranking | " + " | ".join(oracle["best"]) + " |",
+              "|---|" + "---|" * len(oracle["best"])]
+    lines += [f"| {name} | " + " | ".join(str(r) for r in ranks) + " |" for name, ranks in oracle["ranks"].items()]
     lines += ["", f"Command: `{report['command']}`."]
     out = Path(a.results)
     save_json(report, out / f"vit_{a.dataset}_forms.json")
     save_text("\n".join(lines) + "\n", out / f"vit_{a.dataset}_forms.md")
     print("\n".join(lines))
     return report
+
+
+def head_oracle(net, sites, counts, scores, data) -> dict:
+    """Each block's heads pruned alone to ``counts`` in every possible way: ``{"errors": {site:
+    {subset: error %}}, "best": {site: [subset, ...] best first}, "ranks": {ranking: [rank of its
+    subset per block, 1 = best]}}`` for the rankings ``scores``, on ``data``."""
+    errors = {}
+    for site in (s for s in sites if s.endswith(":heads")):
+        k = pdl.site_sizes(net, [site])[site]
+        errors[site] = {subset: pipeline.prune_to(net, {site: torch.zeros(k).index_fill_(0, torch.tensor(subset), 1.0)},
+                                                  {site: counts[site]}, None, data)[2]["error_pct"]
+                        for subset in itertools.combinations(range(k), counts[site])}
+    best = {site: sorted(e, key=e.get) for site, e in errors.items()}
+    ranks = {name: [best[site].index(tuple(pdl.keep_indices(s, {site: counts[site]})[site])) + 1 for site in best]
+             for name, s in scores.items()}
+    return {"errors": {site: {"-".join(map(str, k)): v for k, v in e.items()} for site, e in errors.items()},
+            "best": {site: [list(b) for b in order] for site, order in best.items()}, "ranks": ranks}
 
 
 def switch_config(a, form: str) -> pdl.SwitchConfig:
@@ -141,6 +174,8 @@ def parse(argv):
     ap.add_argument("--pretrain-epochs", type=int, default=8)
     ap.add_argument("--fit-epochs", type=int, default=3, help="per stage: per site layer by layer, all at once joint")
     ap.add_argument("--fit-mode", default="layerwise", choices=pdl.fit.MODES)
+    ap.add_argument("--estimator", default="mean", choices=pdl.fit.ESTIMATORS)
+    ap.add_argument("--num-samples", type=int, default=pdl.FitConfig.num_samples, help="Monte-Carlo particles (mc)")
     ap.add_argument("--fit-subset", type=int, default=10_000)
     ap.add_argument("--finetune-epochs", type=int, default=1)
     ap.add_argument("--budget", type=float, default=0.5, help="share of the full network's MACs")
@@ -196,13 +231,13 @@ def main(argv: list[str] | None = None) -> None:
     budget = int(a.budget * full["macs"])
     fit_data = train.subset(a.fit_subset, seed=1)
 
-    fit = pdl.FitConfig(epochs=a.fit_epochs, mode=a.fit_mode)
+    fit = pdl.FitConfig(estimator=a.estimator, num_samples=a.num_samples, epochs=a.fit_epochs, mode=a.fit_mode)
     if a.forms:
-        return forms_report(a, net, sites, fit_data, fit, run, test, full, uniform_counts(net, sites, budget))
+        return forms_report(a, net, sites, train, fit_data, fit, run, test, full, uniform_counts(net, sites, budget))
     guides, scores, switches = {}, {}, {}
     for form in a.switch_forms.split(","):
         switch = switch_config(a, form)
-        name = "dirichlet-mean" + ("" if switch.form == "s" else f"-{switch.form}") + (  # s: the rows' first name
+        name = f"dirichlet-{fit.estimator}" + ("" if switch.form == "s" else f"-{switch.form}") + (  # s: the rows' first name
             "" if switch.alpha0 == pdl.SwitchConfig().alpha0 else f"-a{switch.alpha0:g}") + (
             "" if fit.mode == "layerwise" else f"-{fit.mode}")
         guides[name], scores[name], seconds[name] = dirichlet_scores(net, sites, fit_data, fit, switch, run)

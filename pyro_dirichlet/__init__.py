@@ -58,12 +58,12 @@ from .simulate import SyntheticProblem, simulate
 from .form_rule import network_kind, resolve_switch
 from .switch_config import SwitchConfig
 from .switches import SwitchedNetwork, SwitchGuide, dirichlet_switch, scale_channels, switch_factor
-from .training import TrainConfig, evaluate, train
+from .training import Distill, TrainConfig, evaluate, train
 from .user_model import switch_layers, unfold_particles
 
 __all__ = [
     "ArrayDataset", "CRITERIA", "hf", "ChannelGroup", "ChannelScatter", "ChannelScores", "Criterion", "CheckpointError", "DirichletImportance", "CoupledLayersError", "DATA_ENV", "DataNotFoundError", "FeatureDataset", "FitConfig",
-    "InputSelect", "MeanDirichlet", "TrimMismatchError", "MeanSwitchELBO", "SwitchConfig", "SwitchGuide", "SwitchedNetwork", "TrainConfig", "channel_groups", "count_macs", "count_ops", "count_params",
+    "Distill", "InputSelect", "MeanDirichlet", "TrimMismatchError", "MeanSwitchELBO", "SwitchConfig", "SwitchGuide", "SwitchedNetwork", "TrainConfig", "channel_groups", "count_macs", "count_ops", "count_params",
     "counts_for_budget", "counts_for_mass", "data_root", "dirichlet_switch", "evaluate", "export_network", "feasible_counts", "fit_switches",
     "format_architecture", "input_links", "keep_indices", "mac_model", "param_model", "load_idata", "load_cifar10", "load_mnist", "load_pruned", "normalise_scores",
     "parse_architecture",

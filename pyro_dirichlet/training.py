@@ -14,6 +14,7 @@ follows a cosine to 0.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import statistics
 import time
@@ -56,6 +57,35 @@ class TrainConfig:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.epochs < 0 or self.batch_size < 1 or self.lr <= 0:
             raise ValueError(f"need epochs >= 0, batch_size >= 1 and lr > 0, got {self}")
+
+
+@dataclass(frozen=True)
+class Distill:
+    """Knowledge distillation from ``teacher`` (run frozen, in eval mode): each batch's loss is
+    ``(1 - weight) CE(z, y) + weight T^2 KL(softmax(z_t / T) || softmax(z / T))`` with z the
+    student's logits, z_t the teacher's and T = ``temperature`` (Hinton et al., 2015)."""
+
+    teacher: nn.Module
+    weight: float = 0.5
+    temperature: float = 4.0
+
+    def __post_init__(self):
+        if not (0 < self.weight <= 1 and self.temperature > 0):
+            raise ValueError(f"distillation needs 0 < weight <= 1 and temperature > 0, got {self.weight!r}, "
+                             f"{self.temperature!r}")
+
+    def settings(self) -> dict:
+        """What a checkpoint and a run folder are keyed by (the teacher is the run's own network)."""
+        return {"distill_weight": self.weight, "distill_temperature": self.temperature}
+
+    def loss(self, logits: torch.Tensor, x: torch.Tensor, hard: torch.Tensor) -> torch.Tensor:
+        """The distilled loss of a batch: ``hard`` is its cross-entropy, ``logits`` ``(B, classes)``."""
+        with torch.no_grad():
+            target = self.teacher(x)
+        T = self.temperature
+        soft = F.kl_div(F.log_softmax(logits / T, -1), F.log_softmax(target.float() / T, -1), log_target=True,
+                        reduction="batchmean")
+        return (1 - self.weight) * hard + self.weight * T * T * soft
 
 
 def autocast(device: torch.device):
@@ -112,9 +142,11 @@ def train(
     checkpoint: str | Path | None = None,
     progress: bool = True,
     regularizer: Callable[[nn.Module], torch.Tensor] | None = None,
+    distill: Distill | None = None,
 ) -> list[dict]:
     """Train ``net`` in place on ``data`` (already on the net's device); returns per-epoch history.
-    ``regularizer(net)`` (a scalar) is added to every batch's loss."""
+    ``regularizer(net)`` (a scalar) is added to every batch's loss; ``distill``: learn from a
+    teacher's logits as well (:class:`Distill`)."""
     device = next(net.parameters()).device
     check_data(net, data)
     net.requires_grad_(True)
@@ -125,7 +157,8 @@ def train(
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(cfg.schedule, step, total))
     history: list[dict] = []
     start_epoch = 0
-    state = epochs.resume(checkpoint, "config", asdict(cfg), "training", device)
+    config = asdict(cfg) | (distill.settings() if distill else {})
+    state = epochs.resume(checkpoint, "config", config, "training", device)
     if state is not None:
         net.load_state_dict(state["net"])
         opt.load_state_dict(state["opt"])
@@ -150,8 +183,11 @@ def train(
                 x = crop_flip(x, augment_gen)
             if cfg.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            with autocast(device):
-                loss = F.cross_entropy(forward(x), y, label_smoothing=cfg.label_smoothing)
+            with autocast(device), frozen(distill.teacher) if distill else contextlib.nullcontext():
+                logits = forward(x)
+                loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+                if distill is not None:
+                    loss = distill.loss(logits, x, loss)
                 if regularizer is not None:
                     loss = loss + regularizer(net)
             opt.zero_grad(set_to_none=True)
@@ -163,7 +199,7 @@ def train(
         entry = {"epoch": epoch + 1, "loss": distributed.mean_over_ranks(loss_sum / max(seen, 1), device),
                  "seconds": time.perf_counter() - t0}
         epochs.end_epoch(history, entry, "training loss", cfg.lr, f"epoch {epoch + 1}/{cfg.epochs}", progress,
-                         checkpoint, {"config": asdict(cfg), "net": net.state_dict(), "opt": opt.state_dict(),
+                         checkpoint, {"config": config, "net": net.state_dict(), "opt": opt.state_dict(),
                                       "sched": sched.state_dict(), "epoch": epoch + 1, "history": [*history, entry]})
     net.eval()
     return history

@@ -56,3 +56,41 @@ def test_subset_and_split_keep_source_indices():
     assert torch.equal(held.labels, held.source % 3)
     with pytest.raises(ValueError, match="cannot hold out 30 of 30"):
         part.split(30)
+
+
+def _mlp(seed: int) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(48, 32), torch.nn.ReLU(), torch.nn.Linear(32, 4))
+
+
+def test_distill_loss_is_the_weighted_sum_and_vanishes_on_the_teacher():
+    teacher, x = _mlp(0), torch.randn(8, 3, 4, 4)
+    hard = torch.tensor(2.0)
+    assert pdl.Distill(teacher, weight=0.25).loss(teacher(x), x, hard).item() == pytest.approx(0.75 * 2.0, abs=1e-5)
+    other = _mlp(1)(x)
+    T = 4.0
+    kl = (F.softmax(teacher(x) / T, -1) * (F.log_softmax(teacher(x) / T, -1) - F.log_softmax(other / T, -1))).sum(-1)
+    assert pdl.Distill(teacher, weight=1.0).loss(other, x, hard).item() == pytest.approx(T * T * kl.mean().item(),
+                                                                                        rel=1e-4)
+    with pytest.raises(ValueError, match="0 < weight <= 1"):
+        pdl.Distill(teacher, weight=0.0)
+
+
+def test_distillation_teaches_the_teachers_predictions_and_keys_the_checkpoint(tmp_path):
+    gen = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (256, 3, 4, 4), dtype=torch.uint8, generator=gen)
+    data = ArrayDataset(images, torch.zeros(256, dtype=torch.long), (0.5,) * 3, (0.25,) * 3)  # every label 0
+    teacher = _mlp(0)
+    x = data.inputs(torch.arange(256))
+    taught = teacher(x).argmax(-1)
+    assert taught.unique().numel() > 1  # the teacher disagrees with the labels
+    cfg = pdl.TrainConfig(epochs=30, batch_size=32, lr=1e-2)
+    plain, distilled = _mlp(1), _mlp(1)
+    pdl.train(plain, data, cfg, progress=False)
+    pdl.train(distilled, data, cfg, progress=False, distill=pdl.Distill(teacher, weight=1.0),
+              checkpoint=tmp_path / "ft.ckpt")
+    agree = lambda net: (net(x).argmax(-1) == taught).float().mean().item()  # noqa: E731
+    assert agree(distilled) > 0.9 and agree(plain) == (taught == 0).float().mean().item()
+    assert teacher.training and all(p.requires_grad for p in teacher.parameters())  # handed back as found
+    with pytest.raises(pdl.CheckpointError, match="different run"):  # a plain run never resumes a distilled one
+        pdl.train(_mlp(1), data, cfg, progress=False, checkpoint=tmp_path / "ft.ckpt")
