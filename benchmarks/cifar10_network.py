@@ -98,6 +98,7 @@ class StudyConfig:
     finetune_epochs: int
     finetune_lr: float
     distill: float
+    cpu_bf16: bool
     widths: tuple[int, ...] | None
     pretrained: str | None
     train_subset: int | None
@@ -140,6 +141,8 @@ def parse(argv: list[str] | None) -> StudyConfig:
     ap.add_argument("--finetune-lr", type=float, default=0.1)
     ap.add_argument("--distill", type=float, default=0.0, help="fine-tune every method with knowledge distillation "
                     "from the full network, this weight on its soft targets (pdl.Distill, T = 4; 0: off)")
+    ap.add_argument("--cpu-bf16", action="store_true", help="fine-tune with bf16 autocast on the CPU (faster only "
+                    "with AVX-512 BF16 or AMX: results/cpu_bf16*.md; the switch fit and the errors stay fp32)")
     add_run_args(ap)
     ap.add_argument("--pretrain-only", action="store_true",
                     help="stop after pretraining (and its speed record); a later run with the same settings resumes")
@@ -259,7 +262,7 @@ def prune_and_finetune(name: str, scores: dict, net: nn.Module, a, train, test, 
                                        per_mac=per_mac(name))
     small, keep, before = pipeline.prune_to(net, scores, counts, None, test)
     after = pipeline.finetune_measured(small, train, test, recipe(a.finetune_epochs, a.finetune_lr),
-                                       folder / "train.ckpt", not a.no_progress, distill(a, net))
+                                       folder / "train.ckpt", not a.no_progress, distill(a, net), a.cpu_bf16)
     result = {"method": name, "target": target_of(a, net, arch, name), "architecture": before["architecture"],
               "error_pruned_pct": before["error_pct"], **after}
     pdl.save_pruned(small, {"model": net.zoo_name, "model_kwargs": a.model_kwargs, "input_shape":
@@ -372,6 +375,7 @@ def main(argv: list[str] | None = None) -> dict:
         settings = {"budget_macs": a.budget_macs, "budget_params": a.budget_params, "per_mac": per_mac(name),
                     "finetune": dataclasses.asdict(recipe(a.finetune_epochs, a.finetune_lr)),
                     **({"distill": pdl.Distill(net, a.distill).settings()} if a.distill else {}),
+                    **({"cpu_bf16": True} if a.cpu_bf16 else {}),
                     # the per-MAC order counts parameters too under a parameter budget (allocation.counts_for_budget)
                     **({"cost": "macs+params"} if per_mac(name) and a.budget_params else {})}
         t_scores = time.perf_counter()
@@ -417,7 +421,7 @@ def main(argv: list[str] | None = None) -> dict:
                          "samples": a.samples,
                          "budget_macs": a.budget_macs, "budget_params": a.budget_params, "arch": a.arch,
                          "finetune": dataclasses.asdict(recipe(a.finetune_epochs, a.finetune_lr)),
-                         "distill": a.distill},
+                         "distill": a.distill, "cpu_bf16": a.cpu_bf16},
               "paper": paper.CIFAR10_TABLES.get(a.model, {}).get("paper", []), "time_plan": plan}
     dirichlet = next((m for m in ("dirichlet-mean", "dirichlet-mc") if m in networks), None)
     if dirichlet:
@@ -446,6 +450,7 @@ def markdown(r: dict) -> str:
              "same fine-tuning "
              f"({cfg['finetune']['epochs']} epochs"
              + (f", distilled from the full network with weight {cfg['distill']:g}, T 4" if cfg.get("distill") else "")
+             + (", bf16 autocast on the CPU" if cfg.get("cpu_bf16") else "")
              + "); the last epoch is reported.", "",
              "| method | architecture | error before fine-tuning (%) | error (%) | MACs | params | MAC ratio | "
              "params removed |", "|---|---|---|---|---|---|---|---|",

@@ -211,13 +211,13 @@ def prune_to(net: nn.Module, scores: dict, counts: dict[str, int], links, test: 
 
 
 def finetune_measured(small: nn.Module, train: pdl.ArrayDataset, test: pdl.ArrayDataset, recipe: pdl.TrainConfig,
-                      checkpoint: Path | None = None, progress: bool = False, distill: pdl.Distill | None = None
-                      ) -> dict:
+                      checkpoint: Path | None = None, progress: bool = False, distill: pdl.Distill | None = None,
+                      cpu_bf16: bool = False) -> dict:
     """The fine-tuning every study shares (``recipe``, seeded by ``recipe.seed``, resumable at
-    ``checkpoint``, distilled from a teacher if ``distill``): trains ``small`` in place; returns
-    :func:`_measure`'s record after it."""
+    ``checkpoint``, distilled from a teacher if ``distill``, bf16 on the CPU if ``cpu_bf16``): trains
+    ``small`` in place; returns :func:`_measure`'s record after it (fp32)."""
     torch.manual_seed(recipe.seed)
-    pdl.train(small, train, recipe, checkpoint=checkpoint, progress=progress, distill=distill)
+    pdl.train(small, train, recipe, checkpoint=checkpoint, progress=progress, distill=distill, cpu_bf16=cpu_bf16)
     return _measure(small, test)
 
 

@@ -94,3 +94,19 @@ def test_distillation_teaches_the_teachers_predictions_and_keys_the_checkpoint(t
     assert teacher.training and all(p.requires_grad for p in teacher.parameters())  # handed back as found
     with pytest.raises(pdl.CheckpointError, match="different run"):  # a plain run never resumes a distilled one
         pdl.train(_mlp(1), data, cfg, progress=False, checkpoint=tmp_path / "ft.ckpt")
+
+
+def test_cpu_bf16_trains_under_autocast_and_keys_the_checkpoint(tmp_path):
+    gen = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (64, 3, 4, 4), dtype=torch.uint8, generator=gen)
+    data = ArrayDataset(images, torch.randint(0, 4, (64,), generator=gen), (0.5,) * 3, (0.25,) * 3)
+    cfg = pdl.TrainConfig(epochs=1, batch_size=32, lr=1e-2)
+    for cpu_bf16, dtype in ((False, torch.float32), (True, torch.bfloat16)):
+        net, seen = _mlp(0), set()
+        first = next(m for m in net.modules() if isinstance(m, torch.nn.Linear))
+        first.register_forward_hook(lambda m, i, out: seen.add(out.dtype) if m.training else None)
+        pdl.train(net, data, cfg, progress=False, cpu_bf16=cpu_bf16,
+                  checkpoint=tmp_path / f"{cpu_bf16}.ckpt")
+        assert seen == {dtype} and all(p.dtype == torch.float32 for p in net.parameters())  # fp32 master weights
+    with pytest.raises(pdl.CheckpointError, match="different run"):  # an fp32 run never resumes a bf16 one
+        pdl.train(_mlp(0), data, cfg, progress=False, checkpoint=tmp_path / "True.ckpt")
