@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import itertools
+import json
 import shlex
 import sys
 import time
@@ -91,10 +93,25 @@ def dirichlet_scores(net, sites, fit_data, fit: pdl.FitConfig, switch: pdl.Switc
     return guide, pdl.ChannelScores(means, "mean", net), load_json(f"{stem}.json")["seconds"]
 
 
+def sequential_scores(net, sites, counts, fit_data, fit: pdl.FitConfig, switch: pdl.SwitchConfig, run: Path):
+    """Each site's posterior means fitted on the network with every earlier site (block order, heads
+    before units) already pruned to ``counts`` by its own means: ``({site: (K,) means}, fit seconds)``."""
+    order = sorted(sites, key=lambda site: (int(site.split(".")[1]), not site.endswith(":heads")))
+    scores, seconds, pruned = {}, 0.0, net
+    for i, site in enumerate(order):
+        (run / f"site-{i}").mkdir(parents=True, exist_ok=True)
+        _, means, site_seconds = dirichlet_scores(pruned, [site], fit_data, fit, switch, run / f"site-{i}")
+        scores[site], seconds = means[site], seconds + site_seconds
+        pruned = pdl.trim(net, pdl.keep_indices(scores, {s: counts[s] for s in scores}), net.input_shape)
+    return scores, seconds
+
+
 def forms_report(a, net, sites, train, fit_data, fit, run, test, full, counts) -> dict:
-    """Why the switch form matters on a residual transformer: each form's posterior means against
-    Torch-Pruning's Taylor and magnitude at one shared architecture, error right after pruning
-    (no fine-tuning): ``vit_<dataset>_forms.{json,md}``."""
+    """Why the switch form matters on a residual transformer: each form's posterior means (and the
+    first form's fitted site by site with the earlier sites pruned) against Torch-Pruning's Taylor
+    and magnitude at one shared architecture, error right after pruning (and after the same
+    fine-tuning for the first form, its sequential fit and the two baselines), the head oracle:
+    ``vit_<dataset>_forms.{json,md}``."""
     rows, scores = [], {}
     for form in a.forms.split(","):
         switch = switch_config(a, form)
@@ -105,11 +122,20 @@ def forms_report(a, net, sites, train, fit_data, fit, run, test, full, counts) -
                                + ("" if fit.estimator == "mean" else f", {fit.num_samples} particles"),
                      "fit_seconds": seconds,
                      "error_pruned_pct": pipeline.prune_to(net, scores[form], counts, None, test)[2]["error_pct"]})
+    first = a.forms.split(",")[0]
+    sequential = f"{first} sequential"
+    scores[sequential], seconds = sequential_scores(net, sites, counts, fit_data, fit, switch_config(a, first),
+                                                    run / f"sequential-{first}")
+    rows.append({"method": f"{rows[0]['method']}, each site fitted with the earlier ones pruned", "fit_seconds": seconds,
+                 "error_pruned_pct": pipeline.prune_to(net, scores[sequential], counts, None, test)[2]["error_pct"]})
     for name in ("tp-taylor", "tp-magnitude", "random"):
         scores[name] = pdl.CRITERIA[name](net, sites, fit_data, seed=0)
         rows.append({"method": name,
                      "error_pruned_pct": pipeline.prune_to(net, scores[name], counts, None, test)[2]["error_pct"]})
-    first = a.forms.split(",")[0]
+    tuned = [first] + [None] * (len(a.forms.split(",")) - 1) + [sequential, "tp-taylor", "tp-magnitude"]
+    for row, name in zip(rows, tuned):
+        if name:  # the same fine-tuning for the first form, its sequential fit and Torch-Pruning's two
+            row["error_pct"] = finetuned_error(a, net, scores[name], counts, train, test, run)
     pairs = [(form, "tp-taylor") for form in a.forms.split(",")] + [("tp-taylor", first)]
     for head, unit in pairs:  # which sites' ranking makes the difference: each form's heads, the first's units
         mixed = {site: scores[head if site.endswith(":heads") else unit][site] for site in sites}
@@ -126,12 +152,20 @@ def forms_report(a, net, sites, train, fit_data, fit, run, test, full, counts) -
               "head_oracle": oracle, "command": "python " + shlex.join(["benchmarks/vit.py", *sys.argv[1:]])}
     lines = [f"ViT on {a.dataset} ({full['error_pct']:.2f}% error), one shared architecture "
              f"({'-'.join(str(v) for v in counts.values())}: heads then MLP units per block), error right after "
-             "pruning, no fine-tuning.", "", "| method | error before fine-tuning (%) | fit (s) |", "|---|---|---|"]
-    lines += [f"| {r['method']} | {r['error_pruned_pct']:.2f} | {r.get('fit_seconds', 0):.0f} |" for r in rows]
+             f"pruning and after {a.finetune_epochs} epochs of the same fine-tuning.", "",
+             "| method | error before fine-tuning (%) | error after (%) | fit (s) |", "|---|---|---|---|"]
+    lines += [f"| {r['method']} | {r['error_pruned_pct']:.2f} | "
+              + (f"{r['error_pct']:.2f}" if "error_pct" in r else "—") + f" | {r.get('fit_seconds', 0):.0f} |"
+              for r in rows]
     lines += ["", "Which heads each ranking keeps, against every way to keep as many (one block pruned alone, error "
               "on 2,000 training images): the rank of the ranking's subset per block (1 = the best subset).", "", "| ranking | " + " | ".join(oracle["best"]) + " |",
               "|---|" + "---|" * len(oracle["best"])]
     lines += [f"| {name} | " + " | ".join(str(r) for r in ranks) + " |" for name, ranks in oracle["ranks"].items()]
+    lines += ["", "The same in each ranking's own context (every other site pruned by that ranking, error on the same "
+              "images): the rank of its subset among the block's subsets.", "",
+              "| ranking | " + " | ".join(oracle["best"]) + " |", "|---|" + "---|" * len(oracle["best"])]
+    lines += [f"| {name} | " + " | ".join(str(r) for r in ranks) + " |"
+              for name, ranks in oracle["ranks_in_context"].items()]
     lines += ["", f"Command: `{report['command']}`."]
     out = Path(a.results)
     save_json(report, out / f"vit_{a.dataset}_forms.json")
@@ -140,21 +174,41 @@ def forms_report(a, net, sites, train, fit_data, fit, run, test, full, counts) -
     return report
 
 
+def finetuned_error(a, net, scores, counts, train, test, run: Path) -> float:
+    """Test error % of ``net`` pruned to ``counts`` by ``scores`` after :func:`finetune_cfg`'s fine-tuning,
+    resumed from a checkpoint keyed by the kept indices (the same start, the same run)."""
+    keep = pdl.keep_indices(scores, counts)
+    key = hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:10]
+    small = pdl.trim(net, keep, net.input_shape)
+    return pipeline.finetune_measured(small, train, test, finetune_cfg(a), checkpoint=run / f"ft-kept-{key}.ckpt")["error_pct"]
+
+
 def head_oracle(net, sites, counts, scores, data) -> dict:
-    """Each block's heads pruned alone to ``counts`` in every possible way: ``{"errors": {site:
-    {subset: error %}}, "best": {site: [subset, ...] best first}, "ranks": {ranking: [rank of its
-    subset per block, 1 = best]}}`` for the rankings ``scores``, on ``data``."""
-    errors = {}
-    for site in (s for s in sites if s.endswith(":heads")):
-        k = pdl.site_sizes(net, [site])[site]
-        errors[site] = {subset: pipeline.prune_to(net, {site: torch.zeros(k).index_fill_(0, torch.tensor(subset), 1.0)},
-                                                  {site: counts[site]}, None, data)[2]["error_pct"]
-                        for subset in itertools.combinations(range(k), counts[site])}
-    best = {site: sorted(e, key=e.get) for site, e in errors.items()}
-    ranks = {name: [best[site].index(tuple(pdl.keep_indices(s, {site: counts[site]})[site])) + 1 for site in best]
-             for name, s in scores.items()}
-    return {"errors": {site: {"-".join(map(str, k)): v for k, v in e.items()} for site, e in errors.items()},
-            "best": {site: [list(b) for b in order] for site, order in best.items()}, "ranks": ranks}
+    """Each block's heads pruned to ``counts`` in every possible way, error % on ``data``: alone (the
+    rest of the network full) and in each ranking's context (every other site pruned by that
+    ranking). ``{"errors": {site: {subset: error}}, "best": {site: [subset, ...] best first},
+    "ranks": {ranking: [rank of its subset per block, 1 = best]}, "ranks_in_context": the same
+    among the subsets in its own context}`` for the rankings ``scores``."""
+    heads = [s for s in sites if s.endswith(":heads")]
+    sizes = pdl.site_sizes(net, heads)
+
+    def errors(site, ranking=None):
+        out = {}
+        for subset in itertools.combinations(range(sizes[site]), counts[site]):
+            mask = torch.zeros(sizes[site]).index_fill_(0, torch.tensor(subset), 1.0)
+            pruned = ({site: mask}, {site: counts[site]}) if ranking is None else ({**ranking, site: mask}, counts)
+            out[subset] = pipeline.prune_to(net, *pruned, None, data)[2]["error_pct"]
+        return out
+
+    def rank(errs, s, site):
+        return sorted(errs, key=errs.get).index(tuple(pdl.keep_indices(s, {site: counts[site]})[site])) + 1
+
+    alone = {site: errors(site) for site in heads}
+    best = {site: sorted(e, key=e.get) for site, e in alone.items()}
+    return {"errors": {site: {"-".join(map(str, k)): v for k, v in e.items()} for site, e in alone.items()},
+            "best": {site: [list(b) for b in order] for site, order in best.items()},
+            "ranks": {name: [rank(alone[site], s, site) for site in heads] for name, s in scores.items()},
+            "ranks_in_context": {name: [rank(errors(site, s), s, site) for site in heads] for name, s in scores.items()}}
 
 
 def switch_config(a, form: str) -> pdl.SwitchConfig:

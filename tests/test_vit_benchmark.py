@@ -1,6 +1,7 @@
 """The ViT study (benchmarks/vit.py) end to end on a tiny stand-in: one block, a subset."""
 import importlib.util
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -40,6 +41,15 @@ def test_vit_study_runs_end_to_end(mnist_root, tmp_path):
     assert [r["method"] for r in forms["rows"]][:2] == ["dirichlet-mean, form rKs, r 0.5, alpha0 0.5",
                                                         "dirichlet-mean, form Ks, alpha0 0.5"]
     assert all(0 <= r["error_pruned_pct"] <= 100 for r in forms["rows"])
+    assert forms["rows"][2]["method"] == "dirichlet-mean, form rKs, r 0.5, alpha0 0.5, each site fitted with the " \
+        "earlier ones pruned"
+    assert ["error_pct" in r for r in forms["rows"][:6]] == [True, False, True, True, True, False]  # fine-tuned
+    assert len(list((tmp_path / "run").glob("*/sequential-rKs/site-*/fit-1-rKs-r0.5.json"))) == 2  # one per site
+    oracle, kept = forms["head_oracle"], forms["counts"]["blocks.0.attn:heads"]
+    assert len(oracle["errors"]["blocks.0.attn:heads"]) == math.comb(4, kept)  # every subset, each once
+    for ranks in (oracle["ranks"], oracle["ranks_in_context"]):
+        assert set(ranks) == {"rKs", "Ks", "rKs sequential", "tp-taylor", "tp-magnitude", "random"}
+        assert all(1 <= r <= math.comb(4, kept) for block in ranks.values() for r in block)
     joint = study.main(argv + ["--forms", "cap", "--fit-mode", "joint"])  # a new fit, keyed by its mode
     assert joint["rows"][0]["method"] == "dirichlet-mean, form cap, r 0.5, alpha0 0.5, joint fit"
     assert len(list((tmp_path / "run").glob("*/fit-1-cap-joint-r0.5.json"))) == 1
