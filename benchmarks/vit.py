@@ -94,16 +94,17 @@ def dirichlet_scores(net, sites, fit_data, fit: pdl.FitConfig, switch: pdl.Switc
 
 
 def sequential_scores(net, sites, counts, fit_data, fit: pdl.FitConfig, switch: pdl.SwitchConfig, run: Path):
-    """Each site's posterior means fitted on the network with every earlier site (block order, heads
-    before units) already pruned to ``counts`` by its own means: ``({site: (K,) means}, fit seconds)``."""
+    """:func:`pdl.fit_sequential`'s means of ``sites`` in block order, heads before units, resumed
+    from (and timed once in) a folder of ``run`` keyed by the fit, the switch and ``counts``:
+    ``({site: (K,) means}, fit seconds)``."""
     order = sorted(sites, key=lambda site: (int(site.split(".")[1]), not site.endswith(":heads")))
-    scores, seconds, pruned = {}, 0.0, net
-    for i, site in enumerate(order):
-        (run / f"site-{i}").mkdir(parents=True, exist_ok=True)
-        _, means, site_seconds = dirichlet_scores(pruned, [site], fit_data, fit, switch, run / f"site-{i}")
-        scores[site], seconds = means[site], seconds + site_seconds
-        pruned = pdl.trim(net, pdl.keep_indices(scores, {s: counts[s] for s in scores}), net.input_shape)
-    return scores, seconds
+    folder = pdl.io.keyed_folder(run, "sequential", {"fit": dataclasses.asdict(fit), **switch.settings(),
+                                                      "counts": counts, "order": order})
+    start = time.perf_counter()
+    means = pdl.fit_sequential(net, order, counts, fit_data, fit, switch, net.input_shape, folder)
+    if not complete(folder, "fit.json"):
+        save_json({"seconds": time.perf_counter() - start}, folder / "fit.json")
+    return means, load_json(folder / "fit.json")["seconds"]
 
 
 def forms_report(a, net, sites, train, fit_data, fit, run, test, full, counts) -> dict:
@@ -124,8 +125,7 @@ def forms_report(a, net, sites, train, fit_data, fit, run, test, full, counts) -
                      "error_pruned_pct": pipeline.prune_to(net, scores[form], counts, None, test)[2]["error_pct"]})
     first = a.forms.split(",")[0]
     sequential = f"{first} sequential"
-    scores[sequential], seconds = sequential_scores(net, sites, counts, fit_data, fit, switch_config(a, first),
-                                                    run / f"sequential-{first}")
+    scores[sequential], seconds = sequential_scores(net, sites, counts, fit_data, fit, switch_config(a, first), run)
     rows.append({"method": f"{rows[0]['method']}, each site fitted with the earlier ones pruned", "fit_seconds": seconds,
                  "error_pruned_pct": pipeline.prune_to(net, scores[sequential], counts, None, test)[2]["error_pct"]})
     for name in ("tp-taylor", "tp-magnitude", "random"):

@@ -7,7 +7,8 @@ Public API (one screen):
   ``SwitchGuide`` (``Dir(phi)`` per site), ``dirichlet_switch`` (primitive for your own model).
 - estimators: ``switch_elbo("mean" | "mc", S)`` (the ELBO owns the estimator: ``MeanSwitchELBO``
   fits the guide's mean, ``MeanDirichlet``).
-- fitting: ``FitConfig``, ``fit_switches`` (a ``SwitchedNetwork`` or your own Pyro model);
+- fitting: ``FitConfig``, ``fit_switches`` (a ``SwitchedNetwork`` or your own Pyro model),
+  ``fit_sequential`` (each site fitted with the earlier ones pruned to given counts);
   your own model: ``unfold_particles`` (logits for the data plate), ``switch_layers`` (site -> layer).
 - posterior: ``posterior_idata``, ``posterior_means``, ``summarize``, ``save_idata``, ``load_idata``.
 - allocation (how many channels a site keeps): ``parse_architecture``, ``counts_for_budget``
@@ -54,6 +55,7 @@ from .allocation import (
 from .pruning import TrimMismatchError, input_links, trim
 from .storage import load_pruned, save_pruned
 from .sites import InputSelect, site_sizes
+from .sequential import fit_sequential
 from .simulate import SyntheticProblem, simulate
 from .form_rule import network_kind, resolve_switch
 from .switch_config import SwitchConfig
@@ -64,7 +66,7 @@ from .user_model import switch_layers, unfold_particles
 __all__ = [
     "ArrayDataset", "CRITERIA", "hf", "ChannelGroup", "ChannelScatter", "ChannelScores", "Criterion", "CheckpointError", "DirichletImportance", "CoupledLayersError", "DATA_ENV", "DataNotFoundError", "FeatureDataset", "FitConfig",
     "Distill", "InputSelect", "MeanDirichlet", "TrimMismatchError", "MeanSwitchELBO", "SwitchConfig", "SwitchGuide", "SwitchedNetwork", "TrainConfig", "channel_groups", "count_macs", "count_ops", "count_params",
-    "counts_for_budget", "counts_for_mass", "data_root", "dirichlet_switch", "evaluate", "export_network", "feasible_counts", "fit_switches",
+    "counts_for_budget", "counts_for_mass", "data_root", "dirichlet_switch", "evaluate", "export_network", "feasible_counts", "fit_switches", "fit_sequential",
     "format_architecture", "input_links", "keep_indices", "mac_model", "param_model", "load_idata", "load_cifar10", "load_mnist", "load_pruned", "normalise_scores",
     "parse_architecture",
     "posterior_idata", "posterior_means", "network_kind", "resolve_device", "resolve_switch", "save_idata", "save_pruned", "scale_channels", "switch_factor",
