@@ -24,6 +24,7 @@ import hashlib
 import itertools
 import json
 import shlex
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -135,7 +136,8 @@ def forms_report(a, net, sites, train, fit_data, fit, run, test, full, counts) -
     tuned = [first] + [None] * (len(a.forms.split(",")) - 1) + [sequential, "tp-taylor", "tp-magnitude"]
     for row, name in zip(rows, tuned):
         if name:  # the same fine-tuning for the first form, its sequential fit and Torch-Pruning's two
-            row["error_pct"] = finetuned_error(a, net, scores[name], counts, train, test, run)
+            errors = finetuned_errors(a, net, scores[name], counts, train, test, run)
+            row["error_pct"], row["error_pct_by_seed"] = statistics.mean(errors), dict(zip(a.finetune_seeds, errors))
     pairs = [(form, "tp-taylor") for form in a.forms.split(",")] + [("tp-taylor", first)]
     for head, unit in pairs:  # which sites' ranking makes the difference: each form's heads, the first's units
         mixed = {site: scores[head if site.endswith(":heads") else unit][site] for site in sites}
@@ -152,11 +154,12 @@ def forms_report(a, net, sites, train, fit_data, fit, run, test, full, counts) -
               "head_oracle": oracle, "command": "python " + shlex.join(["benchmarks/vit.py", *sys.argv[1:]])}
     lines = [f"ViT on {a.dataset} ({full['error_pct']:.2f}% error), one shared architecture "
              f"({'-'.join(str(v) for v in counts.values())}: heads then MLP units per block), error right after "
-             f"pruning and after {a.finetune_epochs} epochs of the same fine-tuning.", "",
+             f"pruning and after {a.finetune_epochs} epochs of the same fine-tuning"
+             + (f" (the mean over seeds {', '.join(map(str, a.finetune_seeds))}; each in brackets)"
+                if len(a.finetune_seeds) > 1 else "") + ".", "",
              "| method | error before fine-tuning (%) | error after (%) | fit (s) |", "|---|---|---|---|"]
-    lines += [f"| {r['method']} | {r['error_pruned_pct']:.2f} | "
-              + (f"{r['error_pct']:.2f}" if "error_pct" in r else "—") + f" | {r.get('fit_seconds', 0):.0f} |"
-              for r in rows]
+    lines += [f"| {r['method']} | {r['error_pruned_pct']:.2f} | " + (after(r) if "error_pct" in r else "—")
+              + f" | {r.get('fit_seconds', 0):.0f} |" for r in rows]
     lines += ["", "Which heads each ranking keeps, against every way to keep as many (one block pruned alone, error "
               "on 2,000 training images): the rank of the ranking's subset per block (1 = the best subset).", "", "| ranking | " + " | ".join(oracle["best"]) + " |",
               "|---|" + "---|" * len(oracle["best"])]
@@ -174,13 +177,23 @@ def forms_report(a, net, sites, train, fit_data, fit, run, test, full, counts) -
     return report
 
 
-def finetuned_error(a, net, scores, counts, train, test, run: Path) -> float:
-    """Test error % of ``net`` pruned to ``counts`` by ``scores`` after :func:`finetune_cfg`'s fine-tuning,
-    resumed from a checkpoint keyed by the kept indices (the same start, the same run)."""
+def after(row: dict) -> str:
+    """A row's error after fine-tuning: the mean, and each seed's where there are several."""
+    seeds = row["error_pct_by_seed"]
+    return f"{row['error_pct']:.2f}" + (f" ({', '.join(f'{e:.2f}' for e in seeds.values())})" if len(seeds) > 1 else "")
+
+
+def finetuned_errors(a, net, scores, counts, train, test, run: Path) -> list[float]:
+    """Test error % of ``net`` pruned to ``counts`` by ``scores`` after :func:`finetune_cfg`'s fine-tuning
+    with each of ``--finetune-seeds``, resumed from checkpoints keyed by the kept indices and the seed."""
     keep = pdl.keep_indices(scores, counts)
-    key = hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:10]
-    small = pdl.trim(net, keep, net.input_shape)
-    return pipeline.finetune_measured(small, train, test, finetune_cfg(a), checkpoint=run / f"ft-kept-{key}.ckpt")["error_pct"]
+    errors = []
+    for seed in a.finetune_seeds:
+        name = f"ft-kept-{pdl.io.settings_key(keep)}" + ("" if seed == 1 else f"-seed{seed}") + ".ckpt"
+        small = pdl.trim(net, keep, net.input_shape)
+        cfg = dataclasses.replace(finetune_cfg(a), seed=seed)
+        errors.append(pipeline.finetune_measured(small, train, test, cfg, checkpoint=run / name)["error_pct"])
+    return errors
 
 
 def head_oracle(net, sites, counts, scores, data) -> dict:
@@ -232,6 +245,8 @@ def parse(argv):
     ap.add_argument("--num-samples", type=int, default=pdl.FitConfig.num_samples, help="Monte-Carlo particles (mc)")
     ap.add_argument("--fit-subset", type=int, default=10_000)
     ap.add_argument("--finetune-epochs", type=int, default=1)
+    ap.add_argument("--finetune-seeds", type=lambda v: [int(x) for x in v.split(",")], default=[1],
+                    help="the forms report fine-tunes with each of these seeds (comma-separated) and reports the mean")
     ap.add_argument("--budget", type=float, default=0.5, help="share of the full network's MACs")
     ap.add_argument("--forest-site", default="blocks.1.attn:heads")
     ap.add_argument("--switch-forms", default="rKs,s",

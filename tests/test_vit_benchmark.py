@@ -37,13 +37,17 @@ def test_vit_study_runs_end_to_end(mnist_root, tmp_path):
         assert 1 <= r["counts"]["blocks.0.attn:heads"] <= 4 and len(r["heads_kept"]["blocks.0.attn:heads"]) == \
             r["counts"]["blocks.0.attn:heads"]
     assert len(report["forest"]["mean"]) == 4 and (tmp_path / "results" / "vit_mnist_forest_heads.png").is_file()
-    forms = study.main(argv + ["--forms", "rKs,Ks"])  # the same run folder: the network and the rKs fit are reused
+    forms = study.main(argv + ["--forms", "rKs,Ks", "--finetune-seeds", "1,2"])  # the same run folder: the network and the rKs fit are reused
     assert [r["method"] for r in forms["rows"]][:2] == ["dirichlet-mean, form rKs, r 0.5, alpha0 0.5",
                                                         "dirichlet-mean, form Ks, alpha0 0.5"]
     assert all(0 <= r["error_pruned_pct"] <= 100 for r in forms["rows"])
     assert forms["rows"][2]["method"] == "dirichlet-mean, form rKs, r 0.5, alpha0 0.5, each site fitted with the " \
         "earlier ones pruned"
     assert ["error_pct" in r for r in forms["rows"][:6]] == [True, False, True, True, True, False]  # fine-tuned
+    for r in forms["rows"][:6]:
+        if "error_pct" in r:  # the mean over the two seeds' fine-tuning
+            assert list(r["error_pct_by_seed"]) == [1, 2] and r["error_pct"] == pytest.approx(
+                sum(r["error_pct_by_seed"].values()) / 2)
     assert len(list((tmp_path / "run").glob("*/sequential-*/site-*.ckpt"))) == 2  # one fit per site
     oracle, kept = forms["head_oracle"], forms["counts"]["blocks.0.attn:heads"]
     assert len(oracle["errors"]["blocks.0.attn:heads"]) == math.comb(4, kept)  # every subset, each once
