@@ -185,13 +185,13 @@ def after(row: dict) -> str:
 
 def finetuned_errors(a, net, scores, counts, train, test, run: Path) -> list[float]:
     """Test error % of ``net`` pruned to ``counts`` by ``scores`` after :func:`finetune_cfg`'s fine-tuning
-    with each of ``--finetune-seeds``, resumed from checkpoints keyed by the kept indices and the seed."""
+    with each of ``--finetune-seeds``, resumed from checkpoints keyed by the kept indices and the recipe."""
     keep = pdl.keep_indices(scores, counts)
     errors = []
     for seed in a.finetune_seeds:
-        name = f"ft-kept-{pdl.io.settings_key(keep)}" + ("" if seed == 1 else f"-seed{seed}") + ".ckpt"
-        small = pdl.trim(net, keep, net.input_shape)
         cfg = dataclasses.replace(finetune_cfg(a), seed=seed)
+        name = f"ft-kept-{pdl.io.settings_key({'kept': keep, 'finetune': dataclasses.asdict(cfg)})}.ckpt"
+        small = pdl.trim(net, keep, net.input_shape)
         errors.append(pipeline.finetune_measured(small, train, test, cfg, checkpoint=run / name)["error_pct"])
     return errors
 
