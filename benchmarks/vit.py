@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import itertools
-import json
 import shlex
 import statistics
 import sys
