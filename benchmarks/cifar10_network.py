@@ -31,6 +31,7 @@ import torch.nn as nn
 import pyro_dirichlet as pdl
 from pyro_dirichlet.devices import device_name
 from pyro_dirichlet.inference import paper, pipeline, time_plan
+from pyro_dirichlet.allocation import MIN_KEEP
 from pyro_dirichlet.io import complete, keyed_folder, load_json, save_json, save_text
 from pyro_dirichlet.latency import latency_ms
 from pyro_dirichlet.models import build_model
@@ -99,6 +100,7 @@ class StudyConfig:
     finetune_lr: float
     distill: float
     cpu_bf16: bool
+    min_keep: float
     widths: tuple[int, ...] | None
     pretrained: str | None
     train_subset: int | None
@@ -143,6 +145,8 @@ def parse(argv: list[str] | None) -> StudyConfig:
                     "from the full network, this weight on its soft targets (pdl.Distill, T = 4; 0: off)")
     ap.add_argument("--cpu-bf16", action="store_true", help="fine-tune with bf16 autocast on the CPU (faster only "
                     "with AVX-512 BF16 or AMX: results/cpu_bf16*.md; the switch fit and the errors stay fp32)")
+    ap.add_argument("--min-keep", type=float, default=MIN_KEEP, help="every method's per-layer floor: at least "
+                    "this share of each layer's channels (pdl.counts_for_budget)")
     add_run_args(ap)
     ap.add_argument("--pretrain-only", action="store_true",
                     help="stop after pretraining (and its speed record); a later run with the same settings resumes")
@@ -165,6 +169,8 @@ def parse(argv: list[str] | None) -> StudyConfig:
         ap.error(f"give --budget-macs or --budget-params for {a.model} (no supplement budget is built in)")
     if set(resolved["methods"]) - set(ALL_METHODS):
         ap.error(f"--methods: choose from {', '.join(ALL_METHODS)}")
+    if not 0 <= a.min_keep <= 1:
+        ap.error(f"--min-keep is the share of each layer's channels every allocation keeps, in [0, 1]; got {a.min_keep}")
     cfg = StudyConfig(**{**vars(a), **resolved})
     if cfg.arch:  # refused now, not after pretraining and fitting
         shape = build_model(cfg.model, **({"widths": list(cfg.widths)} if cfg.widths else {}))
@@ -259,7 +265,7 @@ def prune_and_finetune(name: str, scores: dict, net: nn.Module, a, train, test, 
         counts = pdl.parse_architecture(arch, sizes, getattr(net, "layer_groups", None))
     else:
         counts = pdl.counts_for_budget(net, scores, a.budget_macs, net.input_shape, budget_params=a.budget_params,
-                                       per_mac=per_mac(name))
+                                       per_mac=per_mac(name), min_keep=a.min_keep)
     small, keep, before = pipeline.prune_to(net, scores, counts, None, test)
     after = pipeline.finetune_measured(small, train, test, recipe(a.finetune_epochs, a.finetune_lr),
                                        folder / "train.ckpt", not a.no_progress, distill(a, net), a.cpu_bf16)
@@ -376,6 +382,7 @@ def main(argv: list[str] | None = None) -> dict:
                     "finetune": dataclasses.asdict(recipe(a.finetune_epochs, a.finetune_lr)),
                     **({"distill": pdl.Distill(net, a.distill).settings()} if a.distill else {}),
                     **({"cpu_bf16": True} if a.cpu_bf16 else {}),
+                    **({"min_keep": a.min_keep} if a.min_keep != MIN_KEEP else {}),  # the old folders' floor
                     # the per-MAC order counts parameters too under a parameter budget (allocation.counts_for_budget)
                     **({"cost": "macs+params"} if per_mac(name) and a.budget_params else {})}
         t_scores = time.perf_counter()
@@ -421,7 +428,7 @@ def main(argv: list[str] | None = None) -> dict:
                          "samples": a.samples,
                          "budget_macs": a.budget_macs, "budget_params": a.budget_params, "arch": a.arch,
                          "finetune": dataclasses.asdict(recipe(a.finetune_epochs, a.finetune_lr)),
-                         "distill": a.distill, "cpu_bf16": a.cpu_bf16},
+                         "distill": a.distill, "cpu_bf16": a.cpu_bf16, "min_keep": a.min_keep},
               "paper": paper.CIFAR10_TABLES.get(a.model, {}).get("paper", []), "time_plan": plan}
     dirichlet = next((m for m in ("dirichlet-mean", "dirichlet-mc") if m in networks), None)
     if dirichlet:
@@ -451,6 +458,8 @@ def markdown(r: dict) -> str:
              f"({cfg['finetune']['epochs']} epochs"
              + (f", distilled from the full network with weight {cfg['distill']:g}, T 4" if cfg.get("distill") else "")
              + (", bf16 autocast on the CPU" if cfg.get("cpu_bf16") else "")
+             + (f", per-layer floor {cfg['min_keep']:g} of each layer" if cfg.get("min_keep", MIN_KEEP) != MIN_KEEP
+                else "")
              + "); the last epoch is reported.", "",
              "| method | architecture | error before fine-tuning (%) | error (%) | MACs | params | MAC ratio | "
              "params removed |", "|---|---|---|---|---|---|---|---|",

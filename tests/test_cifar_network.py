@@ -52,6 +52,10 @@ def test_one_command_runs_the_whole_study(cifar_root, tmp_path):
     fewer = study.main([*argv, "--fit-subset", "256", "--methods", "dirichlet-mean"])  # a new fit, never the old one
     assert len(list((tmp_path / "run").glob("pretrained-*/fit-mean-layers-*"))) == 2
     assert fewer["config"]["fit_subset"] == 256 and report["config"]["fit_subset"] == 10_000
+    floor = study.main([*argv, "--methods", "dirichlet-mean", "--min-keep", "0.375"])  # a new allocation, never the old folder
+    counts = [int(c) for c in floor["runs"][0]["architecture"].split("-")]
+    assert min(counts) >= 3 and counts != [int(c) for c in report["runs"][0]["architecture"].split("-")]
+    assert floor["config"]["min_keep"] == 0.375 and "per-layer floor 0.375" in (tmp_path / "results" / "cifar10_vgg16.md").read_text()
 
 
 def test_the_supplement_tables_budgets():
@@ -90,6 +94,9 @@ def test_an_architecture_that_does_not_fit_is_refused_before_any_training(capsys
         study.parse(["--model", "resnet56", "--arch", "6-11-16,8-16-99"])  # stage 3 has 64 channels at most
     assert "--arch 8-16-99" in capsys.readouterr().err
     assert study.parse(["--model", "resnet56", "--widths", "4", "--arch", "2-3-4"]).widths == (4,) * 27
+    with pytest.raises(SystemExit):  # a floor that is not a share, before any training
+        study.parse(["--model", "resnet56", "--min-keep", "2"])
+    assert "--min-keep is the share of each layer's channels" in capsys.readouterr().err
 
 
 def test_the_study_refuses_a_pretrained_folder_of_another_network(tmp_path):
