@@ -6,7 +6,8 @@ a class token; width 64, 4 blocks of 4 heads, MLP 128) is trained here; every bl
 (``blocks.i.attn:heads``, K = 4) and MLP units (``blocks.i.mlp.fc1``, K = 128) are the switch
 sites. Each method's scores go through the same allocation to half the full MACs (attention
 products included; ``ALLOCATIONS``: ``counts_for_budget`` per MAC and by score, and one shared
-architecture), ``trim`` (checked against the masked network) and fine-tuning; the residual
+architecture, where the first form is also fitted site by site with the earlier sites pruned,
+``pdl.fit_sequential``), ``trim`` (checked against the masked network) and fine-tuning; the residual
 stream (LayerNorm over its channels) is not pruned by any method. Writes
 ``vit_<dataset>.json`` / ``.md`` and the forest plot of ``--forest-site``'s heads in
 ``--results``; every step resumes from ``--run-dir``.
@@ -317,13 +318,19 @@ def main(argv: list[str] | None = None) -> None:
 
     runs, networks = [], {"full": net}
     shared = uniform_counts(net, sites, budget)
+    sequential = f"{dirichlet}-sequential"  # fitted at the shared counts: the uniform allocation only
+    scores[sequential], seconds[sequential] = sequential_scores(
+        net, sites, shared, fit_data, fit, switch_config(a, a.switch_forms.split(",")[0]), run)
+    recipe = pdl.io.settings_key(dataclasses.asdict(finetune_cfg(a)))  # another length never meets this checkpoint
     for allocation in ALLOCATIONS:
         for name, s in scores.items():
+            if name == sequential and allocation != "uniform":
+                continue
             counts = shared if allocation == "uniform" else pdl.counts_for_budget(
                 net, s, budget, per_mac=allocation == "per-mac")
             small, keep, pruned = pipeline.prune_to(net, s, counts, None, test)
             tuned = pipeline.finetune_measured(small, train, test, finetune_cfg(a),
-                                               checkpoint=run / f"ft-{allocation}-{name}.ckpt")
+                                               checkpoint=run / f"ft-{allocation}-{name}-{recipe}.ckpt")
             networks[(allocation, name)] = small
             runs.append({"method": name, "allocation": allocation, "counts": counts,
                          "heads_kept": {k: keep[k] for k in sites if k.endswith(":heads")},
@@ -360,7 +367,9 @@ def markdown(report: dict) -> str:
              f"{report['budget_macs']:,} MACs (attention products included), heads and MLP units of every block.", "",
              "Allocation `per-mac`: each method's scores through `counts_for_budget` (the library's default: "
              "score per MAC, floor 10% of a site); `by-score`: the same by normalised score alone; `uniform`: one "
-             "architecture for every method (the same keep share of every site), so only the rankings differ.", "",
+             "architecture for every method (the same keep share of every site), so only the rankings differ; "
+             "`-sequential`: each site fitted with the earlier sites pruned to that architecture (`pdl.fit_sequential`).",
+             "",
              "| method | allocation | error before fine-tuning (%) | error after (%) | MACs | params | heads kept per "
              "block | MLP units kept per block | latency b1 (ms) | latency b256 (ms) |",
              "|---|---|---|---|---|---|---|---|---|---|",

@@ -28,7 +28,8 @@ def test_vit_study_runs_end_to_end(mnist_root, tmp_path):
     study.main(argv)
     report = json.loads((tmp_path / "results" / "vit_mnist.json").read_text())
     assert [(r["allocation"], r["method"]) for r in report["runs"]] == [
-        (allocation, method) for allocation in study.ALLOCATIONS for method in ["dirichlet-mean-rKs", "dirichlet-mean", *study.BASELINES]]
+        (allocation, method) for allocation in study.ALLOCATIONS for method in ["dirichlet-mean-rKs", "dirichlet-mean", *study.BASELINES]
+        + (["dirichlet-mean-rKs-sequential"] if allocation == "uniform" else [])]
     uniform = [r["counts"] for r in report["runs"] if r["allocation"] == "uniform"]
     assert all(c == uniform[0] for c in uniform)  # one architecture, only the rankings differ
     for r in report["runs"]:
