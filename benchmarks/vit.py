@@ -135,7 +135,7 @@ def forms_report(a, net, sites, train, fit_data, fit, run, test, full, counts) -
     tuned = [first] + [None] * (len(a.forms.split(",")) - 1) + [sequential, "tp-taylor", "tp-magnitude"]
     for row, name in zip(rows, tuned):
         if name:  # the same fine-tuning for the first form, its sequential fit and Torch-Pruning's two
-            errors = finetuned_errors(a, net, scores[name], counts, train, test, run)
+            errors, _ = finetuned_errors(a, net, scores[name], counts, train, test, run)
             row["error_pct"], row["error_pct_by_seed"] = statistics.mean(errors), dict(zip(a.finetune_seeds, errors))
     pairs = [(form, "tp-taylor") for form in a.forms.split(",")] + [("tp-taylor", first)]
     for head, unit in pairs:  # which sites' ranking makes the difference: each form's heads, the first's units
@@ -182,9 +182,10 @@ def after(row: dict) -> str:
     return f"{row['error_pct']:.2f}" + (f" ({', '.join(f'{e:.2f}' for e in seeds.values())})" if len(seeds) > 1 else "")
 
 
-def finetuned_errors(a, net, scores, counts, train, test, run: Path) -> list[float]:
-    """Test error % of ``net`` pruned to ``counts`` by ``scores`` after :func:`finetune_cfg`'s fine-tuning
-    with each of ``--finetune-seeds``, resumed from checkpoints keyed by the kept indices and the recipe."""
+def finetuned_errors(a, net, scores, counts, train, test, run: Path) -> tuple[list[float], torch.nn.Module]:
+    """``(test error % after each seed, the last seed's network)``: ``net`` pruned to ``counts`` by
+    ``scores`` and fine-tuned by :func:`finetune_cfg` with each of ``--finetune-seeds``, resumed from
+    checkpoints keyed by the kept indices and the recipe (shared by the main study and the forms report)."""
     keep = pdl.keep_indices(scores, counts)
     errors = []
     for seed in a.finetune_seeds:
@@ -192,7 +193,7 @@ def finetuned_errors(a, net, scores, counts, train, test, run: Path) -> list[flo
         name = f"ft-kept-{pdl.io.settings_key({'kept': keep, 'finetune': dataclasses.asdict(cfg)})}.ckpt"
         small = pdl.trim(net, keep, net.input_shape)
         errors.append(pipeline.finetune_measured(small, train, test, cfg, checkpoint=run / name)["error_pct"])
-    return errors
+    return errors, small
 
 
 def head_oracle(net, sites, counts, scores, data) -> dict:
@@ -245,7 +246,10 @@ def parse(argv):
     ap.add_argument("--fit-subset", type=int, default=10_000)
     ap.add_argument("--finetune-epochs", type=int, default=1)
     ap.add_argument("--finetune-seeds", type=lambda v: [int(x) for x in v.split(",")], default=[1],
-                    help="the forms report fine-tunes with each of these seeds (comma-separated) and reports the mean")
+                    help="fine-tune every network with each of these seeds (comma-separated) and report the mean")
+    ap.add_argument("--rows", type=lambda v: v.split(","), default=None,
+                    help="only these rows of the main study, allocation:method (comma-separated), e.g. "
+                         "by-score:tp-magnitude")
     ap.add_argument("--budget", type=float, default=0.5, help="share of the full network's MACs")
     ap.add_argument("--forest-site", default="blocks.1.attn:heads")
     ap.add_argument("--switch-forms", default="rKs,s",
@@ -321,21 +325,21 @@ def main(argv: list[str] | None = None) -> None:
     sequential = f"{dirichlet}-sequential"  # fitted at the shared counts: the uniform allocation only
     scores[sequential], seconds[sequential] = sequential_scores(
         net, sites, shared, fit_data, fit, switch_config(a, a.switch_forms.split(",")[0]), run)
-    recipe = pdl.io.settings_key(dataclasses.asdict(finetune_cfg(a)))  # another length never meets this checkpoint
-    for allocation in ALLOCATIONS:
-        for name, s in scores.items():
-            if name == sequential and allocation != "uniform":
-                continue
-            counts = shared if allocation == "uniform" else pdl.counts_for_budget(
-                net, s, budget, per_mac=allocation == "per-mac")
-            small, keep, pruned = pipeline.prune_to(net, s, counts, None, test)
-            tuned = pipeline.finetune_measured(small, train, test, finetune_cfg(a),
-                                               checkpoint=run / f"ft-{allocation}-{name}-{recipe}.ckpt")
-            networks[(allocation, name)] = small
-            runs.append({"method": name, "allocation": allocation, "counts": counts,
-                         "heads_kept": {k: keep[k] for k in sites if k.endswith(":heads")},
-                         "error_pruned_pct": pruned["error_pct"], **{k: tuned[k] for k in ("error_pct", "macs", "params")},
-                         "score_seconds": seconds[name]})
+    rows = [(allocation, name) for allocation in ALLOCATIONS for name in scores
+            if name != sequential or allocation == "uniform"]
+    if unknown := set(a.rows or []) - {f"{allocation}:{name}" for allocation, name in rows}:
+        raise SystemExit(f"--rows {','.join(sorted(unknown))}: no such row; the rows are "
+                         + ", ".join(f"{allocation}:{name}" for allocation, name in rows))
+    for allocation, name in (r for r in rows if not a.rows or f"{r[0]}:{r[1]}" in a.rows):
+        counts = shared if allocation == "uniform" else pdl.counts_for_budget(
+            net, scores[name], budget, per_mac=allocation == "per-mac")
+        _, keep, pruned = pipeline.prune_to(net, scores[name], counts, None, test)
+        errors, networks[(allocation, name)] = finetuned_errors(a, net, scores[name], counts, train, test, run)
+        runs.append({"method": name, "allocation": allocation, "counts": counts,
+                     "heads_kept": {k: keep[k] for k in sites if k.endswith(":heads")},
+                     "error_pruned_pct": pruned["error_pct"], "error_pct": statistics.mean(errors),
+                     "error_pct_by_seed": dict(zip(a.finetune_seeds, errors)),
+                     **{k: pruned[k] for k in ("macs", "params")}, "score_seconds": seconds[name]})
     latency = {name: {f"cpu_b{b}_ms": latency_ms(m.cpu(), m.input_shape, b) for b in (1, 256)}
                for name, m in networks.items()}
     full["latency"] = latency["full"]
@@ -355,7 +359,8 @@ def main(argv: list[str] | None = None) -> None:
                                              "mean": heads["mean"].round(4).tolist()},
               "config": {"pretrain": dataclasses.asdict(pretrain_cfg(a)), "finetune": dataclasses.asdict(finetune_cfg(a)),
                          "fit": dataclasses.asdict(fit), "switches": switches, "sites": sites,
-                         "fit_subset": a.fit_subset, "train_subset": a.train_subset, "test_subset": a.test_subset}}
+                         "fit_subset": a.fit_subset, "train_subset": a.train_subset, "test_subset": a.test_subset,
+                         "finetune_seeds": a.finetune_seeds, "rows": a.rows}}
     save_json(report, out / f"vit_{a.dataset}.json")
     save_text(markdown(report), out / f"vit_{a.dataset}.md")
     print(markdown(report))
@@ -370,7 +375,9 @@ def markdown(report: dict) -> str:
              "architecture for every method (the same keep share of every site), so only the rankings differ; "
              "`-sequential`: each site fitted with the earlier sites pruned to that architecture (`pdl.fit_sequential`).",
              "",
-             "| method | allocation | error before fine-tuning (%) | error after (%) | MACs | params | heads kept per "
+             "| method | allocation | error before fine-tuning (%) | error after (%)"
+             + (" (mean over seeds " + ", ".join(map(str, report["config"]["finetune_seeds"])) + "; each in brackets)"
+                if len(report["config"]["finetune_seeds"]) > 1 else "") + " | MACs | params | heads kept per "
              "block | MLP units kept per block | latency b1 (ms) | latency b256 (ms) |",
              "|---|---|---|---|---|---|---|---|---|---|",
              f"| full network | — | — | {f['error_pct']:.2f} | {f['macs']:,} | {f['params']:,} | — | — | "
@@ -378,7 +385,7 @@ def markdown(report: dict) -> str:
     for r in report["runs"]:
         heads = "-".join(str(v) for k, v in r["counts"].items() if k.endswith(":heads"))
         units = "-".join(str(v) for k, v in r["counts"].items() if not k.endswith(":heads"))
-        lines.append(f"| {r['method']} | {r['allocation']} | {r['error_pruned_pct']:.2f} | {r['error_pct']:.2f} | {r['macs']:,} | "
+        lines.append(f"| {r['method']} | {r['allocation']} | {r['error_pruned_pct']:.2f} | {after(r)} | {r['macs']:,} | "
                      f"{r['params']:,} | {heads} | {units} | {r['latency']['cpu_b1_ms']:.2f} | "
                      f"{r['latency']['cpu_b256_ms']:.1f} |")
     fo = report["forest"]

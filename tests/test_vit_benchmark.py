@@ -58,3 +58,11 @@ def test_vit_study_runs_end_to_end(mnist_root, tmp_path):
     joint = study.main(argv + ["--forms", "cap", "--fit-mode", "joint"])  # a new fit, keyed by its mode
     assert joint["rows"][0]["method"] == "dirichlet-mean, form cap, r 0.5, alpha0 0.5, joint fit"
     assert len(list((tmp_path / "run").glob("*/fit-1-cap-joint-r0.5.json"))) == 1
+    study.main(argv + ["--rows", "uniform:tp-taylor,by-score:tp-magnitude", "--finetune-seeds", "1,2"])
+    rows = json.loads((tmp_path / "results" / "vit_mnist.json").read_text())["runs"]
+    assert [(r["allocation"], r["method"]) for r in rows] == [("by-score", "tp-magnitude"), ("uniform", "tp-taylor")]
+    first = {(r["allocation"], r["method"]): r["error_pct"] for r in report["runs"]}
+    for r in rows:  # seed 1 is the first run's network (one checkpoint per kept channels and recipe), seed 2 is new
+        assert list(r["error_pct_by_seed"]) == ["1", "2"] and r["error_pct_by_seed"]["1"] == first[r["allocation"], r["method"]]
+    with pytest.raises(SystemExit, match="--rows uniform:nope: no such row; the rows are per-mac:dirichlet-mean-rKs"):
+        study.main(argv + ["--rows", "uniform:nope"])
