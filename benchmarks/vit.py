@@ -135,8 +135,7 @@ def forms_report(a, net, sites, train, fit_data, fit, run, test, full, counts) -
     tuned = [first] + [None] * (len(a.forms.split(",")) - 1) + [sequential, "tp-taylor", "tp-magnitude"]
     for row, name in zip(rows, tuned):
         if name:  # the same fine-tuning for the first form, its sequential fit and Torch-Pruning's two
-            errors, _ = finetuned_errors(a, net, scores[name], counts, train, test, run)
-            row["error_pct"], row["error_pct_by_seed"] = statistics.mean(errors), dict(zip(a.finetune_seeds, errors))
+            row.update(finetuned(a, net, scores[name], counts, train, test, run)[0])
     pairs = [(form, "tp-taylor") for form in a.forms.split(",")] + [("tp-taylor", first)]
     for head, unit in pairs:  # which sites' ranking makes the difference: each form's heads, the first's units
         mixed = {site: scores[head if site.endswith(":heads") else unit][site] for site in sites}
@@ -182,10 +181,11 @@ def after(row: dict) -> str:
     return f"{row['error_pct']:.2f}" + (f" ({', '.join(f'{e:.2f}' for e in seeds.values())})" if len(seeds) > 1 else "")
 
 
-def finetuned_errors(a, net, scores, counts, train, test, run: Path) -> tuple[list[float], torch.nn.Module]:
-    """``(test error % after each seed, the last seed's network)``: ``net`` pruned to ``counts`` by
-    ``scores`` and fine-tuned by :func:`finetune_cfg` with each of ``--finetune-seeds``, resumed from
-    checkpoints keyed by the kept indices and the recipe (shared by the main study and the forms report)."""
+def finetuned(a, net, scores, counts, train, test, run: Path) -> tuple[dict, torch.nn.Module]:
+    """``({"error_pct": mean over seeds, "error_pct_by_seed": {seed: test error %}}, the last seed's
+    network)``: ``net`` pruned to ``counts`` by ``scores`` and fine-tuned by :func:`finetune_cfg` with
+    each of ``--finetune-seeds``, resumed from checkpoints keyed by the kept indices and the recipe
+    (shared by the main study and the forms report)."""
     keep = pdl.keep_indices(scores, counts)
     errors = []
     for seed in a.finetune_seeds:
@@ -193,7 +193,7 @@ def finetuned_errors(a, net, scores, counts, train, test, run: Path) -> tuple[li
         name = f"ft-kept-{pdl.io.settings_key({'kept': keep, 'finetune': dataclasses.asdict(cfg)})}.ckpt"
         small = pdl.trim(net, keep, net.input_shape)
         errors.append(pipeline.finetune_measured(small, train, test, cfg, checkpoint=run / name)["error_pct"])
-    return errors, small
+    return {"error_pct": statistics.mean(errors), "error_pct_by_seed": dict(zip(a.finetune_seeds, errors))}, small
 
 
 def head_oracle(net, sites, counts, scores, data) -> dict:
@@ -334,12 +334,11 @@ def main(argv: list[str] | None = None) -> None:
         counts = shared if allocation == "uniform" else pdl.counts_for_budget(
             net, scores[name], budget, per_mac=allocation == "per-mac")
         _, keep, pruned = pipeline.prune_to(net, scores[name], counts, None, test)
-        errors, networks[(allocation, name)] = finetuned_errors(a, net, scores[name], counts, train, test, run)
+        tuned, networks[(allocation, name)] = finetuned(a, net, scores[name], counts, train, test, run)
         runs.append({"method": name, "allocation": allocation, "counts": counts,
                      "heads_kept": {k: keep[k] for k in sites if k.endswith(":heads")},
-                     "error_pruned_pct": pruned["error_pct"], "error_pct": statistics.mean(errors),
-                     "error_pct_by_seed": dict(zip(a.finetune_seeds, errors)),
-                     **{k: pruned[k] for k in ("macs", "params")}, "score_seconds": seconds[name]})
+                     "error_pruned_pct": pruned["error_pct"], **tuned, **{k: pruned[k] for k in ("macs", "params")},
+                     "score_seconds": seconds[name]})
     latency = {name: {f"cpu_b{b}_ms": latency_ms(m.cpu(), m.input_shape, b) for b in (1, 256)}
                for name, m in networks.items()}
     full["latency"] = latency["full"]
