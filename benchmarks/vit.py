@@ -322,23 +322,31 @@ def main(argv: list[str] | None = None) -> None:
 
     runs, networks = [], {"full": net}
     shared = uniform_counts(net, sites, budget)
-    sequential = f"{dirichlet}-sequential"  # fitted at the shared counts: the uniform allocation only
-    scores[sequential], seconds[sequential] = sequential_scores(
-        net, sites, shared, fit_data, fit, switch_config(a, a.switch_forms.split(",")[0]), run)
-    rows = [(allocation, name) for allocation in ALLOCATIONS for name in scores
-            if name != sequential or allocation == "uniform"]
+    # the sequential fit needs its counts first: the shared ones, or the layer-by-layer fit's own by score
+    sequential = f"{dirichlet}-sequential"
+    sequential_counts = {"uniform": shared, "by-score": pdl.counts_for_budget(net, scores[dirichlet], budget,
+                                                                               per_mac=False)}
+    rows = [(allocation, name) for allocation in ALLOCATIONS for name in [*scores, sequential]
+            if name != sequential or allocation in sequential_counts]
     if unknown := set(a.rows or []) - {f"{allocation}:{name}" for allocation, name in rows}:
         raise SystemExit(f"--rows {','.join(sorted(unknown))}: no such row; the rows are "
                          + ", ".join(f"{allocation}:{name}" for allocation, name in rows))
     for allocation, name in (r for r in rows if not a.rows or f"{r[0]}:{r[1]}" in a.rows):
-        counts = shared if allocation == "uniform" else pdl.counts_for_budget(
-            net, scores[name], budget, per_mac=allocation == "per-mac")
-        _, keep, pruned = pipeline.prune_to(net, scores[name], counts, None, test)
-        tuned, networks[(allocation, name)] = finetuned(a, net, scores[name], counts, train, test, run)
+        if name == sequential:
+            counts = sequential_counts[allocation]
+            ranking, score_seconds = sequential_scores(net, sites, counts, fit_data, fit,
+                                                       switch_config(a, a.switch_forms.split(",")[0]), run)
+            seconds[f"{name} ({allocation})"] = score_seconds
+        else:
+            counts = shared if allocation == "uniform" else pdl.counts_for_budget(
+                net, scores[name], budget, per_mac=allocation == "per-mac")
+            ranking, score_seconds = scores[name], seconds[name]
+        _, keep, pruned = pipeline.prune_to(net, ranking, counts, None, test)
+        tuned, networks[(allocation, name)] = finetuned(a, net, ranking, counts, train, test, run)
         runs.append({"method": name, "allocation": allocation, "counts": counts,
                      "heads_kept": {k: keep[k] for k in sites if k.endswith(":heads")},
                      "error_pruned_pct": pruned["error_pct"], **tuned, **{k: pruned[k] for k in ("macs", "params")},
-                     "score_seconds": seconds[name]})
+                     "score_seconds": score_seconds})
     latency = {name: {f"cpu_b{b}_ms": latency_ms(m.cpu(), m.input_shape, b) for b in (1, 256)}
                for name, m in networks.items()}
     full["latency"] = latency["full"]
@@ -372,7 +380,8 @@ def markdown(report: dict) -> str:
              "Allocation `per-mac`: each method's scores through `counts_for_budget` (the library's default: "
              "score per MAC, floor 10% of a site); `by-score`: the same by normalised score alone; `uniform`: one "
              "architecture for every method (the same keep share of every site), so only the rankings differ; "
-             "`-sequential`: each site fitted with the earlier sites pruned to that architecture (`pdl.fit_sequential`).",
+             "`-sequential`: each site fitted with the earlier sites pruned to that architecture (`pdl.fit_sequential`): "
+             "`uniform`'s, or by score the architecture that the layer-by-layer fit of the same form chose.",
              "",
              "| method | allocation | error before fine-tuning (%) | error after (%)"
              + (" (mean over seeds " + ", ".join(map(str, report["config"]["finetune_seeds"])) + "; each in brackets)"

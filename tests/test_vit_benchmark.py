@@ -29,7 +29,9 @@ def test_vit_study_runs_end_to_end(mnist_root, tmp_path):
     report = json.loads((tmp_path / "results" / "vit_mnist.json").read_text())
     assert [(r["allocation"], r["method"]) for r in report["runs"]] == [
         (allocation, method) for allocation in study.ALLOCATIONS for method in ["dirichlet-mean-rKs", "dirichlet-mean", *study.BASELINES]
-        + (["dirichlet-mean-rKs-sequential"] if allocation == "uniform" else [])]
+        + (["dirichlet-mean-rKs-sequential"] if allocation != "per-mac" else [])]
+    by_score = {r["method"]: r["counts"] for r in report["runs"] if r["allocation"] == "by-score"}
+    assert by_score["dirichlet-mean-rKs-sequential"] == by_score["dirichlet-mean-rKs"]  # its layer-by-layer fit's
     uniform = [r["counts"] for r in report["runs"] if r["allocation"] == "uniform"]
     assert all(c == uniform[0] for c in uniform)  # one architecture, only the rankings differ
     for r in report["runs"]:
@@ -49,7 +51,9 @@ def test_vit_study_runs_end_to_end(mnist_root, tmp_path):
         if "error_pct" in r:  # the mean over the two seeds' fine-tuning
             assert list(r["error_pct_by_seed"]) == [1, 2] and r["error_pct"] == pytest.approx(
                 sum(r["error_pct_by_seed"].values()) / 2)
-    assert len(list((tmp_path / "run").glob("*/sequential-*/site-*.ckpt"))) == 2  # one fit per site
+    folders = list((tmp_path / "run").glob("*/sequential-*"))  # one per architecture, the forms report's reused
+    assert len(folders) == len({json.dumps(c) for c in (uniform[0], by_score["dirichlet-mean-rKs"])})
+    assert all(len(list(f.glob("site-*.ckpt"))) == 2 for f in folders)  # one fit per site
     oracle, kept = forms["head_oracle"], forms["counts"]["blocks.0.attn:heads"]
     assert len(oracle["errors"]["blocks.0.attn:heads"]) == math.comb(4, kept)  # every subset, each once
     for ranks in (oracle["ranks"], oracle["ranks_in_context"]):
