@@ -250,6 +250,9 @@ def parse(argv):
     ap.add_argument("--rows", type=lambda v: v.split(","), default=None,
                     help="only these rows of the main study, allocation:method (comma-separated), e.g. "
                          "by-score:tp-magnitude")
+    ap.add_argument("--sequential-counts-of", default=None,
+                    help="the by-score sequential row's architecture: this method's by-score one (e.g. tp-magnitude, "
+                         "to compare rankings at its counts; default: the layer-by-layer fit of the same form)")
     ap.add_argument("--budget", type=float, default=0.5, help="share of the full network's MACs")
     ap.add_argument("--forest-site", default="blocks.1.attn:heads")
     ap.add_argument("--switch-forms", default="rKs,s",
@@ -322,9 +325,11 @@ def main(argv: list[str] | None = None) -> None:
 
     runs, networks = [], {"full": net}
     shared = uniform_counts(net, sites, budget)
-    # the sequential fit needs its counts first: the shared ones, or the layer-by-layer fit's own by score
-    sequential = f"{dirichlet}-sequential"
-    sequential_counts = {"uniform": shared, "by-score": pdl.counts_for_budget(net, scores[dirichlet], budget,
+    # the sequential fit needs its counts first: the shared ones, or a method's by score (its own form's by default)
+    sequential, counts_of = f"{dirichlet}-sequential", a.sequential_counts_of or dirichlet
+    if counts_of not in scores:
+        raise SystemExit(f"--sequential-counts-of {counts_of}: no such method; the methods are {', '.join(scores)}")
+    sequential_counts = {"uniform": shared, "by-score": pdl.counts_for_budget(net, scores[counts_of], budget,
                                                                                per_mac=False)}
     rows = [(allocation, name) for allocation in ALLOCATIONS for name in [*scores, sequential]
             if name != sequential or allocation in sequential_counts]
@@ -367,7 +372,8 @@ def main(argv: list[str] | None = None) -> None:
               "config": {"pretrain": dataclasses.asdict(pretrain_cfg(a)), "finetune": dataclasses.asdict(finetune_cfg(a)),
                          "fit": dataclasses.asdict(fit), "switches": switches, "sites": sites,
                          "fit_subset": a.fit_subset, "train_subset": a.train_subset, "test_subset": a.test_subset,
-                         "finetune_seeds": a.finetune_seeds, "rows": a.rows}}
+                         "finetune_seeds": a.finetune_seeds, "rows": a.rows,
+                         "sequential_counts_of": counts_of}}
     save_json(report, out / f"vit_{a.dataset}.json")
     save_text(markdown(report), out / f"vit_{a.dataset}.md")
     print(markdown(report))
@@ -381,7 +387,7 @@ def markdown(report: dict) -> str:
              "score per MAC, floor 10% of a site); `by-score`: the same by normalised score alone; `uniform`: one "
              "architecture for every method (the same keep share of every site), so only the rankings differ; "
              "`-sequential`: each site fitted with the earlier sites pruned to that architecture (`pdl.fit_sequential`): "
-             "`uniform`'s, or by score the architecture that the layer-by-layer fit of the same form chose.",
+             f"`uniform`'s, or by score {report['config']['sequential_counts_of']}'s.",
              "",
              "| method | allocation | error before fine-tuning (%) | error after (%)"
              + (" (mean over seeds " + ", ".join(map(str, report["config"]["finetune_seeds"])) + "; each in brackets)"

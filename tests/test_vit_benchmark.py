@@ -70,3 +70,8 @@ def test_vit_study_runs_end_to_end(mnist_root, tmp_path):
         assert list(r["error_pct_by_seed"]) == ["1", "2"] and r["error_pct_by_seed"]["1"] == first[r["allocation"], r["method"]]
     with pytest.raises(SystemExit, match="--rows uniform:nope: no such row; the rows are per-mac:dirichlet-mean-rKs"):
         study.main(argv + ["--rows", "uniform:nope"])
+    study.main(argv + ["--rows", "by-score:dirichlet-mean-rKs-sequential", "--sequential-counts-of", "tp-magnitude"])
+    [row] = json.loads((tmp_path / "results" / "vit_mnist.json").read_text())["runs"]
+    assert row["counts"] == by_score["tp-magnitude"]  # fitted and pruned at magnitude's architecture
+    with pytest.raises(SystemExit, match="--sequential-counts-of nope: no such method; the methods are dirichlet-mean"):
+        study.main(argv + ["--sequential-counts-of", "nope"])
