@@ -23,7 +23,6 @@ The switches are fitted on them (``fit_data="holdout"``) or on the pretraining e
 from __future__ import annotations
 
 import functools
-import hashlib
 import shutil
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -33,7 +32,7 @@ import torch
 import torch.nn as nn
 
 import pyro_dirichlet as pdl
-from pyro_dirichlet.io import complete, keyed_folder, keyed_path, load_json, save_json, save_text
+from pyro_dirichlet.io import complete, file_sha256, keyed_folder, keyed_path, load_json, save_json, save_text
 from pyro_dirichlet.models import build_model
 
 
@@ -285,7 +284,7 @@ def adopt_pretrained(cfg: PipelineConfig, source: str | Path) -> PipelineConfig:
         for name in ("train.ckpt", "model.pt", "spec.json"):  # spec.json last: it marks the step done
             if (source / name).is_file():
                 pdl.io.atomic_write(folder / name, lambda tmp, name=name: shutil.copyfile(source / name, tmp))
-    record = {"source": str(source.resolve()), "model_sha256": _sha256(source / "model.pt")}
+    record = {"source": str(source.resolve()), "model_sha256": file_sha256(source / "model.pt")}
     if (folder / "source.json").exists() and load_json(folder / "source.json")["model_sha256"] != record["model_sha256"]:
         raise PretrainedMismatch(f"{folder} already holds another {cfg.model} than {source} (model.pt differs): use "
                                  "another --run-dir")
@@ -297,14 +296,6 @@ def pretrained_source(cfg: PipelineConfig) -> dict | None:
     """Where ``cfg``'s pretrained network came from (:func:`adopt_pretrained`), or None if trained here."""
     path = cfg.pretrained_dir / "source.json"
     return load_json(path) if path.exists() else None
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def fit(cfg: PipelineConfig, net: nn.Module, train: pdl.ArrayDataset):

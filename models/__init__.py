@@ -12,12 +12,13 @@ from collections.abc import Sequence
 
 import torch.nn as nn
 
+from .airbench import Airbench94
 from .lenet5 import LeNet5, LeNet5ThreeFC
 from .mlp import MLP
 from .resnet import ResNet56, WideResNet28x10
 from .vgg import VGG16
 
-MODELS: dict[str, type[nn.Module]] = {"lenet5": LeNet5, "lenet5_3fc": LeNet5ThreeFC, "mlp": MLP, "vgg16": VGG16, "resnet56": ResNet56,
+MODELS: dict[str, type[nn.Module]] = {"airbench94": Airbench94, "lenet5": LeNet5, "lenet5_3fc": LeNet5ThreeFC, "mlp": MLP, "vgg16": VGG16, "resnet56": ResNet56,
                                       "wrn28_10": WideResNet28x10}
 
 
@@ -32,4 +33,4 @@ def build_model(name: str, widths: Sequence[int] | None = None, **kwargs) -> nn.
     return net
 
 
-__all__ = ["MODELS", "build_model", "LeNet5", "LeNet5ThreeFC", "MLP", "ResNet56", "VGG16", "WideResNet28x10"]
+__all__ = ["MODELS", "build_model", "Airbench94", "LeNet5", "LeNet5ThreeFC", "MLP", "ResNet56", "VGG16", "WideResNet28x10"]

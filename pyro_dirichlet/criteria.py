@@ -8,7 +8,7 @@ One interface (:class:`Criterion`, after Torch-Pruning's ``Importance``): a call
 carries how its scores compare across layers (``normalisation``, read by ``counts_for_budget``)
 and the network they rank (``network``: group lasso's retrained copy). ``CRITERIA`` registers one
 of each: ``l1``, ``l2``, ``taylor``, ``fisher``, ``group-lasso``, ``data-free``, ``random``,
-``dirichlet``, ``tp-magnitude`` and ``tp-taylor``.
+``dirichlet``, ``tp-magnitude``, ``tp-taylor`` and ``tp-hessian``.
 
 - ``l1``, ``l2``: norm of the channel's weights over every member of its channel group (conv:
   the output filter ``W[k]``; linear: the unit's incoming weights ``W[k, :]``; input feature j:
@@ -28,35 +28,34 @@ of each: ``l1``, ``l2``, ``taylor``, ``fisher``, ``group-lasso``, ``data-free``,
   producer channel it comes from (1 when the features are the network's input).
 - ``random``: uniform scores from a seeded generator, the floor.
 - ``dirichlet``: the switch posterior means ``E_q[s_l]`` of a fit (:func:`.fit.fit_switches`).
-- ``tp-magnitude``, ``tp-taylor``: Torch-Pruning's ``GroupMagnitudeImportance`` and
-  ``GroupTaylorImportance`` (``|w * dL/dw|``) over each site's whole dependency group (the
-  DepGraph baselines).
+- ``tp-magnitude``, ``tp-taylor``, ``tp-hessian``: Torch-Pruning's ``GroupMagnitudeImportance``,
+  ``GroupTaylorImportance`` (``|w * dL/dw|``) and ``GroupHessianImportance`` over each site's whole
+  dependency group (the DepGraph baselines, :mod:`.tp_criteria`).
 
 Head sites (``"blocks.0.attn:heads"``, :mod:`.heads`) have one score per head (per key/value
-group): the activation criteria read the heads' outputs before the output projection; the
-Torch-Pruning ones average the importance of a head's rows of q, k, v (whose groups hold the
-projection's columns), as Torch-Pruning's own head pruning does.
+group): the activation criteria read the heads' outputs before the output projection.
 """
 from __future__ import annotations
 
 import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import ClassVar, Protocol
+from typing import ClassVar
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-import torch_pruning as tp
 
 from .fit import FitConfig, fit_switches
 from .frozen import frozen, hooks
-from .groups import channel_groups, default_example, dependency_graph
+from .groups import channel_groups, default_example
 from .heads import head_layout, is_head_site
+from .scores import ChannelScores, Criterion, example_batch, needs
 from .pruning import input_links
 from .sites import channel_dim, is_input_site, layer_module, site_layer
 from .switch_config import SwitchConfig
 from .switches import SwitchedNetwork
+from .tp_criteria import TorchPruningHessian, TorchPruningMagnitude, TorchPruningTaylor
 from .training import TrainConfig, train
 
 
@@ -204,40 +203,6 @@ def group_lasso_retrain(net: nn.Module, layers: Sequence[str], data, cfg: TrainC
     return retrained
 
 
-class ChannelScores(dict):
-    """``{site: (K,) scores}`` with how they compare across layers (``normalisation``, one of
-    ``allocation.NORMALISATIONS``) and the ``network`` they rank."""
-
-    def __init__(self, scores: Mapping[str, torch.Tensor], normalisation: str, network: nn.Module):
-        super().__init__({name: s.detach().float().cpu() for name, s in scores.items()})
-        self.normalisation, self.network = normalisation, network
-
-
-class Criterion(Protocol):
-    """Per-channel scores of ``sites`` of ``net`` (data-driven criteria read ``data``; ``seed``
-    fixes their randomness); ``net`` is left as found."""
-
-    normalisation: ClassVar[str]
-
-    def __call__(self, net: nn.Module, sites: Sequence[str], data=None, seed: int = 0) -> ChannelScores: ...
-
-
-def _needs(data, name: str):
-    if data is None:
-        raise ValueError(f"the {name} criterion reads training data: call it with data=<your training ArrayDataset>")
-    return data
-
-
-def _example(data, net: nn.Module | None = None):
-    """One input batch of ``data`` to trace ``net`` on (None: the zoo's ``net.input_shape``)."""
-    if data is None:
-        if net is not None and getattr(net, "input_shape", None) is None:
-            raise ValueError("this criterion traces the network once to find its channel groups: call it with "
-                             "data=<your data set> (one batch is used), or give the network an input_shape")
-        return None
-    return next(iter(data.batches(1)))[0]
-
-
 @dataclass(frozen=True)
 class Norm:
     """``l1`` / ``l2``: weight norms, each layer's scores divided by their mean for the budget
@@ -246,7 +211,7 @@ class Norm:
     normalisation: ClassVar[str] = "mean"
 
     def __call__(self, net, sites, data=None, seed=0):
-        return ChannelScores(norm_scores(net, sites, self.p, _example(data, net)), self.normalisation, net)
+        return ChannelScores(norm_scores(net, sites, self.p, example_batch(data, net)), self.normalisation, net)
 
 
 @dataclass(frozen=True)
@@ -262,7 +227,7 @@ class Gradient:
         return "l2" if self.kind == "taylor" else "none"
 
     def __call__(self, net, sites, data=None, seed=0):
-        scores = gradient_scores(net, sites, _needs(data, self.kind), self.kind, self.num_batches, self.batch_size, seed)
+        scores = gradient_scores(net, sites, needs(data, self.kind), self.kind, self.num_batches, self.batch_size, seed)
         return ChannelScores(scores, self.normalisation, net)
 
 
@@ -278,7 +243,7 @@ class GroupLasso:
 
     def __call__(self, net, sites, data=None, seed=0):
         cfg = TrainConfig(epochs=self.epochs, lr=self.lr, weight_decay=self.weight_decay, seed=seed)
-        example = _example(_needs(data, "group-lasso"))
+        example = example_batch(needs(data, "group-lasso"))
         retrained = group_lasso_retrain(net, sites, data, cfg, self.strength, example_inputs=example)
         return ChannelScores(norm_scores(retrained, sites, 2, example), self.normalisation, retrained)
 
@@ -289,79 +254,12 @@ class DataFree:
     normalisation: ClassVar[str] = "mean"
 
     def __call__(self, net, sites, data=None, seed=0):
-        shape = getattr(net, "input_shape", None) or tuple(_example(_needs(data, "data-free")).shape[1:])
-        coupled = {site: m for site, m in site_members(net, sites, _example(data, net)).items() if len(m) > 1}
+        shape = getattr(net, "input_shape", None) or tuple(example_batch(needs(data, "data-free")).shape[1:])
+        coupled = {site: m for site, m in site_members(net, sites, example_batch(data, net)).items() if len(m) > 1}
         if coupled:
             raise ValueError(f"data-free scores one layer's channels by the next layer's weights; {coupled} couple "
                              "several layers' channels (a residual network): use another criterion there")
         return ChannelScores(data_free_scores(net, sites, shape), self.normalisation, net)
-
-
-def torch_pruning_scores(net: nn.Module, sites: Sequence[str], importance, example_inputs) -> dict[str, torch.Tensor]:
-    """Torch-Pruning's ``importance`` of each channel of ``sites`` over its whole dependency group
-    (an input site: the producer's channels and their readers); a head site's head: the mean over
-    its rows of q, k, v (module docstring)."""
-    graph = dependency_graph(net, example_inputs)
-
-    def channels(module: nn.Module, prune, width: int) -> torch.Tensor:
-        return importance(graph.get_pruning_group(module, prune, idxs=list(range(width)))).detach().float().cpu()
-
-    scores = {}
-    for site in sites:
-        if is_head_site(site):
-            layout = head_layout(net, site)
-            per_linear = []
-            for name, sections in layout.rows:
-                linear = net.get_submodule(name)
-                imp = channels(linear, tp.prune_linear_out_channels, linear.out_features)
-                per_linear.append(imp.reshape(sections, layout.size, -1).mean((0, 2)))
-            scores[site] = torch.stack(per_linear).mean(0)
-            continue
-        module = layer_module(net, site_layer(site))
-        if is_input_site(site):
-            scores[site] = channels(module, tp.prune_linear_in_channels, module.in_features)
-        elif isinstance(module, nn.Conv2d):
-            scores[site] = channels(module, tp.prune_conv_out_channels, module.out_channels)
-        else:
-            scores[site] = channels(module, tp.prune_linear_out_channels, module.out_features)
-    return scores
-
-
-@dataclass(frozen=True)
-class TorchPruningMagnitude:
-    """``tp-magnitude``: Torch-Pruning's ``GroupMagnitudeImportance`` (DepGraph's baseline: the
-    L2 norm of every weight a channel owns across its whole dependency group, the group's
-    convs, BatchNorms and readers, averaged over the group), each site's scores divided by
-    their mean for the budget (Torch-Pruning's default normaliser)."""
-    p: int = 2
-    normalisation: ClassVar[str] = "mean"
-
-    def __call__(self, net, sites, data=None, seed=0):
-        importance = tp.importance.GroupMagnitudeImportance(p=self.p, group_reduction="mean", normalizer=None)
-        example = default_example(net, _example(data, net))
-        return ChannelScores(torch_pruning_scores(net, sites, importance, example), self.normalisation, net)
-
-
-@dataclass(frozen=True)
-class TorchPruningTaylor:
-    """``tp-taylor``: Torch-Pruning's ``GroupTaylorImportance``, ``|w * dL/dw|`` summed over the
-    weights a channel owns across its dependency group (averaged over the group), with dL/dw
-    the mean cross-entropy's gradient summed over ``num_batches`` shuffled training batches (a
-    copy of ``net`` in eval mode); each site's scores divided by their mean for the budget."""
-    num_batches: int = 10
-    batch_size: int = 100
-    normalisation: ClassVar[str] = "mean"
-
-    def __call__(self, net, sites, data=None, seed=0):
-        data = _needs(data, "tp-taylor")
-        graded = copy.deepcopy(net).eval().requires_grad_(True)
-        graded.zero_grad(set_to_none=True)
-        gen = torch.Generator().manual_seed(seed)
-        for _, (x, y, _) in zip(range(self.num_batches), data.batches(self.batch_size, shuffle=True, generator=gen)):
-            F.cross_entropy(graded(x), y).backward()
-        importance = tp.importance.GroupTaylorImportance(group_reduction="mean", normalizer=None)
-        scores = torch_pruning_scores(graded, sites, importance, default_example(graded, _example(data, graded)))
-        return ChannelScores(scores, self.normalisation, net)
 
 
 @dataclass(frozen=True)
@@ -384,8 +282,8 @@ class Dirichlet:
     normalisation: ClassVar[str] = "mean"
 
     def __call__(self, net, sites, data=None, seed=0):
-        data = _needs(data, "dirichlet")
-        switched = SwitchedNetwork(net, sites, self.switch, example_inputs=_example(data))
+        data = needs(data, "dirichlet")
+        switched = SwitchedNetwork(net, sites, self.switch, example_inputs=example_batch(data))
         guide, _ = fit_switches(switched, data, replace(self.fit, seed=seed), self.checkpoint, progress=False)
         return ChannelScores({name: guide.phi(name) / guide.phi(name).sum() for name in guide.names},
                              self.normalisation, net)
@@ -394,5 +292,5 @@ class Dirichlet:
 CRITERIA: dict[str, Criterion] = {
     "l1": Norm(1), "l2": Norm(2), "taylor": Gradient("taylor"), "fisher": Gradient("fisher"),
     "group-lasso": GroupLasso(), "data-free": DataFree(), "random": Random(), "dirichlet": Dirichlet(),
-    "tp-magnitude": TorchPruningMagnitude(), "tp-taylor": TorchPruningTaylor(),
+    "tp-magnitude": TorchPruningMagnitude(), "tp-taylor": TorchPruningTaylor(), "tp-hessian": TorchPruningHessian(),
 }

@@ -123,6 +123,15 @@ def check_writable(folder: str | os.PathLike) -> Path:
     return folder
 
 
+def file_sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 of the file at ``path``, in hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def settings_key(settings: Any) -> str:
     """10 hex digits of the SHA-256 of ``settings`` as canonical JSON (sorted keys)."""
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]

@@ -1,0 +1,91 @@
+"""The study layer end to end on a tiny MNIST study: rows run, resume without recomputing,
+a changed setting gets its own folder, and the report pairs seeds with an interval."""
+import json
+import os
+from dataclasses import replace
+
+import pytest
+import torch
+
+import pyro_dirichlet as pdl
+from pyro_dirichlet.allocations import ALLOCATIONS, channel_worth
+from pyro_dirichlet.inference.study import Row, Study, run_study
+from pyro_dirichlet.inference.study_report import write_report
+from pyro_dirichlet.models import build_model
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory, mnist_root):
+    torch.manual_seed(0)
+    net = build_model("lenet5")
+    pdl.train(net, pdl.load_mnist(mnist_root).subset(2000), pdl.TrainConfig(epochs=1), progress=False)
+    folder = tmp_path_factory.mktemp("pretrained")
+    sizes = pdl.site_sizes(net)
+    pdl.save_pruned(net, {"model": "lenet5", "input_shape": list(net.input_shape),
+                          "kept": {k: list(range(v)) for k, v in sizes.items()},
+                          "architecture": pdl.format_architecture(sizes)}, folder)
+    return str(folder)
+
+
+def tiny(pretrained, **kwargs):
+    rows = (Row("dirichlet", "likelihood", 4.0), Row("l1", "by-score", 4.0), Row("random", "dirichlet/likelihood", 4.0))
+    return Study(name="tiny", dataset="mnist", pretrained=pretrained, rows=rows, seeds=(0, 1), finetune_epochs=(1,),
+                 finetune=pdl.TrainConfig(epochs=1, batch_size=100), fit=pdl.FitConfig(epochs=1),
+                 score_subset=300, validation=300, train_subset=500, test_subset=300, **kwargs)
+
+
+def test_study_runs_resumes_and_reports(pretrained, tmp_path):
+    study = tiny(pretrained)
+    result = run_study(study, tmp_path, progress=False)
+    rows = {r["name"]: r for r in result["rows"]}
+    assert set(rows) == {"dirichlet@likelihood@4x", "l1@by-score@4x", "random@dirichlet-likelihood@4x"}
+    full_macs = result["full"]["macs"]
+    for r in rows.values():
+        assert r["macs"] <= full_macs / 4 and len(r["finetuned"]) == 2
+        assert all(0 <= ft["test_error"] <= 100 for ft in r["finetuned"])
+    assert rows["random@dirichlet-likelihood@4x"]["counts"] == rows["dirichlet@likelihood@4x"]["counts"]
+    # a rerun reads every record and recomputes nothing
+    files = sorted(p for p in (tmp_path / "tiny").rglob("*.json"))
+    stamps = [os.stat(p).st_mtime_ns for p in files]
+    again = run_study(study, tmp_path, progress=False)
+    assert [os.stat(p).st_mtime_ns for p in files] == stamps and again["rows"] == result["rows"]
+    # another setting, another folder
+    other = run_study(replace(study, rows=study.rows[1:2], seeds=(0,)), tmp_path, finetune=False, progress=False)
+    assert other["folder"] != result["folder"]
+    summary = write_report(result, tmp_path / "report", "test")
+    entry = summary["4x"][1]
+    assert entry["best"]["dirichlet"] == "dirichlet@likelihood@4x"
+    d = entry["dirichlet_vs_best_baseline"]
+    assert d["seeds"] == 2 and d["low"] <= d["mean"] <= d["high"]
+    saved = json.loads((tmp_path / "report" / "results.json").read_text())
+    assert saved["summary"]["4x"]["1"]["dirichlet_vs_best_baseline"]["mean"] == pytest.approx(d["mean"])
+    assert "paired seed(s), 95% interval" in (tmp_path / "report" / "results.md").read_text()
+
+
+def test_rows_refuse_unknown_names(pretrained):
+    with pytest.raises(ValueError, match="allocation one of"):
+        Row("l1", "per-layer", 2.0)
+    with pytest.raises(FileNotFoundError, match="no pretrained network"):
+        replace(tiny(pretrained), pretrained="/nonexistent")
+
+
+def test_channel_worth_is_non_increasing_and_follows_the_curve():
+    worth = channel_worth({2: -5.0, 4: -1.0, 8: -0.5}, 8)
+    assert torch.all(worth[1:] <= worth[:-1])
+    assert worth[2:4].tolist() == [2.0, 2.0] and worth[4:].tolist() == [0.125] * 4
+
+
+def test_likelihood_allocation_keeps_what_the_likelihood_needs(mnist_root):
+    """On a trained LeNet-5 the fc1 units are cheap to cut and conv1 dear: at a quarter of the MACs
+    the likelihood allocation fits the budget, keeps every floor, and differs from the uniform share."""
+    torch.manual_seed(0)
+    net = build_model("lenet5")
+    data = pdl.load_mnist(mnist_root).subset(1500)
+    pdl.train(net, data, pdl.TrainConfig(epochs=1), progress=False)
+    scores = pdl.CRITERIA["l1"](net, net.prunable_layers, data)
+    budget = pdl.count_macs(net, net.input_shape) // 4
+    links = pdl.input_links(net, net.prunable_layers, net.input_shape)
+    counts = ALLOCATIONS["likelihood"](net, scores, budget, links=links, data=data.subset(500))
+    assert pdl.mac_model(net, list(counts))(counts) <= budget
+    assert all(counts[s] >= max(1, round(0.1 * len(v))) for s, v in scores.items())
+    assert counts != ALLOCATIONS["uniform"](net, scores, budget, links=links)
