@@ -94,7 +94,7 @@ def variant_scores(name: str, a, net, fit_data, sites) -> dict:
     switched = pdl.SwitchedNetwork(net, sites, switch)
     cfg = pdl.FitConfig(estimator="mean", mode="layerwise", epochs=a.fit_epochs, batch_size=a.fit_batch_size)
     guide, _ = pdl.fit_switches(switched, fit_data, cfg, progress=not a.no_progress)
-    return {site: (guide.phi(site) / guide.phi(site).sum()).detach() for site in sites}
+    return guide.means(sites)
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -39,7 +39,7 @@ def fit_means(cfg: pipeline.PipelineConfig, net, data, epochs: int, seed: int) -
     fit = dataclasses.replace(cfg.fit, epochs=epochs, seed=seed)
     guide, _ = pdl.fit_switches(switched, data, fit, progress=False)
     seconds = time.perf_counter() - t0
-    return {site: (guide.phi(site) / guide.phi(site).sum()).detach() for site in net.prunable_layers}, seconds
+    return guide.means(net.prunable_layers), seconds
 
 
 def main(argv: list[str] | None = None) -> dict:

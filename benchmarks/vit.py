@@ -34,7 +34,7 @@ import pyro_dirichlet as pdl
 from pyro_dirichlet.devices import resolve_device, device_name
 from pyro_dirichlet.inference import pipeline
 from pyro_dirichlet.io import complete, load_json, load_torch, save_json, save_text, save_torch
-from pyro_dirichlet.allocation import largest_fitting
+from pyro_dirichlet.allocations import uniform_counts as uniform_share
 from pyro_dirichlet.latency import latency_ms
 
 BASELINES = ("tp-magnitude", "tp-taylor", "random")
@@ -65,15 +65,9 @@ def sites_of(net) -> list[str]:
 
 
 def uniform_counts(net, sites: list[str], budget: int) -> dict[str, int]:
-    """The same keep share r of every site (heads and units, at least one), the largest r whose
-    MACs fit ``budget``: one architecture for every method, so that only their rankings differ."""
-    sizes = pdl.site_sizes(net, sites)
-    macs = pdl.mac_model(net, sites)
-
-    def counts(r: float) -> dict[str, int]:
-        return {site: max(1, round(r * k)) for site, k in sizes.items()}
-
-    return counts(largest_fitting(lambda r: macs(counts(r)) <= budget, 0.0))
+    """The same keep share of every site (heads and units, at least one), the largest whose MACs fit
+    ``budget``: one architecture for every method, so that only their rankings differ."""
+    return uniform_share(net, pdl.site_sizes(net, sites), budget, min_keep=0.0)
 
 
 def dirichlet_scores(net, sites, fit_data, fit: pdl.FitConfig, switch: pdl.SwitchConfig, run: Path):
@@ -89,7 +83,7 @@ def dirichlet_scores(net, sites, fit_data, fit: pdl.FitConfig, switch: pdl.Switc
                                 progress=False)
     if not complete(run, stem.name + ".json"):
         save_json({"seconds": time.perf_counter() - start}, f"{stem}.json")
-    means = {n: guide.phi(n) / guide.phi(n).sum() for n in guide.names}
+    means = guide.means()
     return guide, pdl.ChannelScores(means, "mean", net), load_json(f"{stem}.json")["seconds"]
 
 

@@ -124,7 +124,7 @@ def variant_scores(variant: str, seed: int, net, pretrain_data, fit_data) -> tup
     switched = pdl.SwitchedNetwork(net, sites, switch)
     data = fit_data if s["fit_data"] == "holdout" else pretrain_data
     guide, _ = pdl.fit_switches(switched, data, fit_cfg, progress=False)
-    scores = {site: (guide.phi(site) / guide.phi(site).sum()).detach() for site in sites}
+    scores = guide.means(sites)
     return scores, time.perf_counter() - t0
 
 

@@ -42,7 +42,7 @@ import torch.nn as nn
 from tqdm.auto import tqdm
 
 import pyro_dirichlet as pdl
-from pyro_dirichlet import criteria, devices
+from pyro_dirichlet import allocations, criteria, devices
 from pyro_dirichlet.io import keyed_folder, load_json, load_torch, save_json, save_text, save_torch
 from pyro_dirichlet.sites import site_sizes
 
@@ -81,20 +81,8 @@ class CompareConfig(pipeline.StudySettings):
 
 
 def uniform_counts(net: nn.Module, budget: int, links: pdl.allocation.Links) -> dict[str, int]:
-    """The largest uniform keep fraction whose zoo network fits ``budget`` MACs."""
-    sizes = site_sizes(net)
-
-    def counts(f: float) -> dict[str, int]:
-        return pdl.feasible_counts({name: max(1, round(f * k)) for name, k in sizes.items()}, links)
-
-    macs_of = pdl.mac_model(net, list(sizes))
-
-    def macs(f: float) -> int:
-        return macs_of(counts(f))
-
-    if macs(0.0) > budget:
-        raise ValueError(f"budget {budget} MACs is below the smallest network ({macs(0.0)} MACs, one channel a layer)")
-    return counts(pdl.allocation.largest_fitting(lambda f: macs(f) <= budget, 0.0))
+    """The largest uniform keep share of every site (at least one channel) whose zoo network fits ``budget`` MACs."""
+    return allocations.uniform_counts(net, site_sizes(net), budget, links=links, min_keep=0.0)
 
 
 def budget_counts(net: nn.Module, budget: int, links: pdl.allocation.Links) -> dict[str, int]:

@@ -285,7 +285,7 @@ class Dirichlet:
         data = needs(data, "dirichlet")
         switched = SwitchedNetwork(net, sites, self.switch, example_inputs=example_batch(data))
         guide, _ = fit_switches(switched, data, replace(self.fit, seed=seed), self.checkpoint, progress=False)
-        return ChannelScores({name: guide.phi(name) / guide.phi(name).sum() for name in guide.names},
+        return ChannelScores(guide.means(),
                              self.normalisation, net)
 
 

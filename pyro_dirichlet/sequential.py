@@ -49,6 +49,5 @@ def fit_sequential(net: nn.Module, sites: Sequence[str], counts: dict[str, int],
             raise ValueError(f"site {site!r} has {switched.sizes[site]} channels once {sorted(keep)} are pruned, "
                              f"not {sizes[site]}: list it before the sites it depends on")
         guide, _ = fit_switches(switched, data, cfg, checkpoint=checkpoint, progress=progress)
-        phi = guide.phi(site).detach()
-        means[site] = phi / phi.sum()
+        means[site] = guide.means([site])[site]
     return means

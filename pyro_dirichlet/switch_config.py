@@ -33,7 +33,7 @@ def check_alpha0(alpha0: float) -> float:
 @dataclass(frozen=True)
 class SwitchConfig:
     """A switch ``s ~ Dir(alpha0 1_K)`` scaling channel k by ``switch_factor(s, form, steepness, share)_k``
-    (:func:`.switches.switch_factor`; ``"bn"``: :func:`.switches.scale_channels`).
+    (:func:`.switch_ops.switch_factor`; ``"bn"``: :func:`.switch_ops.scale_channels`).
 
     ``form``: one of ``FORMS``, or ``"auto"`` (:func:`.form_rule.resolve_switch` picks it from
     the network; in a user's own Pyro model, which the library cannot inspect, ``"auto"`` is ``s``).
