@@ -5,7 +5,7 @@ validation split for the studies, test error plain and with level-2 TTA.
     python benchmarks/airbench_pretrain.py [--seed 0] [--epochs 9.9] [--run-dir runs/airbench94-cifar10]
 
 Writes ``<run-dir>/pretrained-<hash>/{config.json, train.ckpt, model.pt, spec.json}`` (resumes
-from ``train.ckpt`` after a kill) and ``results/airbench94_pretrain.json``.
+from ``train.ckpt`` after a kill) and ``results/airbench94/pretrain.json``.
 """
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def main(argv=None) -> dict:
     p.add_argument("--epochs", type=float, default=AirbenchConfig.epochs)
     p.add_argument("--train-subset", type=int, default=None, help="train on this many images (a smoke run)")
     p.add_argument("--run-dir", default="runs/airbench94-cifar10")
-    p.add_argument("--out", default="results/airbench94_pretrain.json")
+    p.add_argument("--out", default="results/airbench94/pretrain.json")
     a = p.parse_args(argv)
     cfg = AirbenchConfig(epochs=a.epochs, seed=a.seed)
     train, val = pdl.load_cifar10(train=True, download=False).split(VALIDATION, seed=SPLIT_SEED)

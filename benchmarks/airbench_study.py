@@ -5,7 +5,7 @@ after pruning and after 1, 3 and 10 epochs, configurations chosen on the validat
     python benchmarks/airbench_study.py [--no-finetune] [--finetune-rows best-before]
 
 Runs through the study layer (:mod:`pyro_dirichlet.inference.study`; resumes after a kill from
-``runs/airbench94-study/``) and writes ``results/airbench94_study/results.{json,md}``.
+``runs/airbench94-study/``) and writes ``results/airbench94/study/results.{json,md}``.
 ``--finetune-rows best-before`` fine-tunes only each ranking's best row per budget by validation
 error before fine-tuning (the CPU's share of the work; ``all`` is the full protocol).
 """
@@ -50,7 +50,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--no-finetune", action="store_true", help="only the errors right after pruning")
     ap.add_argument("--finetune-rows", choices=("all", "best-before"), default="all")
     ap.add_argument("--run-dir", default="runs")
-    ap.add_argument("--results", default="results/airbench94_study")
+    ap.add_argument("--results", default="results/airbench94/study")
     ap.add_argument("--no-progress", action="store_true")
     a = ap.parse_args(argv)
     command = "python benchmarks/airbench_study.py " + shlex.join(sys.argv[1:] if argv is None else argv)

@@ -5,7 +5,7 @@ switched, at half the full network's MACs.
 Times the default counter (:func:`pyro_dirichlet.counting.mac_model`: per-layer MACs scaled by
 the kept channels) against trimming and counting the network at every evaluation (the
 previous default), and checks that both pick the same counts. Prints a table and writes
-``results/budget_speed.json``.
+``results/speed/budget_speed.json``.
 
     .venv/bin/python benchmarks/budget_speed.py
 """
@@ -36,7 +36,7 @@ def by_trimming(net, scores):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--results", default="results")
+    parser.add_argument("--results", default="results/speed")
     parser.add_argument("--skip-trimming", action="store_true", help="time the default counter only")
     args = parser.parse_args()
     rows = []

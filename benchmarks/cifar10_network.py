@@ -131,7 +131,7 @@ def parse(argv: list[str] | None) -> StudyConfig:
     ap.add_argument("--pretrain-lr", type=float, default=0.4)
     ap.add_argument("--fit-epochs", type=int, default=3, help="per layer")
     ap.add_argument("--fit-subset", type=int, default=10_000,
-                    help="random training images the switches are fitted on (results/lenet5_fit_data.md: on "
+                    help="random training images the switches are fitted on (results/archive/lenet5_fit_data.md: on "
                          "LeNet-5, 10,000 images x 3 epochs per layer prune as well as all 60,000 x 3 in a fifth "
                          "of the time; 1 epoch per layer is worse)")
     ap.add_argument("--fit-batch-size", type=int, default=256)
@@ -144,7 +144,7 @@ def parse(argv: list[str] | None) -> StudyConfig:
     ap.add_argument("--distill", type=float, default=0.0, help="fine-tune every method with knowledge distillation "
                     "from the full network, this weight on its soft targets (pdl.Distill, T = 4; 0: off)")
     ap.add_argument("--cpu-bf16", action="store_true", help="fine-tune with bf16 autocast on the CPU (faster only "
-                    "with AVX-512 BF16 or AMX: results/cpu_bf16*.md; the switch fit and the errors stay fp32)")
+                    "with AVX-512 BF16 or AMX: results/speed/cpu_bf16*.md; the switch fit and the errors stay fp32)")
     ap.add_argument("--min-keep", type=float, default=MIN_KEEP, help="every method's per-layer floor: at least "
                     "this share of each layer's channels (pdl.counts_for_budget)")
     add_run_args(ap)

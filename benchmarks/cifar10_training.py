@@ -1,5 +1,5 @@
 """VGG-16 (or another zoo network) trained on CIFAR-10 with the fast path; writes
-``results/cifar10_training.json`` (device, command, model, epochs, epoch_seconds,
+``results/vgg16/cifar10_training.json`` (device, command, model, epochs, epoch_seconds,
 images_per_second, test_error_pct) and prints a table.
 
 Defaults are the GPU recipe: SGD (momentum 0.9, Nesterov), batch 512, peak lr 0.4,
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--data-root", default=None)
     ap.add_argument("--train-subset", type=int, default=None)
     ap.add_argument("--test-subset", type=int, default=None)
-    ap.add_argument("--results", default="results")
+    ap.add_argument("--results", default="results/vgg16")
     a = ap.parse_args(argv)
     device = pdl.resolve_device(a.device)
     train = pdl.load_cifar10(a.data_root, train=True).subset(a.train_subset).to(device)

@@ -1,4 +1,4 @@
-"""Does CPU bf16 autocast speed up training and the switch fit here? (``results/cpu_bf16.{json,md}``)
+"""Does CPU bf16 autocast speed up training and the switch fit here? (``results/speed/cpu_bf16.{json,md}``)
 
 On one CIFAR-10 network (ResNet-56 by default, random weights unless ``--pretrained``), times in
 one process, fp32 against ``torch.autocast("cpu", dtype=torch.bfloat16)``:
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--results", default="results")
+    ap.add_argument("--results", default="results/speed")
     a = ap.parse_args(argv)
     command = "python " + shlex.join(["benchmarks/cpu_bf16.py", *(sys.argv[1:] if argv is None else argv)])
     torch.manual_seed(0)

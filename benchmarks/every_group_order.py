@@ -5,7 +5,7 @@ dirichlet-mean-every-group``: posterior means of every channel group, the residu
 included), and allocates the same 50M-MAC budget twice: per MAC of a channel (the study's
 order for Dirichlet scores) and by ``K E[s]`` alone. For each: the per-group counts, the MACs
 one channel of each stream group costs, and the test error right after pruning (no
-fine-tuning). Writes ``results/cifar10_resnet56_every_group_order.{json,md}``.
+fine-tuning). Writes ``results/archive/cifar10_resnet56_every_group_order.{json,md}``.
 
     python benchmarks/every_group_order.py --pretrained ../shared/pretrained/resnet56-cifar10/pretrained-73bd612209
 """
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--pretrained", required=True)
     ap.add_argument("--run-dir", default="runs/resnet56-cifar10-study")
     ap.add_argument("--budget-macs", type=int, default=50_000_000)
-    ap.add_argument("--results", default="results")
+    ap.add_argument("--results", default="results/archive")
     a = ap.parse_args(argv)
     base = pipeline.adopt_pretrained(pipeline.PipelineConfig(run_dir=a.run_dir, model="resnet56", target=None,
                                                              progress=False), a.pretrained)

@@ -3,7 +3,7 @@ MNIST's training set, 1 and 3 epochs per layer (``mean``, layer by layer, the pi
 settings), three seeds each (the seed draws the subset and the fit's batches), each posterior
 pruned to 5-8-45-15 and evaluated before fine-tuning, and ranked against the full fit (all
 60,000 images, 3 epochs: the pipeline's default; seed 0) by Spearman's rank correlation per
-layer. Writes ``results/lenet5_fit_data.{json,md}``.
+layer. Writes ``results/archive/lenet5_fit_data.{json,md}``.
 
 It sizes the fit of the GPU study (``benchmarks/cifar10_network.py --fit-subset``), where the
 switch fit is as large a cost as the training.
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--subsets", default="60000,10000,5000,2000")
     ap.add_argument("--epochs", default="3,1", help="per layer; the first subset's first, seed 0, is the reference")
     ap.add_argument("--seeds", default="0,1,2")
-    ap.add_argument("--results", default="results")
+    ap.add_argument("--results", default="results/archive")
     a = ap.parse_args(argv)
     cfg = pipeline.PipelineConfig(run_dir=a.run_dir, device="cpu", progress=False)
     train, test = pipeline.load_data(cfg)

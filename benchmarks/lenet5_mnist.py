@@ -3,7 +3,7 @@
 Trains LeNet-5-Caffe (20-50-800-500: conv1, conv2, fc1 inputs, fc1 units) once, fits the
 switches with ``mean`` and ``mc``, prunes each to 5-8-45-15 and to a 136,825-MAC budget
 (5-8-45-15's MACs) chosen from the posteriors, fine-tunes, and writes
-``results/lenet5_mnist.json`` and ``results/lenet5_mnist.md``, with the CPU latency of the full
+``results/lenet5/lenet5_mnist.json`` and ``results/lenet5/lenet5_mnist.md``, with the CPU latency of the full
 and each pruned network at batch 1 and 256 (:func:`pyro_dirichlet.latency.latency_ms`, all
 measured in this process at the end). Interrupt and re-run to resume (every step resumes
 from its run directory).
@@ -33,7 +33,7 @@ BUDGET = 136_825  # MACs of 5-8-45-15 on LeNet-5-Caffe
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run-dir", default="runs/lenet5-mnist-bench")
-    ap.add_argument("--results", default="results")
+    ap.add_argument("--results", default="results/lenet5")
     ap.add_argument("--samples", type=int, default=10, help="mc particles per step")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--data-root", default=None)

@@ -2,7 +2,7 @@
 dependency graph built once per network (``pyro_dirichlet.groups.dependency_graph``) against a
 graph traced anew by every call (``groups.uncached()``, as before), in one process. Each
 repetition starts from a fresh copy of the network, so the shared graph is built inside the
-step. Median of ``--repeats``; writes ``results/prune_step.{json,md}``.
+step. Median of ``--repeats``; writes ``results/speed/prune_step.{json,md}``.
 
     python benchmarks/prune_step.py
 """
@@ -73,7 +73,7 @@ def timed(net, sizes: dict[str, int], shape, cached: bool) -> tuple[float, int]:
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--results", default="results")
+    ap.add_argument("--results", default="results/speed")
     a = ap.parse_args(argv)
     rows = []
     for name, net, sites, shape in networks():

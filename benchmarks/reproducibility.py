@@ -2,7 +2,7 @@
 MNIST, the embedded defaults) with 1 and 2 CPU threads at seed 0 (the same arithmetic in another
 order: what another machine's kernels change) and with seeds 0-2 at 2 threads (what a different
 seed changes). Each variant has its own run folder under ``--run-root`` and resumes there.
-Writes ``results/reproducibility.{json,md}``.
+Writes ``results/speed/reproducibility.{json,md}``.
 
     python benchmarks/reproducibility.py
 """
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--variants", default="1:0,2:0,2:1", help="threads:seed pairs, comma-separated")
     ap.add_argument("--run-root", default="runs/reproducibility")
-    ap.add_argument("--results", default="results")
+    ap.add_argument("--results", default="results/speed")
     a = ap.parse_args(argv)
     rows = []
     for variant in a.variants.split(","):

@@ -2,7 +2,7 @@
 masked one on two random inputs) against ``verify=False``, on the zoo's ResNet-56 and VGG-16
 (32 x 32) and torchvision's ``resnet18`` and ``mobilenet_v2`` (224 x 224), every prunable
 channel group switched, half of every group's channels kept at random. Median of
-``--repeats``; writes ``results/trim_check.{json,md}``.
+``--repeats``; writes ``results/speed/trim_check.{json,md}``.
 
     python benchmarks/trim_check.py
 """
@@ -35,7 +35,7 @@ def networks():
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--results", default="results")
+    ap.add_argument("--results", default="results/speed")
     a = ap.parse_args(argv)
     rows = []
     for name, net, shape in networks():

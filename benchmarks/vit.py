@@ -251,7 +251,7 @@ def parse(argv):
     ap.add_argument("--forest-site", default="blocks.1.attn:heads")
     ap.add_argument("--switch-forms", default="rKs,s",
                     help="the Dirichlet variants, by how a switch scales its channel: rKs, r K s with r = --budget "
-                         "(the factors sum to the kept count; results/vit_cifar10_forms.md), and the library's "
+                         "(the factors sum to the kept count; results/archive/vit_cifar10_forms.md), and the library's "
                          f"default s; any of {pdl.switch_config.FORMS}; the first one's heads are plotted")
     ap.add_argument("--alpha0", type=float, default=None, help="the switch prior (default: the library's)")
     ap.add_argument("--forms", default=None, help="only compare these switch forms (e.g. s,Ks,gate,norm) at one "
@@ -261,7 +261,7 @@ def parse(argv):
     ap.add_argument("--device", default="auto")
     ap.add_argument("--data-root", default=None)
     ap.add_argument("--run-dir", default=None, help="default: runs/vit-<dataset>")
-    ap.add_argument("--results", default="results")
+    ap.add_argument("--results", default="results/vit")
     return ap.parse_args(argv)
 
 

@@ -18,7 +18,7 @@ and the posterior means scored by:
 ``l1`` and ``random`` are reference rows (scored the same way). Each (variant, seed)'s
 scores and fit time are cached in ``<pretrained>/ablate/<variant>-<h>/result.json``, keyed by
 its settings, so a rerun resumes; the measures are recomputed on every run (about 45 s),
-so changed budgets never meet old errors. Results go to ``results/lenet5_ablation.{json,md}``.
+so changed budgets never meet old errors. Results go to ``results/archive/lenet5_ablation.{json,md}``.
 """
 from __future__ import annotations
 

@@ -209,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timing-epochs", type=int, default=5, help="timed epochs after one warm-up")
     p.add_argument("--naive-epochs", type=int, default=2, help="timed epochs of naive mc, 0 to skip")
     p.add_argument("--no-timing", action="store_true", help="skip the speed benchmark")
-    p.add_argument("--results", default="results", help="folder for synthetic.json/.md and figures")
+    p.add_argument("--results", default="results/synthetic", help="folder for synthetic.json/.md and figures")
     p.add_argument("--run-dir", default="runs/synthetic", help="fit checkpoints")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--seed", type=int, default=0)

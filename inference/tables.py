@@ -65,37 +65,37 @@ def _target(run: dict) -> str:
 
 
 def airbench() -> str:
-    r = _load("airbench94_pretrain.json")
+    r = _load("airbench94/pretrain.json")
     minutes = r["train_seconds"] / 60
     rows = [[r["architecture"], _num(r["test_error"]), _num(r["test_error_tta"]), _num(r["val_error"]),
              _m(r["macs"]), f"{r['params']:,}", f"{minutes:.1f} min", r["cpu"]]]
     header = ["widths", "test error %", "test error % (TTA)", "validation error %", "MACs", "params",
               "training time", "CPU"]
-    return _table(header, rows, ["airbench94_pretrain.json"])
+    return _table(header, rows, ["airbench94/pretrain.json"])
 
 
 def lenet5() -> str:
-    return _runs_table({"after 20 epochs": "lenet5_mnist.json"}, _target)
+    return _runs_table({"after 20 epochs": "lenet5/lenet5_mnist.json"}, _target)
 
 
 def resnet56() -> str:
-    return _runs_table({"after 2 epochs": "cifar10_resnet56.json", "after 6 epochs": "cifar10_resnet56_finetune6.json",
-                        "after 10 epochs": "cifar10_resnet56_finetune10.json"}, _target)
+    return _runs_table({"after 2 epochs": "resnet56/cifar10_resnet56.json", "after 6 epochs": "resnet56/cifar10_resnet56_finetune6.json",
+                        "after 10 epochs": "resnet56/cifar10_resnet56_finetune10.json"}, _target)
 
 
 def vgg16() -> str:
-    s_form = _runs_table({"after 4 epochs, `s` form": "cifar10_vgg16.json"}, _target)
-    rks = _runs_table({"after 4 epochs, `rKs` form": "cifar10_vgg16_rks.json"}, _target)
+    s_form = _runs_table({"after 4 epochs, `s` form": "vgg16/cifar10_vgg16.json"}, _target)
+    rks = _runs_table({"after 4 epochs, `rKs` form": "vgg16/cifar10_vgg16_rks.json"}, _target)
     return s_form + "\n" + rks
 
 
 def vit() -> str:
-    return _runs_table({"after 12 epochs (mean of 3 seeds)": "vit_cifar10_finetune12_seeds.json"}, _target,
-                       extra="vit_cifar10_finetune12_taylor_seeds.json") + _vit_taylor()
+    return _runs_table({"after 12 epochs (mean of 3 seeds)": "vit/vit_cifar10_finetune12_seeds.json"}, _target,
+                       extra="vit/vit_cifar10_finetune12_taylor_seeds.json") + _vit_taylor()
 
 
 def _vit_taylor() -> str:
-    run = _load("vit_cifar10_finetune12_taylor_seeds.json")["runs"][0]
+    run = _load("vit/vit_cifar10_finetune12_taylor_seeds.json")["runs"][0]
     return (f"\n{_target(run)}: {_num(run['error_pruned_pct'])}% before fine-tuning, "
             f"{_num(run['error_pct'])}% after 12 epochs (mean of 3 seeds), {_m(run['macs'])} MACs.\n")
 

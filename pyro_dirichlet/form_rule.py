@@ -19,10 +19,10 @@ residual branch the identity path carries the stream's scale. An eval-mode Batch
 path (``gamma (x - mu) / sigma + beta``) replaces a signal K times too small by its own offsets:
 the network's function is lost and the fit buys the scale back by piling the switch's mass on a
 few channels (VGG-16's ``s`` posterior is nearly one-hot on conv1-conv7, docs/results.md).
-The errors: right after pruning (LeNet-5 at 500K MACs, ``results/lenet5_ablation_rks.md``;
-ResNet-56 at half of every inner layer, ``results/cifar10_resnet56_ablation_cap.md``; the ViT at
-half its MACs, ``results/vit_cifar10.md``) or after 4 epochs of fine-tuning (VGG-16 at 38M MACs,
-``results/cifar10_vgg16_rks.md``).
+The errors: right after pruning (LeNet-5 at 500K MACs, ``results/archive/lenet5_ablation_rks.md``;
+ResNet-56 at half of every inner layer, ``results/archive/cifar10_resnet56_ablation_cap.md``; the ViT at
+half its MACs, ``results/archive/vit_cifar10.md``) or after 4 epochs of fine-tuning (VGG-16 at 38M MACs,
+``results/vgg16/cifar10_vgg16_rks.md``).
 A residual sum is an addition of two traced tensors (Torch-Pruning's graph), e.g. ``out + x``.
 """
 from __future__ import annotations

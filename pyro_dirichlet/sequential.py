@@ -3,7 +3,7 @@ pruned, so that a site's posterior sees the context it will be pruned in.
 
 A layer-by-layer fit scores every site with the rest of the network whole. On the ViT study that
 picks heads that are good alone but not beside the other blocks' pruning; fitted in its pruned
-context each block's choice is the best of its subsets there (``results/vit_cifar10_forms_sequential.md``).
+context each block's choice is the best of its subsets there (``results/archive/vit_cifar10_forms_sequential.md``).
 The price: the kept counts must be known before the fit (e.g. a shared architecture).
 """
 from __future__ import annotations

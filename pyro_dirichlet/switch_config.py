@@ -5,9 +5,9 @@ point uses (``SwitchedNetwork``, ``dirichlet_switch``, the pipeline and CLI, ``c
 The defaults are the ablations' evidence:
 
 - ``form="auto"``: the form of the network's kind (:mod:`.form_rule`): ``s`` on networks without
-  normalisation (LeNet-5, ``results/lenet5_ablation.md``: 3.4% right after pruning at 500K MACs
+  normalisation (LeNet-5, ``results/archive/lenet5_ablation.md``: 3.4% right after pruning at 500K MACs
   against 13.4% with the paper's ``K s``) and in BatchNorm networks with residual sums (ResNet-56,
-  ``results/cifar10_resnet56_ablation.md``); ``rKs`` on plain BatchNorm networks (VGG-16) and
+  ``results/archive/cifar10_resnet56_ablation.md``); ``rKs`` on plain BatchNorm networks (VGG-16) and
   LayerNorm transformers (ViT). A ``K s`` switch after a BatchNorm scales the trained gamma and
   beta where the loss is flat. A network's entry point resolves ``"auto"`` before it keys a run
   folder, so folders name the form that was used.

@@ -90,7 +90,7 @@ class Distill:
 
 def autocast(device: torch.device, cpu_bf16: bool = False):
     """bf16 autocast on CUDA, and on the CPU where ``cpu_bf16`` asks for it (faster only on a CPU
-    with AVX-512 BF16 or AMX: ``results/cpu_bf16*.md``); fp32 otherwise."""
+    with AVX-512 BF16 or AMX: ``results/speed/cpu_bf16*.md``); fp32 otherwise."""
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return torch.autocast("cpu", dtype=torch.bfloat16, enabled=cpu_bf16 and device.type == "cpu")

@@ -28,8 +28,8 @@ def script(name):
 
 def test_the_defaults_are_the_evidence():
     """The form follows the network's kind (pyro_dirichlet/form_rule.py): `s` ranked best on LeNet-5
-    (results/lenet5_ablation_rks.md) and ResNet-56 (results/cifar10_resnet56_ablation_cap.md), `rKs` on
-    VGG-16 (results/cifar10_vgg16_rks.md) and the ViT (results/vit_cifar10_forms.md)."""
+    (results/archive/lenet5_ablation_rks.md) and ResNet-56 (results/archive/cifar10_resnet56_ablation_cap.md), `rKs` on
+    VGG-16 (results/vgg16/cifar10_vgg16_rks.md) and the ViT (results/archive/vit_cifar10_forms.md)."""
     assert (DEFAULT.alpha0, DEFAULT.form, DEFAULT.steepness, DEFAULT.temperature) == (0.5, "auto", 3.0, False)
     expected = {"lenet5": ("plain", "s"), "mlp": ("plain", "s"), "resnet56": ("residual-batchnorm", "s"),
                 "wrn28_10": ("residual-batchnorm", "s"), "vgg16": ("plain-batchnorm", "rKs")}
@@ -81,7 +81,7 @@ def test_the_library_picks_the_form_of_the_networks_kind(norm, residual, kind, f
 
 
 def test_a_transformer_block_gets_the_normalised_kinds_form():
-    """A LayerNorm (pre-norm) MLP block: its hidden units get ``rKs`` (results/vit_cifar10_forms.md)."""
+    """A LayerNorm (pre-norm) MLP block: its hidden units get ``rKs`` (results/archive/vit_cifar10_forms.md)."""
     class Block(torch.nn.Module):
         input_shape = (5, 8)  # 5 tokens of 8 features
 
