@@ -5,12 +5,13 @@ budget) over one pretrained network, with one fit, one fine-tuning recipe and on
 Folder (every name keyed by the settings that make it, so a changed setting never reuses a result):
 
     <run_dir>/study-<h>/scores-<ranking>.pt         per-channel scores (a ranking is computed once)
+    <run_dir>/study-<h>/curves-<ranking>.json       the likelihood allocation's cut curves (once a ranking)
     <run_dir>/study-<h>/rows/<row>.json             counts, MACs, params, errors before fine-tuning
     <run_dir>/study-<h>/rows/<row>/ft<E>-s<seed>.json   errors after E epochs of fine-tuning, seed
     <run_dir>/study-<h>/ckpt/<row>-ft<E>-s<seed>.ckpt   the fine-tuning's checkpoint (resumes a kill)
 
 ``study-<h>`` is keyed by everything but the rows, so adding a row reuses every score. Work runs
-cheapest first: every row before fine-tuning, then each fine-tuning length for every row and seed.
+cheapest first: every row before fine-tuning, then each fine-tuning length, seed by seed, for every row.
 Errors: on the validation split (held out from training, seed ``split_seed``; configurations are
 chosen there) and on the test set (reported).
 """
@@ -24,7 +25,7 @@ from pathlib import Path
 import torch
 
 import pyro_dirichlet as pdl
-from pyro_dirichlet.allocations import ALLOCATIONS
+from pyro_dirichlet.allocations import ALLOCATIONS, Likelihood, counts_from_curves
 from pyro_dirichlet.criteria import CRITERIA, ChannelScores, Dirichlet
 from pyro_dirichlet.io import complete, file_sha256, keyed_folder, load_json, load_torch, save_json, save_torch
 
@@ -142,8 +143,19 @@ class Runner:
         if source is not None:
             return self.before(source)["counts"]
         budget = int(self.full_macs / row.budget)
-        return ALLOCATIONS[row.allocation](self.net, self.scores(row.ranking), budget, self.example,
-                                           links=self.links, data=self.data.scores)
+        scores = self.scores(row.ranking)
+        allocation = ALLOCATIONS[row.allocation]
+        if isinstance(allocation, Likelihood):  # its curves do not depend on the budget: computed once
+            return counts_from_curves(self.net, self.curves(row.ranking, allocation), pdl.site_sizes(self.net),
+                                      budget, self.example, self.links)
+        return allocation(self.net, scores, budget, self.example, links=self.links, data=self.data.scores)
+
+    def curves(self, ranking: str, allocation: Likelihood) -> dict[str, dict[int, float]]:
+        path = self.folder / f"curves-{ranking}.json"
+        if not path.exists():
+            curves = allocation.curves(self.net, self.scores(ranking), self.data.scores, self.example, self.links)
+            save_json({site: [[k, ll] for k, ll in curve.items()] for site, curve in curves.items()}, path)
+        return {site: {int(k): ll for k, ll in points} for site, points in load_json(path).items()}
 
     def pruned(self, row: Row) -> torch.nn.Module:
         counts = self.before(row)["counts"]
@@ -189,9 +201,9 @@ class Runner:
         tuned = [row for row in self.study.rows if finetune is True or (finetune and row.name in finetune)]
         for row in self.study.rows:
             records[row.name]["finetuned"] = []
-        for epochs in self.study.finetune_epochs:
-            for row in tuned:
-                for seed in self.study.seeds:
+        for epochs in self.study.finetune_epochs:  # seed-major: every row's first seeds before any row's last
+            for seed in self.study.seeds:
+                for row in tuned:
                     records[row.name]["finetuned"].append(self.finetuned(row, epochs, seed))
         full = {"architecture": self.spec.get("architecture"), "macs": self.full_macs,
                 "params": pdl.count_params(self.net), "val_error": pdl.evaluate(self.net, self.data.val),

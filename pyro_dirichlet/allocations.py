@@ -110,18 +110,29 @@ def channel_worth(curve: Mapping[int, float], size: int) -> torch.Tensor:
     return torch.tensor(gain.copy(), dtype=torch.float32)
 
 
+def counts_from_curves(net: nn.Module, curves: Mapping[str, Mapping[int, float]], sizes: Mapping[str, int],
+                       budget_macs: int, example_inputs=None, links: Links | None = None,
+                       min_keep: float = MIN_KEEP) -> dict[str, int]:
+    """The ``likelihood`` allocation's counts from :func:`cut_curves` (module docstring)."""
+    worth = ChannelScores({s: channel_worth(curves[s], k) for s, k in sizes.items()}, "none", net)
+    return counts_for_budget(net, worth, budget_macs, example_inputs, links=links, normalisation="none", per_mac=True,
+                             min_keep=min_keep)
+
+
 @dataclass(frozen=True)
 class Likelihood:
     """``likelihood`` (module docstring): needs ``data`` (a held-out or fit split, ``examples`` of it used)."""
     grid: int = 8
     examples: int = 2000
 
-    def __call__(self, net, scores, budget_macs, example_inputs=None, links=None, data=None, min_keep=MIN_KEEP):
+    def curves(self, net, scores, data, example_inputs=None, links=None, min_keep=MIN_KEEP):
         data = needs(data, "likelihood allocation").subset(self.examples)
-        curves = cut_curves(net, scores, data, example_inputs, links, self.grid, min_keep)
-        worth = ChannelScores({s: channel_worth(curves[s], len(v)) for s, v in scores.items()}, "none", net)
-        return counts_for_budget(net, worth, budget_macs, example_inputs, links=links, normalisation="none",
-                                 per_mac=True, min_keep=min_keep)
+        return cut_curves(net, scores, data, example_inputs, links, self.grid, min_keep)
+
+    def __call__(self, net, scores, budget_macs, example_inputs=None, links=None, data=None, min_keep=MIN_KEEP):
+        curves = self.curves(net, scores, data, example_inputs, links, min_keep)
+        return counts_from_curves(net, curves, {s: len(v) for s, v in scores.items()}, budget_macs, example_inputs,
+                                  links, min_keep)
 
 
 ALLOCATIONS: dict[str, Allocation] = {"per-mac": ScoreOrder(True), "by-score": ScoreOrder(False),

@@ -4,7 +4,7 @@ import torch
 import torch.nn as nn
 
 import pyro_dirichlet as pdl
-from pyro_dirichlet import groups
+from pyro_dirichlet import graph, groups
 from pyro_dirichlet.models import build_model
 
 
@@ -28,8 +28,8 @@ def test_the_graph_is_shared_until_the_network_or_the_inputs_change():
 def test_a_prune_step_traces_the_network_once_before_trimming(monkeypatch):
     net = build_model("resnet56", widths=[4] * 27).eval()
     built = []
-    real = groups._build_graph
-    monkeypatch.setattr(groups, "_build_graph", lambda *a: built.append(1) or real(*a))
+    real = graph._build_graph
+    monkeypatch.setattr(graph, "_build_graph", lambda *a: built.append(1) or real(*a))
     scores = {s: torch.rand(k) for s, k in pdl.site_sizes(net).items()}
     counts = pdl.counts_for_budget(net, scores, pdl.count_macs(net) // 2)
     links = pdl.input_links(net, list(scores))
