@@ -62,7 +62,7 @@ def main() -> None:
         print(json.dumps(row))
     result = {"device": device_name(torch.device("cpu")), "input_shape": list(SHAPE), "rows": rows}
     save_json(result, Path(args.results) / "budget_speed.json")
-    print(f"\n| network | groups | budget (MACs) | kept (MACs) | seconds | seconds, trimming each time | same counts |")
+    print("\n| network | groups | budget (MACs) | kept (MACs) | seconds | seconds, trimming each time | same counts |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['network']} | {r['groups']} | {r['budget_macs']:,} | {r['macs']:,} | {r['seconds']} | "

@@ -152,4 +152,4 @@ FIT_DATA = ("train", "holdout")
 # model -> (data set name, loader)
 DATASETS = {"lenet5": ("mnist", pdl.load_mnist), "lenet5_3fc": ("mnist", pdl.load_mnist), "mlp": ("mnist", pdl.load_mnist),
             "vgg16": ("cifar10", pdl.load_cifar10), "resnet56": ("cifar10", pdl.load_cifar10),
-            "wrn28_10": ("cifar10", pdl.load_cifar10)}
+            "wrn28_10": ("cifar10", pdl.load_cifar10), "plain_cnn": ("cifar10", pdl.load_cifar10)}

@@ -193,25 +193,26 @@ class Runner:
         save_json(record, path)
         return record
 
-    def run(self, finetune: bool | Collection[str] = True) -> dict:
+    def run(self, finetune: bool | Collection[str] = True, after_each: Callable[[dict], None] | None = None) -> dict:
         """Every row before fine-tuning, then each length for every row (``finetune``: True, or the
         names of the rows to fine-tune) and seed; returns ``{"study", "folder", "settings", "full",
-        "rows": [record + {"finetuned": [...]}]}``."""
-        records = {row.name: self.before(row) for row in self.study.rows}
+        "rows": [record + {"finetuned": [...]}]}``, also given to ``after_each`` after every new fine-tuning."""
+        full = {"architecture": self.spec.get("architecture"), "macs": self.full_macs,
+                "params": pdl.count_params(self.net), "val_error": pdl.evaluate(self.net, self.data.val),
+                "test_error": pdl.evaluate(self.net, self.data.test)}
+        records = {row.name: {**self.before(row), "finetuned": []} for row in self.study.rows}
+        result = {"study": self.study.name, "folder": str(self.folder), "settings": self.study.settings(),
+                  "full": full, "rows": list(records.values())}
         tuned = [row for row in self.study.rows if finetune is True or (finetune and row.name in finetune)]
-        for row in self.study.rows:
-            records[row.name]["finetuned"] = []
         for epochs in self.study.finetune_epochs:  # seed-major: every row's first seeds before any row's last
             for seed in self.study.seeds:
                 for row in tuned:
                     records[row.name]["finetuned"].append(self.finetuned(row, epochs, seed))
-        full = {"architecture": self.spec.get("architecture"), "macs": self.full_macs,
-                "params": pdl.count_params(self.net), "val_error": pdl.evaluate(self.net, self.data.val),
-                "test_error": pdl.evaluate(self.net, self.data.test)}
-        return {"study": self.study.name, "folder": str(self.folder), "settings": self.study.settings(),
-                "full": full, "rows": list(records.values())}
+                    if after_each is not None:
+                        after_each(result)
+        return result
 
 
 def run_study(study: Study, run_dir: str | Path = "runs", finetune: bool | Collection[str] = True,
-              progress: bool = True) -> dict:
-    return Runner(study, run_dir, progress).run(finetune)
+              progress: bool = True, after_each: Callable[[dict], None] | None = None) -> dict:
+    return Runner(study, run_dir, progress).run(finetune, after_each)

@@ -108,6 +108,34 @@ def markdown(result: dict, summary: dict, command: str) -> str:
     return "\n".join(lines)
 
 
+def best_before(result: dict, every: tuple[str, ...] = ()) -> set[str]:
+    """Each ranking's best row per budget by validation error right after pruning, and every row of
+    the rankings in ``every``."""
+    best = {name for lengths in summarise(result).values() for name in lengths[0]["best"].values()}
+    return best | {r["name"] for r in result["rows"] if r["row"]["ranking"] in every}
+
+
+FINETUNE_ROWS = ("all", "none", "best-before", "dirichlet+best-before")
+
+
+def run_and_report(study, out_dir: str | Path, command: str, finetune_rows: str = "all", run_dir: str | Path = "runs",
+                   progress: bool = True) -> dict:
+    """Run ``study`` right after pruning and report; then fine-tune the rows ``finetune_rows`` names
+    (:data:`FINETUNE_ROWS`: ``best-before`` is each ranking's best row per budget by validation error
+    before fine-tuning; ``dirichlet+best-before`` adds every Dirichlet row), rewriting the report after
+    each fine-tuning so that a stopped run leaves what it measured."""
+    from .study import run_study
+
+    result = run_study(study, run_dir, finetune=False, progress=progress)
+    write_report(result, out_dir, command)
+    if finetune_rows == "none":
+        return result
+    every = ("dirichlet",) if finetune_rows == "dirichlet+best-before" else ()
+    rows = True if finetune_rows == "all" else best_before(result, every)
+    return run_study(study, run_dir, finetune=rows, progress=progress,
+                     after_each=lambda partial: write_report(partial, out_dir, command))
+
+
 def write_report(result: dict, out_dir: str | Path, command: str) -> dict:
     """Write ``results.json`` (the run, its summary, the command) and ``results.md`` into ``out_dir``."""
     summary = summarise(result)

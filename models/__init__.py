@@ -15,10 +15,11 @@ import torch.nn as nn
 from .airbench import Airbench94
 from .lenet5 import LeNet5, LeNet5ThreeFC
 from .mlp import MLP
+from .plain_cnn import PlainCNN
 from .resnet import ResNet56, WideResNet28x10
 from .vgg import VGG16
 
-MODELS: dict[str, type[nn.Module]] = {"airbench94": Airbench94, "lenet5": LeNet5, "lenet5_3fc": LeNet5ThreeFC, "mlp": MLP, "vgg16": VGG16, "resnet56": ResNet56,
+MODELS: dict[str, type[nn.Module]] = {"airbench94": Airbench94, "lenet5": LeNet5, "lenet5_3fc": LeNet5ThreeFC, "mlp": MLP, "plain_cnn": PlainCNN, "vgg16": VGG16, "resnet56": ResNet56,
                                       "wrn28_10": WideResNet28x10}
 
 
@@ -33,4 +34,4 @@ def build_model(name: str, widths: Sequence[int] | None = None, **kwargs) -> nn.
     return net
 
 
-__all__ = ["MODELS", "build_model", "Airbench94", "LeNet5", "LeNet5ThreeFC", "MLP", "ResNet56", "VGG16", "WideResNet28x10"]
+__all__ = ["MODELS", "build_model", "Airbench94", "LeNet5", "LeNet5ThreeFC", "MLP", "PlainCNN", "ResNet56", "VGG16", "WideResNet28x10"]

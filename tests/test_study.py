@@ -89,3 +89,17 @@ def test_likelihood_allocation_keeps_what_the_likelihood_needs(mnist_root):
     assert pdl.mac_model(net, list(counts))(counts) <= budget
     assert all(counts[s] >= max(1, round(0.1 * len(v))) for s, v in scores.items())
     assert counts != ALLOCATIONS["uniform"](net, scores, budget, links=links)
+
+
+def test_run_and_report_fine_tunes_the_rows_it_names(pretrained, tmp_path):
+    from pyro_dirichlet.inference.study_report import run_and_report
+
+    study = replace(tiny(pretrained), rows=tiny(pretrained).rows + (Row("dirichlet", "uniform", 4.0),
+                                                                   Row("l1", "uniform", 4.0)))
+    result = run_and_report(study, tmp_path / "report", "test", "dirichlet+best-before", run_dir=tmp_path,
+                            progress=False)
+    tuned = {r["name"] for r in result["rows"] if r["finetuned"]}
+    best_l1 = min((r for r in result["rows"] if r["row"]["ranking"] == "l1"), key=lambda r: r["val_error"])["name"]
+    assert tuned == {"dirichlet@likelihood@4x", "dirichlet@uniform@4x", best_l1, "random@dirichlet-likelihood@4x"}
+    saved = json.loads((tmp_path / "report" / "results.json").read_text())
+    assert sum(len(r["finetuned"]) for r in saved["rows"]) == 2 * len(tuned)
