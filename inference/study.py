@@ -143,12 +143,12 @@ class Runner:
         if source is not None:
             return self.before(source)["counts"]
         budget = int(self.full_macs / row.budget)
-        scores = self.scores(row.ranking)
         allocation = ALLOCATIONS[row.allocation]
         if isinstance(allocation, Likelihood):  # its curves do not depend on the budget: computed once
             return counts_from_curves(self.net, self.curves(row.ranking, allocation), pdl.site_sizes(self.net),
                                       budget, self.example, self.links)
-        return allocation(self.net, scores, budget, self.example, links=self.links, data=self.data.scores)
+        return allocation(self.net, self.scores(row.ranking), budget, self.example, links=self.links,
+                          data=self.data.scores)
 
     def curves(self, ranking: str, allocation: Likelihood) -> dict[str, dict[int, float]]:
         path = self.folder / f"curves-{ranking}.json"
@@ -157,10 +157,9 @@ class Runner:
             save_json({site: [[k, ll] for k, ll in curve.items()] for site, curve in curves.items()}, path)
         return {site: {int(k): ll for k, ll in points} for site, points in load_json(path).items()}
 
-    def pruned(self, row: Row) -> torch.nn.Module:
-        counts = self.before(row)["counts"]
-        keep = pdl.keep_indices(self.scores(row.ranking), counts, self.links)
-        return pdl.trim(self.net, keep, self.example)
+    def pruned(self, ranking: str, counts: dict[str, int]) -> torch.nn.Module:
+        """The network trimmed to ``counts``, keeping each site's best channels by ``ranking``."""
+        return pdl.trim(self.net, pdl.keep_indices(self.scores(ranking), counts, self.links), self.example)
 
     def before(self, row: Row) -> dict:
         """The row's record before fine-tuning (computed once)."""
@@ -168,8 +167,7 @@ class Runner:
         if path.exists():
             return load_json(path)
         counts = self.counts(row)
-        keep = pdl.keep_indices(self.scores(row.ranking), counts, self.links)
-        small = pdl.trim(self.net, keep, self.example)
+        small = self.pruned(row.ranking, counts)
         record = {"row": asdict(row), "name": row.name, "counts": counts,
                   "architecture": pdl.format_architecture(counts), "macs": pdl.count_macs(small, self.example),
                   "params": pdl.count_params(small), "val_error": pdl.evaluate(small, self.data.val),
@@ -182,7 +180,7 @@ class Runner:
         path = self.folder / "rows" / row.name / f"ft{epochs}-s{seed}.json"
         if complete(path.parent, path.name):
             return load_json(path)
-        small = self.pruned(row)
+        small = self.pruned(row.ranking, self.before(row)["counts"])
         recipe = replace(self.study.finetune, epochs=epochs, seed=seed)
         torch.manual_seed(seed)
         start = time.perf_counter()
