@@ -22,12 +22,15 @@ Public API (one screen):
   zero-padding shortcut that stays prunable); ``DirichletImportance``
   (posterior means as a Torch-Pruning importance).
 - criteria: ``CRITERIA`` (``name -> criterion(net, sites, data, seed) -> ChannelScores``: l1, l2,
-  taylor, fisher, group-lasso, data-free, random, dirichlet, tp-magnitude).
+  taylor, fisher, group-lasso, data-free, random, dirichlet, tp-magnitude, tp-taylor, tp-hessian);
+  allocations: ``ALLOCATIONS`` (``name -> allocation(net, scores, budget_macs, ...) -> counts``:
+  per-mac, by-score, uniform, likelihood; :mod:`.allocations`).
 - counting: ``count_macs``, ``count_ops`` (MACs and the LeNet-5 tables' FLOPs), ``count_params``,
   ``mac_model`` / ``param_model`` (MACs / parameters of keep counts without trimming); training: ``TrainConfig``, ``train``, ``evaluate``;
   data: ``load_mnist``, ``load_cifar10``, ``data_root`` (``$PYRO_DIRICHLET_DATA``), ``FeatureDataset``; ``simulate``
   (the synthetic study's ground truth).
 """
+from .allocations import ALLOCATIONS
 from .criteria import CRITERIA, ChannelScores, Criterion
 from .channel_map import ChannelScatter
 from .counting import count_macs, count_ops, count_params, mac_model, param_model
@@ -64,7 +67,7 @@ from .training import Distill, TrainConfig, evaluate, train
 from .user_model import switch_layers, unfold_particles
 
 __all__ = [
-    "ArrayDataset", "CRITERIA", "hf", "ChannelGroup", "ChannelScatter", "ChannelScores", "Criterion", "CheckpointError", "DirichletImportance", "CoupledLayersError", "DATA_ENV", "DataNotFoundError", "FeatureDataset", "FitConfig",
+    "ALLOCATIONS", "ArrayDataset", "CRITERIA", "hf", "ChannelGroup", "ChannelScatter", "ChannelScores", "Criterion", "CheckpointError", "DirichletImportance", "CoupledLayersError", "DATA_ENV", "DataNotFoundError", "FeatureDataset", "FitConfig",
     "Distill", "InputSelect", "MeanDirichlet", "TrimMismatchError", "MeanSwitchELBO", "SwitchConfig", "SwitchGuide", "SwitchedNetwork", "TrainConfig", "channel_groups", "count_macs", "count_ops", "count_params",
     "counts_for_budget", "counts_for_mass", "data_root", "dirichlet_switch", "evaluate", "export_network", "feasible_counts", "fit_switches", "fit_sequential",
     "format_architecture", "input_links", "keep_indices", "mac_model", "param_model", "load_idata", "load_cifar10", "load_mnist", "load_pruned", "normalise_scores",
