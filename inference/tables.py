@@ -102,7 +102,7 @@ def resnet56_detail() -> str:
     rows += [[f"{name} (anchor)", "—", "—", _num(error), macs, "—", "—"] for name, error, macs, _ in r["paper"]]
     header = ["method", "inner widths", "error before fine-tuning %", "error after 2 epochs %", "MACs", "params",
               "CPU ms, batch 1 / 256"]
-    return _table(header, rows, ["resnet56/cifar10_resnet56.json"]).replace("](results/", "](../results/")
+    return _table(header, rows, ["resnet56/cifar10_resnet56.json"])
 
 
 def vgg16() -> str:
@@ -127,13 +127,16 @@ TABLES: dict[str, Callable[[], str]] = {"airbench94": airbench, "lenet5": lenet5
                                         "vgg16": vgg16, "vit": vit}
 
 
-def render(text: str) -> str:
-    """``text`` with every table block regenerated (an unknown name raises, naming it)."""
+def render(text: str, doc: str = "README.md") -> str:
+    """``text`` (the document ``doc``, whose folder the links are relative to) with every table block
+    regenerated (an unknown name raises, naming it)."""
+    up = "../" * doc.count("/")
+
     def block(m: re.Match) -> str:
         name = m.group("name")
         if name not in TABLES:
             raise KeyError(f"unknown table {name!r} in a <!-- table: --> block; known: {sorted(TABLES)}")
-        return m.group(1) + TABLES[name]() + m.group(4)
+        return m.group(1) + TABLES[name]().replace("](results/", f"]({up}results/") + m.group(4)
     return BLOCK.sub(block, text)
 
 
@@ -145,7 +148,7 @@ def main(argv=None) -> int:
     for doc in DOCUMENTS:
         path = ROOT / doc
         text = path.read_text()
-        new = render(text)
+        new = render(text, doc)
         if new != text:
             stale.append(doc)
             if not a.check:
