@@ -118,10 +118,7 @@ class Runner:
         self.folder = keyed_folder(Path(run_dir) / study.name, "study", study.settings())
         self.data = load_data(study)
         self.net, self.spec = pdl.load_pruned(study.pretrained)
-        self.sites = list(pdl.site_sizes(self.net))
-        self.example = self.net.input_shape
-        self.links = pdl.input_links(self.net, self.sites, self.example)
-        self.full_macs = pdl.count_macs(self.net, self.example)
+        self.pruner = pdl.Pruner(self.net, list(pdl.site_sizes(self.net)))
 
     def scores(self, ranking: str) -> ChannelScores:
         path = self.folder / f"scores-{ranking}.pt"
@@ -132,7 +129,7 @@ class Runner:
             state = load_torch(path)
             return ChannelScores(state["scores"], criterion.normalisation, self.net)
         start = time.perf_counter()
-        scores = criterion(self.net, self.sites, self.data.scores, seed=0)
+        scores = criterion(self.net, self.pruner.sites, self.data.scores, seed=0)
         if scores.network is not self.net:
             raise ValueError(f"{ranking} retrains the network; a study prunes its pretrained network as it is")
         save_torch({"scores": dict(scores), "seconds": time.perf_counter() - start}, path)
@@ -142,24 +139,23 @@ class Runner:
         source = row.counts_source()
         if source is not None:
             return self.before(source)["counts"]
-        budget = int(self.full_macs / row.budget)
+        budget, p = int(self.pruner.macs / row.budget), self.pruner
         allocation = ALLOCATIONS[row.allocation]
         if isinstance(allocation, Likelihood):  # its curves do not depend on the budget: computed once
-            return counts_from_curves(self.net, self.curves(row.ranking, allocation), pdl.site_sizes(self.net),
-                                      budget, self.example, self.links)
-        return allocation(self.net, self.scores(row.ranking), budget, self.example, links=self.links,
-                          data=self.data.scores)
+            return counts_from_curves(self.net, self.curves(row.ranking, allocation), p.sizes, budget, p.example, p.links)
+        return p.counts(self.scores(row.ranking), budget, row.allocation, data=self.data.scores)
 
     def curves(self, ranking: str, allocation: Likelihood) -> dict[str, dict[int, float]]:
         path = self.folder / f"curves-{ranking}.json"
         if not path.exists():
-            curves = allocation.curves(self.net, self.scores(ranking), self.data.scores, self.example, self.links)
+            curves = allocation.curves(self.net, self.scores(ranking), self.data.scores, self.pruner.example,
+                                       self.pruner.links)
             save_json({site: [[k, ll] for k, ll in curve.items()] for site, curve in curves.items()}, path)
         return {site: {int(k): ll for k, ll in points} for site, points in load_json(path).items()}
 
     def pruned(self, ranking: str, counts: dict[str, int]) -> torch.nn.Module:
         """The network trimmed to ``counts``, keeping each site's best channels by ``ranking``."""
-        return pdl.trim(self.net, pdl.keep_indices(self.scores(ranking), counts, self.links), self.example)
+        return self.pruner.trim(self.scores(ranking), counts)
 
     def before(self, row: Row) -> dict:
         """The row's record before fine-tuning (computed once)."""
@@ -169,7 +165,7 @@ class Runner:
         counts = self.counts(row)
         small = self.pruned(row.ranking, counts)
         record = {"row": asdict(row), "name": row.name, "counts": counts,
-                  "architecture": pdl.format_architecture(counts), "macs": pdl.count_macs(small, self.example),
+                  "architecture": pdl.format_architecture(counts), "macs": pdl.count_macs(small, self.pruner.example),
                   "params": pdl.count_params(small), "val_error": pdl.evaluate(small, self.data.val),
                   "test_error": pdl.evaluate(small, self.data.test),
                   "score_seconds": load_torch(self.folder / f"scores-{row.ranking}.pt").get("seconds")}
@@ -195,7 +191,7 @@ class Runner:
         """Every row before fine-tuning, then each length for every row (``finetune``: True, or the
         names of the rows to fine-tune) and seed; returns ``{"study", "folder", "settings", "full",
         "rows": [record + {"finetuned": [...]}]}``, also given to ``after_each`` after every new fine-tuning."""
-        full = {"architecture": self.spec.get("architecture"), "macs": self.full_macs,
+        full = {"architecture": self.spec.get("architecture"), "macs": self.pruner.macs,
                 "params": pdl.count_params(self.net), "val_error": pdl.evaluate(self.net, self.data.val),
                 "test_error": pdl.evaluate(self.net, self.data.test)}
         records = {row.name: {**self.before(row), "finetuned": []} for row in self.study.rows}

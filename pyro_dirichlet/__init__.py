@@ -13,7 +13,7 @@ Public API (one screen):
 - posterior: ``posterior_idata``, ``posterior_means``, ``summarize``, ``save_idata``, ``load_idata``.
 - allocation (how many channels a site keeps): ``parse_architecture``, ``counts_for_budget``
   (``normalise_scores``; ``MIN_KEEP``, ``PER_MAC``), ``counts_for_mass``, ``keep_indices``, ``feasible_counts``.
-- pruning: ``input_links``, ``trim`` (checks itself against the masked network: ``TrimMismatchError``);
+- pruning: ``Pruner`` (a network's graph, widths and links held for its prune steps), ``input_links``, ``trim`` (checks itself against the masked network: ``TrimMismatchError``);
   storage: ``save_pruned``, ``load_pruned``; ``export_network`` (a TorchScript / torch.export / ONNX file, checked).
 - sites: ``InputSelect``, ``site_sizes`` (``"fc1:in"`` names a Linear layer's input features,
   ``"blocks.0.attn:heads"`` an attention module's heads: :mod:`.heads`); ``hf``: Hugging Face
@@ -56,6 +56,7 @@ from .allocation import (
     parse_architecture,
 )
 from .pruning import TrimMismatchError, input_links, trim
+from .pruner import Pruner
 from .storage import load_pruned, save_pruned
 from .sites import InputSelect, site_sizes
 from .sequential import fit_sequential
@@ -67,7 +68,7 @@ from .training import Distill, TrainConfig, evaluate, train
 from .user_model import switch_layers, unfold_particles
 
 __all__ = [
-    "ALLOCATIONS", "ArrayDataset", "CRITERIA", "hf", "ChannelGroup", "ChannelScatter", "ChannelScores", "Criterion", "CheckpointError", "DirichletImportance", "CoupledLayersError", "DATA_ENV", "DataNotFoundError", "FeatureDataset", "FitConfig",
+    "ALLOCATIONS", "ArrayDataset", "Pruner", "CRITERIA", "hf", "ChannelGroup", "ChannelScatter", "ChannelScores", "Criterion", "CheckpointError", "DirichletImportance", "CoupledLayersError", "DATA_ENV", "DataNotFoundError", "FeatureDataset", "FitConfig",
     "Distill", "InputSelect", "MeanDirichlet", "TrimMismatchError", "MeanSwitchELBO", "SwitchConfig", "SwitchGuide", "SwitchedNetwork", "TrainConfig", "channel_groups", "count_macs", "count_ops", "count_params",
     "counts_for_budget", "counts_for_mass", "data_root", "dirichlet_switch", "evaluate", "export_network", "feasible_counts", "fit_switches", "fit_sequential",
     "format_architecture", "input_links", "keep_indices", "mac_model", "param_model", "load_idata", "load_cifar10", "load_mnist", "load_pruned", "normalise_scores",
