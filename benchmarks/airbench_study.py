@@ -12,6 +12,7 @@ error right after pruning (what this CPU can do in a session; ``all`` is the ful
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shlex
 import sys
 
@@ -32,21 +33,23 @@ def rows(rankings=RANKINGS, allocations=ALLOCATIONS, budgets=(2.0, 4.0)) -> tupl
     return tuple(own + [Row(r, "dirichlet/likelihood", b) for b in budgets for r in rankings if r != "dirichlet"])
 
 
-def study(pretrained: str = PRETRAINED) -> Study:
-    return Study(name="airbench94-study", dataset="cifar10", pretrained=pretrained, rows=rows(), finetune=FINETUNE,
-                 score_subset=5000)
+def study(pretrained: str = PRETRAINED, finetune_lr: float = FINETUNE.lr) -> Study:
+    return Study(name="airbench94-study", dataset="cifar10", pretrained=pretrained, rows=rows(),
+                 finetune=dataclasses.replace(FINETUNE, lr=finetune_lr), score_subset=5000)
 
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pretrained", default=PRETRAINED)
+    ap.add_argument("--finetune-lr", type=float, default=FINETUNE.lr,
+                    help="peak learning rate (chosen on the validation split: benchmarks/airbench_finetune_lr.py)")
     ap.add_argument("--finetune-rows", choices=FINETUNE_ROWS, default="all")
     ap.add_argument("--run-dir", default="runs")
     ap.add_argument("--results", default="results/airbench94/study")
     ap.add_argument("--no-progress", action="store_true")
     a = ap.parse_args(argv)
     command = shlex.join(["python", "benchmarks/airbench_study.py", *(sys.argv[1:] if argv is None else argv)])
-    return run_and_report(study(a.pretrained), a.results, command, a.finetune_rows, a.run_dir, not a.no_progress)
+    return run_and_report(study(a.pretrained, a.finetune_lr), a.results, command, a.finetune_rows, a.run_dir, not a.no_progress)
 
 
 if __name__ == "__main__":
