@@ -122,9 +122,33 @@ def _vit_taylor() -> str:
             f"{_num(run['error_pct'])}% after 12 epochs (mean of 3 seeds), {_m(run['macs'])} MACs.\n")
 
 
+def _study(name: str) -> str:
+    """A study's best row of each ranking (chosen on validation) per budget and fine-tuning length,
+    with the paired difference of the best Dirichlet row to the best baseline row."""
+    r = _load(name)
+    rows = []
+    for budget, lengths in r["summary"].items():
+        for e, entry in sorted(lengths.items(), key=lambda kv: int(kv[0])):
+            by_name = {t["name"]: t for t in entry["rows"]}
+            d = entry.get("dirichlet_vs_best_baseline") or {}
+            for ranking, row_name in sorted(entry["best"].items(), key=lambda kv: by_name[kv[1]]["val_mean"]):
+                t = by_name[row_name]
+                sd = f" ± {t['test_sd']:.2f}" if t["test_sd"] is not None else ""
+                diff = ""
+                if ranking == "dirichlet" and "mean" in d:
+                    diff = f"{d['mean']:+.2f}" + (f" [{d['low']:+.2f}, {d['high']:+.2f}]" if d["low"] is not None else "")
+                rows.append([budget, "before" if e == "0" else e, ranking, t["allocation"], t["architecture"],
+                             _num(t["val_mean"]), _num(t["test_mean"]) + sd, str(len(t["seeds"])), diff])
+    header = ["fewer MACs", "fine-tuning epochs", "ranking (its best row)", "allocation", "architecture",
+              "val error %", "test error %", "seeds", "best baseline minus Dirichlet, points [95% interval]"]
+    return _table(header, rows, [name])
+
+
 TABLES: dict[str, Callable[[], str]] = {"airbench94": airbench, "lenet5": lenet5, "resnet56": resnet56,
                                         "resnet56-detail": resnet56_detail,
-                                        "vgg16": vgg16, "vit": vit}
+                                        "vgg16": vgg16, "vit": vit,
+                                        "airbench94-study": lambda: _study("airbench94/study/results.json"),
+                                        "plain-cnn-study": lambda: _study("plain_cnn/study/results.json")}
 
 
 def render(text: str, doc: str = "README.md") -> str:
