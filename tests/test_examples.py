@@ -17,7 +17,7 @@ def run(name, mnist_root, monkeypatch, capsys) -> list[str]:
 
 def test_every_example_is_checked():
     checked = {"quickstart.py", "any_network.py", "torch_pruning_interop.py", "all_criteria.py", "own_pyro_model.py",
-               "vit_heads.py"}
+               "vit_heads.py", "study.py"}
     assert {p.name for p in EXAMPLES.glob("*.py")} == checked
 
 
@@ -61,6 +61,15 @@ def test_vit_heads(mnist_root, monkeypatch, capsys):
     assert fits == "True" and all(1 <= h <= 4 for h in eval(heads)), lines[-2]
     full, pruned = (float(w.rstrip("%")) for w in lines[-1].split() if w.endswith("%"))
     assert full < 15 and pruned < full + 6, lines[-1]
+
+
+def test_study(mnist_root, monkeypatch, capsys):
+    """Right after pruning (one value) and after one epoch (2 paired seeds), the best Dirichlet row
+    against the best baseline row, both chosen on validation."""
+    lines = run("study.py", mnist_root, monkeypatch, capsys)
+    assert [line.split()[0] for line in lines] == ["0", "1"]
+    assert all(line.split()[1] == "dirichlet@likelihood@4x" and line.split()[2].startswith("l1@") for line in lines)
+    assert [line.split()[-1] for line in lines] == ["1", "2"]
 
 
 def test_the_docs_show_the_examples_as_they_are():
