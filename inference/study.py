@@ -89,10 +89,14 @@ class Study:
                                     "spec.json and model.pt, as the pretraining step writes them)")
 
     def settings(self) -> dict:
-        """What the study's folder is keyed by: everything but its name and rows."""
+        """What the study's folder is keyed by: everything but its name and rows, with the pretrained
+        weights' hash and every criterion's and allocation's own settings."""
         out = asdict(self)
         del out["name"], out["rows"]
         out["pretrained_sha256"] = file_sha256(Path(self.pretrained) / "model.pt")
+        # the registries' settings too (e.g. tp-hessian's examples, the likelihood's grid): a changed default re-keys
+        out["registries"] = {"criteria": {k: repr(v) for k, v in CRITERIA.items()},
+                             "allocations": {k: repr(v) for k, v in ALLOCATIONS.items()}}
         return out
 
 
