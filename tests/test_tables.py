@@ -68,3 +68,8 @@ def test_every_decimal_figure_in_a_hand_written_table_is_in_a_results_file():
                     if m.replace(",", "") not in figures:
                         missing.append(f"{doc}: {m} in {line[:80]}")
     assert not missing, "figures in no results file:\n" + "\n".join(missing)
+
+
+def test_the_readme_is_a_front_door():
+    lines = (ROOT / "README.md").read_text().splitlines()
+    assert len(lines) <= 150, f"README.md has {len(lines)} lines; move readings to docs/ (at most 150)"
