@@ -22,7 +22,7 @@ from pyro_dirichlet.inference.study_report import FINETUNE_ROWS, run_and_report
 
 PRETRAINED = "models/weights/airbench94-cifar10"
 RANKINGS = ("dirichlet", "l1", "tp-magnitude", "tp-taylor", "tp-hessian", "random")
-ALLOCATIONS = ("per-mac", "by-score", "uniform", "likelihood")
+ALLOCATIONS = ("per-mac", "by-score", "uniform", "likelihood", "likelihood-path")
 FINETUNE = pdl.TrainConfig(epochs=1, batch_size=512, optimizer="sgd", lr=0.05, weight_decay=5e-4, schedule="onecycle",
                            label_smoothing=0.2, augment=True, channels_last=True)
 
@@ -30,7 +30,8 @@ FINETUNE = pdl.TrainConfig(epochs=1, batch_size=512, optimizer="sgd", lr=0.05, w
 def rows(rankings=RANKINGS, allocations=ALLOCATIONS, budgets=(2.0, 4.0)) -> tuple[Row, ...]:
     """Every ranking with every allocation, then every baseline at Dirichlet's likelihood counts."""
     own = [Row(r, a, b) for b in budgets for r in rankings for a in allocations]
-    return tuple(own + [Row(r, "dirichlet/likelihood", b) for b in budgets for r in rankings if r != "dirichlet"])
+    return tuple(own + [Row(r, f"dirichlet/{a}", b) for a in ("likelihood", "likelihood-path") for b in budgets
+                        for r in rankings if r != "dirichlet"])
 
 
 def study(pretrained: str = PRETRAINED, finetune_lr: float = FINETUNE.lr) -> Study:

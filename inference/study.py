@@ -5,12 +5,14 @@ budget) over one pretrained network, with one fit, one fine-tuning recipe and on
 Folder (every name keyed by the settings that make it, so a changed setting never reuses a result):
 
     <run_dir>/study-<h>/scores-<ranking>.pt         per-channel scores (a ranking is computed once)
-    <run_dir>/study-<h>/curves-<ranking>.json       the likelihood allocation's cut curves (once a ranking)
+    <run_dir>/study-<h>/curves-<ranking>-<k>.json   a likelihood allocation's cut curves or path (once a ranking)
     <run_dir>/study-<h>/rows/<row>.json             counts, MACs, params, errors before fine-tuning
     <run_dir>/study-<h>/rows/<row>/ft<E>-s<seed>.json   errors after E epochs of fine-tuning, seed
     <run_dir>/study-<h>/ckpt/<row>-ft<E>-s<seed>.ckpt   the fine-tuning's checkpoint (resumes a kill)
 
-``study-<h>`` is keyed by everything but the rows, so adding a row reuses every score. Work runs
+``study-<h>`` is keyed by everything but the rows, so adding a row reuses every score; ``<ranking>``
+and ``<row>`` names carry a key of their criterion's and allocation's own settings (their repr),
+so a changed default (e.g. tp-hessian's examples, the likelihood's grid) recomputes only what it touches. Work runs
 cheapest first: every row before fine-tuning, then each fine-tuning length, seed by seed, for every row.
 Errors: on the validation split (held out from training, seed ``split_seed``; configurations are
 chosen there) and on the test set (reported).
@@ -25,9 +27,10 @@ from pathlib import Path
 import torch
 
 import pyro_dirichlet as pdl
-from pyro_dirichlet.allocations import ALLOCATIONS, Likelihood, counts_from_curves
+from pyro_dirichlet.allocations import ALLOCATIONS, Stateful
 from pyro_dirichlet.criteria import CRITERIA, ChannelScores, Dirichlet
-from pyro_dirichlet.io import complete, file_sha256, keyed_folder, load_json, load_torch, save_json, save_torch
+from pyro_dirichlet.io import (complete, file_sha256, keyed_folder, load_json, load_torch, save_json, save_torch,
+                               settings_key)
 
 DATASETS: dict[str, Callable[[bool], pdl.ArrayDataset]] = {
     "cifar10": lambda train: pdl.load_cifar10(train=train, download=False),
@@ -90,14 +93,23 @@ class Study:
 
     def settings(self) -> dict:
         """What the study's folder is keyed by: everything but its name and rows, with the pretrained
-        weights' hash and every criterion's and allocation's own settings."""
+        weights' hash."""
         out = asdict(self)
         del out["name"], out["rows"]
         out["pretrained_sha256"] = file_sha256(Path(self.pretrained) / "model.pt")
-        # the registries' settings too (e.g. tp-hessian's examples, the likelihood's grid): a changed default re-keys
-        out["registries"] = {"criteria": {k: repr(v) for k, v in CRITERIA.items()},
-                             "allocations": {k: repr(v) for k, v in ALLOCATIONS.items()}}
         return out
+
+
+def ranking_tag(ranking: str) -> str:
+    """``<ranking>-<key of the criterion's settings>``: the name its scores are cached under."""
+    return f"{ranking}-{settings_key(repr(CRITERIA[ranking]))}"
+
+
+def row_tag(row: Row) -> str:
+    """``<row name>-<key>``, keyed by its ranking's and allocation's settings (and its counts source's)."""
+    source = row.counts_source()
+    own = [ranking_tag(row.ranking), repr(ALLOCATIONS[row.allocation.split("/")[-1]]), source and row_tag(source)]
+    return f"{row.name}-{settings_key(own)}"
 
 
 @dataclass
@@ -125,7 +137,7 @@ class Runner:
         self.pruner = pdl.Pruner(self.net, list(pdl.site_sizes(self.net)))
 
     def scores(self, ranking: str) -> ChannelScores:
-        path = self.folder / f"scores-{ranking}.pt"
+        path = self.folder / f"scores-{ranking_tag(ranking)}.pt"
         criterion = CRITERIA[ranking]
         if ranking == "dirichlet":
             criterion = Dirichlet(self.study.fit, self.study.switch, str(self.folder / "fit-dirichlet.ckpt"))
@@ -145,17 +157,17 @@ class Runner:
             return self.before(source)["counts"]
         budget, p = int(self.pruner.macs / row.budget), self.pruner
         allocation = ALLOCATIONS[row.allocation]
-        if isinstance(allocation, Likelihood):  # its curves do not depend on the budget: computed once
-            return counts_from_curves(self.net, self.curves(row.ranking, allocation), p.sizes, budget, p.example, p.links)
+        if isinstance(allocation, Stateful):  # its state does not depend on the budget: computed once
+            return allocation.counts(self.net, self.curves(row.ranking, allocation), p.sizes, budget, p.example, p.links)
         return p.counts(self.scores(row.ranking), budget, row.allocation, data=self.data.scores)
 
-    def curves(self, ranking: str, allocation: Likelihood) -> dict[str, dict[int, float]]:
-        path = self.folder / f"curves-{ranking}.json"
+    def curves(self, ranking: str, allocation: Stateful):
+        """The allocation's budget-free state for ``ranking``'s scores (computed once)."""
+        path = self.folder / f"curves-{ranking_tag(ranking)}-{settings_key(repr(allocation))}.json"
         if not path.exists():
-            curves = allocation.curves(self.net, self.scores(ranking), self.data.scores, self.pruner.example,
-                                       self.pruner.links)
-            save_json({site: [[k, ll] for k, ll in curve.items()] for site, curve in curves.items()}, path)
-        return {site: {int(k): ll for k, ll in points} for site, points in load_json(path).items()}
+            save_json(allocation.state(self.net, self.scores(ranking), self.data.scores, self.pruner.example,
+                                       self.pruner.links), path)
+        return load_json(path)
 
     def pruned(self, ranking: str, counts: dict[str, int]) -> torch.nn.Module:
         """The network trimmed to ``counts``, keeping each site's best channels by ``ranking``."""
@@ -163,7 +175,7 @@ class Runner:
 
     def before(self, row: Row) -> dict:
         """The row's record before fine-tuning (computed once)."""
-        path = self.folder / "rows" / f"{row.name}.json"
+        path = self.folder / "rows" / f"{row_tag(row)}.json"
         if path.exists():
             return load_json(path)
         counts = self.counts(row)
@@ -172,19 +184,19 @@ class Runner:
                   "architecture": pdl.format_architecture(counts), "macs": pdl.count_macs(small, self.pruner.example),
                   "params": pdl.count_params(small), "val_error": pdl.evaluate(small, self.data.val),
                   "test_error": pdl.evaluate(small, self.data.test),
-                  "score_seconds": load_torch(self.folder / f"scores-{row.ranking}.pt").get("seconds")}
+                  "score_seconds": load_torch(self.folder / f"scores-{ranking_tag(row.ranking)}.pt").get("seconds")}
         save_json(record, path)
         return record
 
     def finetuned(self, row: Row, epochs: int, seed: int) -> dict:
-        path = self.folder / "rows" / row.name / f"ft{epochs}-s{seed}.json"
+        path = self.folder / "rows" / row_tag(row) / f"ft{epochs}-s{seed}.json"
         if complete(path.parent, path.name):
             return load_json(path)
         small = self.pruned(row.ranking, self.before(row)["counts"])
         recipe = replace(self.study.finetune, epochs=epochs, seed=seed)
         torch.manual_seed(seed)
         start = time.perf_counter()
-        pdl.train(small, self.data.train, recipe, checkpoint=self.folder / "ckpt" / f"{row.name}-ft{epochs}-s{seed}.ckpt",
+        pdl.train(small, self.data.train, recipe, checkpoint=self.folder / "ckpt" / f"{row_tag(row)}-ft{epochs}-s{seed}.ckpt",
                   progress=self.progress)
         record = {"epochs": epochs, "seed": seed, "val_error": pdl.evaluate(small, self.data.val),
                   "test_error": pdl.evaluate(small, self.data.test), "seconds": time.perf_counter() - start}

@@ -91,6 +91,42 @@ def test_likelihood_allocation_keeps_what_the_likelihood_needs(mnist_root):
     assert counts != ALLOCATIONS["uniform"](net, scores, budget, links=links)
 
 
+def test_likelihood_path_cuts_the_cheapest_site_and_fills_the_budget(mnist_root):
+    """The path's first step is the site whose cut loses the least log-likelihood per MAC saved
+    (recomputed here for every site), the path only ever shrinks, and a budget's counts fit it
+    while one more channel of the last-cut site would not."""
+    from pyro_dirichlet.allocations import LikelihoodPath, keep_indices, log_likelihood
+    torch.manual_seed(0)
+    net = build_model("lenet5")
+    data = pdl.load_mnist(mnist_root).subset(1500)
+    pdl.train(net, data, pdl.TrainConfig(epochs=1), progress=False)
+    sites = ["conv1", "conv2", "fc1"]
+    scores = pdl.CRITERIA["l1"](net, sites, data)
+    allocation = LikelihoodPath(steps=4, examples=300)
+    state = allocation.state(net, scores, data)
+    macs = [point["macs"] for point in state]
+    assert macs == sorted(macs, reverse=True) and len(set(macs)) == len(macs)
+    sizes = {s: len(v) for s, v in scores.items()}
+    assert state[0]["counts"] == sizes and state[-1]["counts"] == pdl.allocation.floor_counts(sizes)
+    held = data.subset(300)
+
+    def loss_per_mac(site):
+        cut = {**sizes, site: sizes[site] - round(sizes[site] / 4)}
+        small = pdl.trim(net, keep_indices(scores, cut), net.input_shape)
+        return (state[0]["ll"] - log_likelihood(small, held)) / (macs[0] - pdl.mac_model(net, sites)(cut))
+    first = next(s for s in sites if state[1]["counts"][s] != sizes[s])
+    assert loss_per_mac(first) == pytest.approx(min(loss_per_mac(s) for s in sites), rel=1e-4)
+    budget = macs[0] // 3
+    counts = allocation.counts(net, state, sizes, budget)
+    model = pdl.mac_model(net, sites)
+    assert model(counts) <= budget
+    i = next(i for i, m in enumerate(macs) if m <= budget)
+    last = next(s for s in sites if state[i]["counts"][s] != state[i - 1]["counts"][s])
+    assert {s: k for s, k in counts.items() if s != last} == {s: k for s, k in state[i]["counts"].items() if s != last}
+    assert model({**counts, last: counts[last] + 1}) > budget  # the last-cut site is cut only as far as needed
+    assert counts == ALLOCATIONS["likelihood-path"].counts(net, state, sizes, budget)
+
+
 def test_run_and_report_fine_tunes_the_rows_it_names(pretrained, tmp_path):
     from pyro_dirichlet.inference.study_report import run_and_report
 
