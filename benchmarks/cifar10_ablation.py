@@ -37,7 +37,7 @@ from pyro_dirichlet.inference import pipeline
 from pyro_dirichlet.io import keyed_folder, load_json, load_torch, save_json, save_text, save_torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from cifar10_network import add_run_args, recipe, run_config  # noqa: E402  (the study's recipe and options)
+from cifar10_options import add_run_args, recipe, run_config  # noqa: E402  (the study's recipe and options)
 
 # variant -> switch settings (the fit is the same for all: mean, layer by layer)
 VARIANTS = {

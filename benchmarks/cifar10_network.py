@@ -17,10 +17,7 @@ only small files are written as results. ``--time-budget`` plans the epochs to f
 """
 from __future__ import annotations
 
-import argparse
-import copy
 import dataclasses
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -33,159 +30,12 @@ from pyro_dirichlet.devices import device_name
 from pyro_dirichlet.inference import paper, pipeline, time_plan
 from pyro_dirichlet.allocation import MIN_KEEP
 from pyro_dirichlet.io import complete, keyed_folder, load_json, save_json, save_text
-from pyro_dirichlet.latency import latency_ms
 from pyro_dirichlet.models import build_model
 from pyro_dirichlet.training import speed_record
 
-METHODS = ("dirichlet-mean", "dirichlet-mc", "l1", "taylor")
-BASELINES = ("l1", "taylor", "tp-magnitude")  # tp-magnitude: Torch-Pruning's GroupMagnitudeImportance (DepGraph)
-EVERY_GROUP = "dirichlet-mean-every-group"  # residual networks: every channel group switched, residual streams too
-RESIDUAL = ("resnet56", "wrn28_10")
-ALL_METHODS = (*METHODS, EVERY_GROUP, "tp-magnitude")
-
-
-def recipe(epochs: int, lr: float) -> pdl.TrainConfig:
-    """The fast CIFAR-10 recipe of ``benchmarks/cifar10_training.py`` (SGD, one-cycle, crop+flip)."""
-    return pdl.TrainConfig(epochs=epochs, batch_size=512, optimizer="sgd", lr=lr, weight_decay=5e-4,
-                           schedule="onecycle", label_smoothing=0.1, augment=True, channels_last=True)
-
-
-def add_run_args(ap: argparse.ArgumentParser) -> None:
-    """The options both CIFAR-10 scripts share: the network, a given pretrained folder, data, device, folders."""
-    ap.add_argument("--widths", type=int, default=None, help="every prunable layer this wide (a small stand-in)")
-    ap.add_argument("--pretrained", default=None, help="start from this pretrained folder (a pretrained-<hash>/ that "
-                    "the pretraining step wrote, e.g. ../shared/pretrained/resnet56-cifar10/pretrained-73bd612209); it "
-                    "must be of --model on CIFAR-10, its pretraining settings replace --pretrain-*")
-    ap.add_argument("--train-subset", type=int, default=None)
-    ap.add_argument("--test-subset", type=int, default=None)
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--data-root", default=None)
-    ap.add_argument("--run-dir", default=None, help="default: runs/<model>-cifar10-study")
-    ap.add_argument("--results", default="results")
-    ap.add_argument("--no-progress", action="store_true")
-
-
-def run_config(a, pretrain: pdl.TrainConfig, **settings) -> pipeline.PipelineConfig:
-    """The pipeline configuration of ``add_run_args``' options (``a.widths``: one width per layer),
-    started from ``--pretrained`` if given (a mismatch exits, naming it)."""
-    base = pipeline.PipelineConfig(
-        run_dir=a.run_dir or f"runs/{a.model}-cifar10-study", model=a.model, data_root=a.data_root, widths=a.widths,
-        train_subset=a.train_subset, test_subset=a.test_subset, device=a.device, progress=not a.no_progress,
-        pretrain=pretrain, target=None, **settings)
-    if not a.pretrained:
-        return base
-    try:
-        return pipeline.adopt_pretrained(base, a.pretrained)
-    except pipeline.PretrainedMismatch as e:
-        sys.exit(f"{Path(sys.argv[0]).name}: --pretrained: {e}")
-
-
-@dataclasses.dataclass(frozen=True)
-class StudyConfig:
-    """The study's settings, resolved from the options once (budgets from the model's table,
-    methods, widths); a later step's value is a new config (``dataclasses.replace``)."""
-    model: str
-    methods: tuple[str, ...]
-    budget_macs: int | None
-    budget_params: float | None
-    arch: str | None
-    pretrain_epochs: int
-    pretrain_lr: float
-    fit_epochs: int
-    fit_subset: int
-    fit_batch_size: int
-    samples: int
-    switch_form: str | None
-    finetune_epochs: int
-    finetune_lr: float
-    distill: float
-    cpu_bf16: bool
-    min_keep: float
-    widths: tuple[int, ...] | None
-    pretrained: str | None
-    train_subset: int | None
-    test_subset: int | None
-    device: str
-    data_root: str | None
-    run_dir: str | None
-    results: str
-    no_progress: bool
-    time_budget: float | None
-    command: str
-    pretrain_only: bool = False
-    model_kwargs: dict = dataclasses.field(default_factory=dict)
-
-
-def parse(argv: list[str] | None) -> StudyConfig:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="vgg16", choices=["vgg16", "resnet56", "wrn28_10"])
-    ap.add_argument("--methods", default=None, help=f"from {', '.join(ALL_METHODS)} (default: "
-                    f"{', '.join(METHODS)}, and {EVERY_GROUP} on {', '.join(RESIDUAL)})")
-    ap.add_argument("--budget-macs", type=int, default=None, help="default: the model's supplement table")
-    ap.add_argument("--budget-params", type=float, default=None,
-                    help="parameters, or a fraction of the full network's if below 1; 0: no parameter budget")
-    ap.add_argument("--arch", default=None, help="also prune to these architectures with the posterior means, "
-                    "comma-separated (one count per layer or per stage each; e.g. a baseline's, to compare rankings "
-                    "at the same counts; default: the model's table's, if any; none: no architecture run)")
-    ap.add_argument("--pretrain-epochs", type=int, default=30)
-    ap.add_argument("--pretrain-lr", type=float, default=0.4)
-    ap.add_argument("--fit-epochs", type=int, default=3, help="per layer")
-    ap.add_argument("--fit-subset", type=int, default=10_000,
-                    help="random training images the switches are fitted on (results/archive/lenet5_fit_data.md: on "
-                         "LeNet-5, 10,000 images x 3 epochs per layer prune as well as all 60,000 x 3 in a fifth "
-                         "of the time; 1 epoch per layer is worse)")
-    ap.add_argument("--fit-batch-size", type=int, default=256)
-    ap.add_argument("--samples", type=int, default=4, help="mc particles")
-    ap.add_argument("--switch-form", default=None, choices=pdl.switch_config.FORMS,
-                    help="how a switch scales its channel (default: the library's choice for the network's kind: "
-                         "s on ResNets, rKs on VGG-16, see the README)")
-    ap.add_argument("--finetune-epochs", type=int, default=30)
-    ap.add_argument("--finetune-lr", type=float, default=0.1)
-    ap.add_argument("--distill", type=float, default=0.0, help="fine-tune every method with knowledge distillation "
-                    "from the full network, this weight on its soft targets (pdl.Distill, T = 4; 0: off)")
-    ap.add_argument("--cpu-bf16", action="store_true", help="fine-tune with bf16 autocast on the CPU (faster only "
-                    "with AVX-512 BF16 or AMX: results/speed/cpu_bf16*.md; the switch fit and the errors stay fp32)")
-    ap.add_argument("--min-keep", type=float, default=MIN_KEEP, help="every method's per-layer floor: at least "
-                    "this share of each layer's channels (pdl.counts_for_budget)")
-    add_run_args(ap)
-    ap.add_argument("--pretrain-only", action="store_true",
-                    help="stop after pretraining (and its speed record); a later run with the same settings resumes")
-    ap.add_argument("--time-budget", type=float, default=None,
-                    help="seconds for the whole study: fewer pretraining and fine-tuning epochs if the requested "
-                         "ones would not fit, from this device's measured speed (inference/time_plan.py)")
-    a = ap.parse_args(argv)
-    table = paper.CIFAR10_TABLES.get(a.model, {})
-    resolved = {
-        "command": "python " + shlex.join(["benchmarks/cifar10_network.py", *(sys.argv[1:] if argv is None else argv)]),
-        "budget_macs": a.budget_macs or table.get("budget_macs"),
-        "budget_params": table.get("budget_params") if a.budget_params is None else (a.budget_params or None),
-        "arch": None if a.arch == "none" else a.arch or table.get("arch"),
-        "methods": tuple(a.methods.split(",") if a.methods else [*METHODS, *([EVERY_GROUP] if a.model in RESIDUAL
-                                                                             else [])]),
-        "widths": (a.widths,) * len(build_model(a.model).prunable_layers) if a.widths else None}
-    if a.pretrained and a.time_budget:
-        ap.error("--time-budget plans the pretraining epochs too; with --pretrained give --finetune-epochs instead")
-    if resolved["budget_macs"] is None and resolved["budget_params"] is None:
-        ap.error(f"give --budget-macs or --budget-params for {a.model} (no supplement budget is built in)")
-    if set(resolved["methods"]) - set(ALL_METHODS):
-        ap.error(f"--methods: choose from {', '.join(ALL_METHODS)}")
-    if not 0 <= a.min_keep <= 1:
-        ap.error(f"--min-keep is the share of each layer's channels every allocation keeps, in [0, 1]; got {a.min_keep}")
-    cfg = StudyConfig(**{**vars(a), **resolved})
-    if cfg.arch:  # refused now, not after pretraining and fitting
-        shape = build_model(cfg.model, **({"widths": list(cfg.widths)} if cfg.widths else {}))
-        for arch in archs(cfg):
-            try:
-                pdl.parse_architecture(arch, pdl.site_sizes(shape), getattr(shape, "layer_groups", None))
-            except ValueError as e:
-                ap.error(f"--arch {arch}: {e} (at --widths {cfg.widths[0] if cfg.widths else 'full'}); give an --arch "
-                         "that fits")
-    return cfg
-
-
-def archs(a) -> list[str]:
-    """``--arch``'s architectures (none: [])."""
-    return a.arch.split(",") if a.arch else []
+sys.path.insert(0, str(Path(__file__).parent))
+from cifar10_options import EVERY_GROUP, METHODS, archs, parse, recipe, run_config  # noqa: E402
+from cifar10_report import first_layer_figure, latencies, markdown, onnx_check  # noqa: E402
 
 
 def budgets(a, net: nn.Module) -> tuple[int, int | None]:
@@ -286,60 +136,6 @@ def with_seconds(result: dict, folder: Path) -> dict:
     """``result`` with the fine-tuning's wall seconds from its checkpoint's history."""
     history = pdl.io.load_torch(folder / "train.ckpt")["history"]
     return {**result, "finetune_seconds": sum(h["seconds"] for h in history)}
-
-
-def latencies(net: nn.Module, cuda: bool) -> dict:
-    """CPU (and GPU) milliseconds at batch 1 and 256 (:func:`latency_ms`; fewer repeats for CPU batch 256)."""
-    shape = net.input_shape
-    cpu = copy.deepcopy(net).cpu()
-    out = {"cpu_b1_ms": latency_ms(cpu, shape, 1), "cpu_b256_ms": latency_ms(cpu, shape, 256, warmup=2, repeats=10)}
-    if cuda:
-        out |= {"gpu_b1_ms": latency_ms(net, shape, 1, warmup=20, repeats=200),
-                "gpu_b256_ms": latency_ms(net, shape, 256, warmup=20, repeats=100)}
-    return out
-
-
-def onnx_check(net: nn.Module, path: Path) -> dict:
-    """``pdl.export_network``'s ONNX file and check (onnxruntime's logits against PyTorch's)."""
-    try:
-        return pdl.export_network(net, path, net.input_shape, "onnx")
-    except ImportError as e:
-        return {"skipped": str(e)}
-
-
-def first_layer_figure(net: nn.Module, site: str, means: torch.Tensor, image: torch.Tensor, path: Path,
-                       top: int = 10) -> list[int]:
-    """Feature maps of switch site ``site`` (where its switch acts: after its BatchNorm; then ReLU)
-    for one image, every channel in a grid ordered by posterior mean, the ``top`` marked;
-    returns their indices."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    point = pdl.SwitchedNetwork(net, [site], example_inputs=image[None]).switch_points()[site][-1]
-    maps = []
-    with pdl.frozen.hooks([point.register_forward_hook(lambda m, i, o: maps.append(o))]), pdl.frozen.frozen(net), \
-            torch.no_grad():
-        net(image[None].to(next(net.parameters()).device))
-    fmap = torch.relu(maps[0][0]).float().cpu()
-    order = torch.argsort(means, descending=True).tolist()
-    cols = 8
-    rows = -(-len(order) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.1, rows * 1.2))
-    for ax, (rank, k) in zip(axes.flat, enumerate(order)):
-        ax.imshow(fmap[k], cmap="gray")
-        ax.set_xticks([]), ax.set_yticks([])
-        ax.set_title(f"{k}", fontsize=7, color="red" if rank < top else "black")
-        if rank < top:
-            for spine in ax.spines.values():
-                spine.set_edgecolor("red"), spine.set_linewidth(2)
-    for ax in list(axes.flat)[len(order):]:
-        ax.axis("off")
-    fig.suptitle(f"{site}: feature maps by switch posterior mean (top {top} in red)", fontsize=9, y=1.02)
-    pdl.io.atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=90, format="png", bbox_inches="tight"))
-    plt.close(fig)
-    return order[:top]
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -446,44 +242,6 @@ def main(argv: list[str] | None = None) -> dict:
     save_text(markdown(report), out / f"cifar10_{a.model}.md")
     print(markdown(report))
     return report
-
-
-def markdown(r: dict) -> str:
-    b, cfg = r["baseline"], r["config"]
-    table = paper.CIFAR10_TABLES.get(r["model"], {}).get("table", "")
-    budget = f"{cfg['budget_macs']:,} MACs" + (f" and {cfg['budget_params']:,} parameters" if cfg["budget_params"]
-                                               else "")
-    lines = [f"{r['model']} on {r['dataset']}, {r['device']}; budget: {budget} ({table or 'given'}). Error after the "
-             "same fine-tuning "
-             f"({cfg['finetune']['epochs']} epochs"
-             + (f", distilled from the full network with weight {cfg['distill']:g}, T 4" if cfg.get("distill") else "")
-             + (", bf16 autocast on the CPU" if cfg.get("cpu_bf16") else "")
-             + (f", per-layer floor {cfg['min_keep']:g} of each layer" if cfg.get("min_keep", MIN_KEEP) != MIN_KEEP
-                else "")
-             + "); the last epoch is reported.", "",
-             "| method | architecture | error before fine-tuning (%) | error (%) | MACs | params | MAC ratio | "
-             "params removed |", "|---|---|---|---|---|---|---|---|",
-             f"| full network (ours) | — | — | {b['error_pct']:.2f} | {b['macs']:,} | {b['params']:,} | 1.0x | 0% |"]
-    lines += [f"| {x['method']} | {x['architecture']} | {x['error_pruned_pct']:.2f} | {x['error_pct']:.2f} | "
-              f"{x['macs']:,} | {x['params']:,} | {x['mac_ratio']:.1f}x | {100 - 100 * x['params'] / b['params']:.1f}% |"
-              for x in r["runs"]]
-    lines += [f"| {name} | — | — | {err} | {macs} | {params} | — | — |" for name, err, macs, params in r["paper"]]
-    keys = list(b["latency"])
-    lines += ["", "Latency (ms, median; speed-up against the full network):", "",
-              "| network | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys),
-              "| full | " + " | ".join(f"{b['latency'][k]:.3f}" for k in keys) + " |"]
-    lines += [f"| {x['method']} | " + " | ".join(f"{x['latency'][k]:.3f} ({x['speedup'][k]:.1f}x)" for k in keys)
-              + " |" for x in r["runs"]]
-    if "onnx" in r:
-        lines += ["", f"ONNX: {r['onnx']}"]
-    if "figure2" in r:
-        lines += [f"Figure 2: top 10 channels of {r['figure2']['layer']} by posterior mean: {r['figure2']['top10']}"]
-    given = b.get("pretrained_from")
-    pretraining = (f"the pretrained network was given: {given['source']} (sha256 {given['model_sha256'][:12]}, "
-                   f"{b['pretrain_seconds']:.0f} s of pretraining where it was made)" if given else
-                   f"pretraining {b['pretrain_seconds']:.0f} s")
-    lines += ["", f"Command: `{r['command']}` ({r['wall_seconds'] / 60:.1f} min wall; {pretraining})."]
-    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
