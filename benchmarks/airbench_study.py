@@ -2,7 +2,7 @@
 with every allocation and at Dirichlet's own counts, 5 paired fine-tuning seeds, errors right
 after pruning and after 1, 3 and 10 epochs, configurations chosen on the validation split.
 
-    python benchmarks/airbench_study.py [--finetune-rows all|best-before|none]
+    python benchmarks/airbench_study.py [--finetune-rows all|best-before|best-pair|none] [--finetune-epochs 1,3]
 
 Runs through the study layer (:mod:`pyro_dirichlet.inference.study`; resumes after a kill from
 ``runs/airbench94-study/``) and writes ``results/airbench94/study/results.{json,md}``.
@@ -47,10 +47,13 @@ def main(argv=None) -> dict:
     ap.add_argument("--finetune-rows", choices=FINETUNE_ROWS, default="all")
     ap.add_argument("--run-dir", default="runs")
     ap.add_argument("--results", default="results/airbench94/study")
+    ap.add_argument("--finetune-epochs", type=lambda v: tuple(int(e) for e in v.split(",")), default=None,
+                    help="only these of the study's fine-tuning lengths now (comma-separated; default: all)")
     ap.add_argument("--no-progress", action="store_true")
     a = ap.parse_args(argv)
     command = shlex.join(["python", "benchmarks/airbench_study.py", *(sys.argv[1:] if argv is None else argv)])
-    return run_and_report(study(a.pretrained, a.finetune_lr), a.results, command, a.finetune_rows, a.run_dir, not a.no_progress)
+    return run_and_report(study(a.pretrained, a.finetune_lr), a.results, command, a.finetune_rows, a.run_dir,
+                          not a.no_progress, a.finetune_epochs)
 
 
 if __name__ == "__main__":

@@ -203,9 +203,10 @@ class Runner:
         save_json(record, path)
         return record
 
-    def run(self, finetune: bool | Collection[str] = True, after_each: Callable[[dict], None] | None = None) -> dict:
-        """Every row before fine-tuning, then each length for every row (``finetune``: True, or the
-        names of the rows to fine-tune) and seed; returns ``{"study", "folder", "settings", "full",
+    def run(self, finetune: bool | Collection[str] = True, after_each: Callable[[dict], None] | None = None,
+            lengths: Collection[int] | None = None) -> dict:
+        """Every row before fine-tuning, then each length (of ``lengths``, default the study's) for every
+        row (``finetune``: True, or the names of the rows to fine-tune) and seed; returns ``{"study", "folder", "settings", "full",
         "rows": [record + {"finetuned": [...]}]}``, also given to ``after_each`` after every new fine-tuning."""
         full = {"architecture": self.spec.get("architecture"), "macs": self.pruner.macs,
                 "params": pdl.count_params(self.net), "val_error": pdl.evaluate(self.net, self.data.val),
@@ -214,7 +215,10 @@ class Runner:
         result = {"study": self.study.name, "folder": str(self.folder), "settings": self.study.settings(),
                   "full": full, "rows": list(records.values())}
         tuned = [row for row in self.study.rows if finetune is True or (finetune and row.name in finetune)]
-        for epochs in self.study.finetune_epochs:  # seed-major: every row's first seeds before any row's last
+        unknown = set(lengths or ()) - set(self.study.finetune_epochs)
+        if unknown:
+            raise ValueError(f"fine-tuning lengths {sorted(unknown)} are not the study's {self.study.finetune_epochs}")
+        for epochs in [e for e in self.study.finetune_epochs if lengths is None or e in lengths]:  # seed-major: every row's first seeds before any row's last
             for seed in self.study.seeds:
                 for row in tuned:
                     records[row.name]["finetuned"].append(self.finetuned(row, epochs, seed))
@@ -224,5 +228,6 @@ class Runner:
 
 
 def run_study(study: Study, run_dir: str | Path = "runs", finetune: bool | Collection[str] = True,
-              progress: bool = True, after_each: Callable[[dict], None] | None = None) -> dict:
-    return Runner(study, run_dir, progress).run(finetune, after_each)
+              progress: bool = True, after_each: Callable[[dict], None] | None = None,
+              lengths: Collection[int] | None = None) -> dict:
+    return Runner(study, run_dir, progress).run(finetune, after_each, lengths)

@@ -115,15 +115,26 @@ def best_before(result: dict, every: tuple[str, ...] = ()) -> set[str]:
     return best | {r["name"] for r in result["rows"] if r["row"]["ranking"] in every}
 
 
-FINETUNE_ROWS = ("all", "none", "best-before", "dirichlet+best-before")
+def best_pair(result: dict) -> set[str]:
+    """Per budget, the best Dirichlet row and the best baseline row by validation error right after pruning."""
+    out = set()
+    for lengths in summarise(result).values():
+        best, by_name = lengths[0]["best"], {t["name"]: t for t in lengths[0]["rows"]}
+        baselines = [name for ranking, name in best.items() if ranking != "dirichlet"]
+        out |= {best["dirichlet"], min(baselines, key=lambda n: by_name[n]["val_mean"])}
+    return out
+
+
+FINETUNE_ROWS = ("all", "none", "best-before", "dirichlet+best-before", "best-pair")
 
 
 def run_and_report(study, out_dir: str | Path, command: str, finetune_rows: str = "all", run_dir: str | Path = "runs",
-                   progress: bool = True) -> dict:
+                   progress: bool = True, lengths: tuple[int, ...] | None = None) -> dict:
     """Run ``study`` right after pruning and report; then fine-tune the rows ``finetune_rows`` names
     (:data:`FINETUNE_ROWS`: ``best-before`` is each ranking's best row per budget by validation error
-    before fine-tuning; ``dirichlet+best-before`` adds every Dirichlet row), rewriting the report after
-    each fine-tuning so that a stopped run leaves what it measured."""
+    before fine-tuning; ``dirichlet+best-before`` adds every Dirichlet row; ``best-pair`` is the best
+    Dirichlet and the best baseline row per budget) for the fine-tuning ``lengths`` (default: the
+    study's), rewriting the report after each fine-tuning so that a stopped run leaves what it measured."""
     from .study import run_study
 
     result = run_study(study, run_dir, finetune=False, progress=progress)
@@ -131,8 +142,9 @@ def run_and_report(study, out_dir: str | Path, command: str, finetune_rows: str 
     if finetune_rows == "none":
         return result
     every = ("dirichlet",) if finetune_rows == "dirichlet+best-before" else ()
-    rows = True if finetune_rows == "all" else best_before(result, every)
-    return run_study(study, run_dir, finetune=rows, progress=progress,
+    rows = True if finetune_rows == "all" else best_pair(result) if finetune_rows == "best-pair" \
+        else best_before(result, every)
+    return run_study(study, run_dir, finetune=rows, progress=progress, lengths=lengths,
                      after_each=lambda partial: write_report(partial, out_dir, command))
 
 

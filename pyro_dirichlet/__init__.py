@@ -24,7 +24,7 @@ Public API (one screen):
 - criteria: ``CRITERIA`` (``name -> criterion(net, sites, data, seed) -> ChannelScores``: l1, l2,
   taylor, fisher, group-lasso, data-free, random, dirichlet, tp-magnitude, tp-taylor, tp-hessian);
   allocations: ``ALLOCATIONS`` (``name -> allocation(net, scores, budget_macs, ...) -> counts``:
-  per-mac, by-score, uniform, likelihood; :mod:`.allocations`).
+  per-mac, by-score, uniform, likelihood, likelihood-path; :mod:`.allocations`).
 - counting: ``count_macs``, ``count_ops`` (MACs and the LeNet-5 tables' FLOPs), ``count_params``,
   ``mac_model`` / ``param_model`` (MACs / parameters of keep counts without trimming); training: ``TrainConfig``, ``train``, ``evaluate``;
   data: ``load_mnist``, ``load_cifar10``, ``data_root`` (``$PYRO_DIRICHLET_DATA``), ``FeatureDataset``; ``simulate``

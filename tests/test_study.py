@@ -139,3 +139,19 @@ def test_run_and_report_fine_tunes_the_rows_it_names(pretrained, tmp_path):
     assert tuned == {"dirichlet@likelihood@4x", "dirichlet@uniform@4x", best_l1, "random@dirichlet-likelihood@4x"}
     saved = json.loads((tmp_path / "report" / "results.json").read_text())
     assert sum(len(r["finetuned"]) for r in saved["rows"]) == 2 * len(tuned)
+
+
+def test_best_pair_fine_tunes_the_best_dirichlet_and_baseline_rows_for_the_lengths_asked(pretrained, tmp_path):
+    from pyro_dirichlet.inference.study_report import run_and_report
+
+    study = replace(tiny(pretrained), rows=tiny(pretrained).rows + (Row("dirichlet", "uniform", 4.0),),
+                    finetune_epochs=(1, 2))
+    result = run_and_report(study, tmp_path / "report", "test", "best-pair", run_dir=tmp_path, progress=False,
+                            lengths=(1,))
+    by_val = sorted(result["rows"], key=lambda r: r["val_error"])
+    best_d = next(r["name"] for r in by_val if r["row"]["ranking"] == "dirichlet")
+    best_b = next(r["name"] for r in by_val if r["row"]["ranking"] != "dirichlet")
+    assert {r["name"] for r in result["rows"] if r["finetuned"]} == {best_d, best_b}
+    assert {f["epochs"] for r in result["rows"] for f in r["finetuned"]} == {1}
+    with pytest.raises(ValueError, match=r"lengths \[3\]"):
+        run_and_report(study, tmp_path / "report", "test", "best-pair", run_dir=tmp_path, progress=False, lengths=(3,))
