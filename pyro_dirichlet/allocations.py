@@ -18,7 +18,8 @@ returns ``{site: count}``; every one keeps each site's floor (``min_keep``, :dat
 - ``likelihood-path``: the same likelihood, cut jointly rather than one site at a time. From the
   full network, each step cuts ``1 / steps`` of its width (its worst channels by ``scores``) off
   the site that loses the least log-likelihood per MAC saved, given every cut before it:
-  ``argmin_l (LL(c) - LL(c - d_l)) / (M(c) - M(c - d_l))``. The path runs once down to every
+  ``argmin_l (LL(c) - LL(c - d_l)) / (M(c) - M(c - d_l))`` (lazily: a site's cost is re-measured
+  when it comes first, so a step costs a few evaluations, not one per site). The path runs once down to every
   site's floor; a budget takes the first point on it that fits, with the last site cut only as
   far as the budget needs. It sees what single-site curves miss: cutting two sites together
   costs more than the sum of cutting each.
@@ -29,6 +30,7 @@ sizes, budget_macs, example_inputs, links, min_keep)``.
 """
 from __future__ import annotations
 
+import heapq
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -168,24 +170,32 @@ class LikelihoodPath(Stateful):
         sizes = {s: len(v) for s, v in scores.items()}
         floor, macs = floor_counts(sizes, min_keep), mac_model(net, list(sizes), example)
         chunk = {s: max(1, round(k / self.steps)) for s, k in sizes.items()}
-
-        def ll(counts):
-            return log_likelihood(trim(net, keep_indices(scores, counts, links), example), data)
         counts = dict(sizes)
         path = [{"counts": counts, "macs": macs(counts), "ll": log_likelihood(net, data)}]
-        while True:
-            here = path[-1]
-            options = []
-            for site in sizes:
-                cut = feasible_counts({**counts, site: max(floor[site], counts[site] - chunk[site])}, links)
-                saved = here["macs"] - macs(cut)
-                if saved > 0:
-                    value = ll(cut)
-                    options.append(((here["ll"] - value) / saved, site, cut, value))
-            if not options:
-                return path
-            _, _, counts, value = min(options, key=lambda o: o[:2])
-            path.append({"counts": counts, "macs": macs(counts), "ll": value})
+
+        def option(site):  # (LL lost per MAC saved, the cut counts, their LL), or None at the floor
+            cut = feasible_counts({**counts, site: max(floor[site], counts[site] - chunk[site])}, links)
+            saved = path[-1]["macs"] - macs(cut)
+            if saved <= 0:
+                return None
+            value = log_likelihood(trim(net, keep_indices(scores, cut, links), example), data)
+            return (path[-1]["ll"] - value) / saved, cut, value
+        # lazy greedy: a site's cost is re-measured only when it comes first; it is taken if it still
+        # costs no more than the next site's last measured cost (exact where cuts only grow dearer)
+        queue = [(o[0], site) for site in sizes if (o := option(site)) is not None]
+        heapq.heapify(queue)
+        while queue:
+            _, site = heapq.heappop(queue)
+            fresh = option(site)
+            if fresh is None:
+                continue
+            if queue and fresh[0] > queue[0][0]:
+                heapq.heappush(queue, (fresh[0], site))
+                continue
+            counts = fresh[1]
+            path.append({"counts": counts, "macs": macs(counts), "ll": fresh[2]})
+            heapq.heappush(queue, (fresh[0], site))
+        return path
 
     def counts(self, net, state, sizes, budget_macs, example_inputs=None, links=None, min_keep=MIN_KEEP):
         fits = [i for i, point in enumerate(state) if point["macs"] <= budget_macs]
