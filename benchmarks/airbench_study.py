@@ -34,9 +34,10 @@ def rows(rankings=RANKINGS, allocations=ALLOCATIONS, budgets=(2.0, 4.0)) -> tupl
                         for r in rankings if r != "dirichlet"])
 
 
-def study(pretrained: str = PRETRAINED, finetune_lr: float = FINETUNE.lr) -> Study:
+def study(pretrained: str = PRETRAINED, finetune_lr: float = FINETUNE.lr, **subsets) -> Study:
+    """``subsets``: ``train_subset``, ``test_subset``, ``score_subset``, ``validation`` (a smoke run's)."""
     return Study(name="airbench94-study", dataset="cifar10", pretrained=pretrained, rows=rows(),
-                 finetune=dataclasses.replace(FINETUNE, lr=finetune_lr), score_subset=5000)
+                 finetune=dataclasses.replace(FINETUNE, lr=finetune_lr), **{"score_subset": 5000, **subsets})
 
 
 def main(argv=None) -> dict:
@@ -49,10 +50,15 @@ def main(argv=None) -> dict:
     ap.add_argument("--results", default="results/airbench94/study")
     ap.add_argument("--finetune-epochs", type=lambda v: tuple(int(e) for e in v.split(",")), default=None,
                     help="only these of the study's fine-tuning lengths now (comma-separated; default: all)")
+    for subset in ("--train-subset", "--test-subset", "--score-subset", "--validation"):
+        ap.add_argument(subset, type=int, default=None, help="a smoke run's subset (default: all; 5,000 scored; "
+                        "5,000 held out for validation)")
     ap.add_argument("--no-progress", action="store_true")
     a = ap.parse_args(argv)
+    subsets = {k: v for k in ("train_subset", "test_subset", "score_subset", "validation")
+               if (v := getattr(a, k)) is not None}
     command = shlex.join(["python", "benchmarks/airbench_study.py", *(sys.argv[1:] if argv is None else argv)])
-    return run_and_report(study(a.pretrained, a.finetune_lr), a.results, command, a.finetune_rows, a.run_dir,
+    return run_and_report(study(a.pretrained, a.finetune_lr, **subsets), a.results, command, a.finetune_rows, a.run_dir,
                           not a.no_progress, a.finetune_epochs)
 
 
