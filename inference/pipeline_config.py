@@ -52,7 +52,7 @@ class Target:
         if self.budget_macs is not None:
             return pdl.counts_for_budget(net, scores, self.budget_macs, net.input_shape, links=links,
                                          per_mac=self.per_mac)
-        return pdl.feasible_counts(pdl.counts_for_mass(scores, self.mass), links)
+        return pdl.allocation.feasible_counts(pdl.counts_for_mass(scores, self.mass), links)
 
 
 @dataclass

@@ -37,6 +37,8 @@ from .groups import default_example
 Links = Mapping[str, tuple[str | None, int]]  # {input site: (producer layer or None, features per channel)}
 
 
+__all__ = ["MIN_KEEP", "PER_MAC", "NORMALISATIONS", "CoupledLayersError", "floor_counts", "parse_architecture", "format_architecture", "keep_indices", "feasible_counts", "counts_for_mass", "normalise_scores", "counts_for_mass_budget", "counts_for_budget", "channel_costs"]
+
 MIN_KEEP = 0.1  # the per-layer floor of every budget allocation: this share of each site's channels (module docstring)
 # the MAC budget's default order: score per MAC of a channel (the posterior means' best order on LeNet-5,
 # docs/results.md); the baselines' studies pass per_mac=False (their nearly flat scores empty the costliest layer)

@@ -47,6 +47,9 @@ from .groups import default_example
 from .pruning import trim
 from .scores import ChannelScores, needs
 
+__all__ = ["ALLOCATIONS", "Allocation", "ScoreOrder", "Uniform", "Likelihood", "LikelihoodPath", "Stateful",
+           "uniform_counts", "log_likelihood", "cut_curves", "channel_worth", "counts_from_curves"]
+
 
 class Allocation(Protocol):
     def __call__(self, net: nn.Module, scores: Mapping[str, torch.Tensor], budget_macs: int, example_inputs=None,

@@ -15,6 +15,8 @@ from pathlib import Path
 import torch
 
 
+__all__ = ["DATA_ENV", "DataNotFoundError", "data_root", "ArrayDataset", "FeatureDataset", "load_mnist"]
+
 DATA_ENV = "PYRO_DIRICHLET_DATA"
 MNIST_MEAN, MNIST_STD = (0.1307,), (0.3081,)
 

@@ -18,6 +18,8 @@ import torch
 from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
 from pyro.poutine.messenger import Messenger
 
+__all__ = ["ESTIMATORS", "MeanDirichlet", "SwitchMeans", "MeanSwitchELBO", "switch_elbo"]
+
 ESTIMATORS = ("mean", "mc")
 
 

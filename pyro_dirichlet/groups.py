@@ -34,6 +34,8 @@ from .sites import channel_dim, layer_width
 
 
 
+__all__ = ["ChannelGroup", "channel_groups", "switch_points", "default_example"]
+
 @dataclass(frozen=True)
 class ChannelGroup:
     name: str  # the first conv/linear member in module order

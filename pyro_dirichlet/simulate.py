@@ -27,6 +27,8 @@ from .data import FeatureDataset
 from .switch_config import SwitchConfig
 from .switches import SwitchedNetwork
 
+__all__ = ["SWITCHED_LAYER", "SyntheticProblem", "simulate"]
+
 SWITCHED_LAYER = "hidden0"
 
 

@@ -24,6 +24,8 @@ import torch.nn as nn
 
 from .heads import head_layout, is_head_site
 
+__all__ = ["INPUT_SUFFIX", "InputSelect", "is_input_site", "site_layer", "site_width", "site_sizes", "check_sites"]
+
 INPUT_SUFFIX = ":in"
 
 

@@ -15,6 +15,8 @@ from pyro.poutine.runtime import effectful
 
 from .switch_config import AUTO, FORMS, SwitchConfig
 
+__all__ = ["switch_factor", "scale_channels", "scaled_linear", "dirichlet_switch", "RecordSwitches", "Unswitched"]
+
 BN_EPS = 1e-5
 TEMPERATURE_SITE = "log_temperature"
 LIKELIHOODS = ("categorical", "bernoulli")

@@ -40,6 +40,8 @@ from .switch_ops import (BN_EPS, DEFAULT, LIKELIHOODS, TEMPERATURE_SITE, RecordS
                          dirichlet_switch, scale_channels, scaled_linear, switch_factor)
 
 
+__all__ = ["SwitchedNetwork", "SwitchGuide"]
+
 class SwitchedNetwork:
     """A frozen trained network with Dirichlet switches on named sites, as a Pyro model.
 

@@ -35,7 +35,7 @@ def main(out: str) -> None:
     data = problem.data
     gen = torch.Generator().manual_seed(epoch_seed(0, 0, 0) + 1)  # fit_switches' first shuffling generator
     x, y, idx = next(data.batches(BATCH, shuffle=True, generator=gen, shard=distributed.shard()))
-    first_loss = pdl.MeanSwitchELBO(max_plate_nesting=1).loss(
+    first_loss = pdl.estimators.MeanSwitchELBO(max_plate_nesting=1).loss(
         switched.model, pdl.SwitchGuide(switched.sizes), x, y, idx=idx, num_data=len(data))
     cfg = pdl.FitConfig(estimator="mean", epochs=3, batch_size=BATCH, anneal_epochs=0)
     guide, history = pdl.fit_switches(switched, data, cfg, progress=False)

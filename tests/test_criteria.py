@@ -101,7 +101,7 @@ def test_every_method_gets_identical_macs_at_a_budget():
         macs.add(pdl.count_macs(small, net.input_shape))
     assert len(macs) == 1 and macs.pop() <= 300_000
     # the uniform fraction is the largest that fits: one more step of every layer would not
-    bigger = pdl.feasible_counts({n: min(k, c + 1) for (n, c), k in zip(counts.items(), sizes)}, links)
+    bigger = pdl.allocation.feasible_counts({n: min(k, c + 1) for (n, c), k in zip(counts.items(), sizes)}, links)
     assert pdl.count_macs(build_model("lenet5", list(bigger.values())), net.input_shape) > 300_000
     with pytest.raises(ValueError, match="below the smallest uniform network"):
         uniform_counts(net, 100, links)

@@ -25,7 +25,7 @@ def two_ranks(tmp_path_factory):
 
 def full_data_loss(problem, switched, guide):
     n = len(problem.data)
-    return pdl.MeanSwitchELBO(max_plate_nesting=1).loss(
+    return pdl.estimators.MeanSwitchELBO(max_plate_nesting=1).loss(
         switched.model, guide, problem.data.features, problem.data.labels, idx=torch.arange(n), num_data=n)
 
 
@@ -49,7 +49,7 @@ def test_elbo_matches_a_single_process_run(two_ranks):
     switched = pdl.SwitchedNetwork(problem.net, ["hidden0"], SWITCH, likelihood="bernoulli")
     # the mean of the ranks' minibatch losses is the single-process loss of the union batch (global N scaling)
     union = torch.cat([r["first_idx"] for r in two_ranks])
-    single = pdl.MeanSwitchELBO(max_plate_nesting=1).loss(
+    single = pdl.estimators.MeanSwitchELBO(max_plate_nesting=1).loss(
         switched.model, pdl.SwitchGuide(switched.sizes), problem.data.features[union],
         problem.data.labels[union], idx=union, num_data=len(problem.data))
     assert sum(r["first_loss"] for r in two_ranks) / 2 == pytest.approx(single, rel=1e-6)

@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 from pyro.infer import Trace_ELBO
 
-from pyro_dirichlet import MeanSwitchELBO, SwitchConfig, SwitchedNetwork, SwitchGuide
+from pyro_dirichlet import SwitchConfig, SwitchedNetwork, SwitchGuide
+from pyro_dirichlet.estimators import MeanSwitchELBO
 from pyro_dirichlet.models import MLP
 
 

@@ -5,9 +5,9 @@ import torch
 import torch.nn as nn
 
 import pyro_dirichlet as pdl
+from pyro_dirichlet.sites import InputSelect
 from pyro_dirichlet import (
     CheckpointError,
-    InputSelect,
     SwitchedNetwork,
     count_macs,
     count_ops,
@@ -142,17 +142,17 @@ def test_normalisation_decides_which_layer_gives_way():
     scores = {n: torch.rand(k, generator=gen) for n, k in LENET_SIZES.items()}
     scores["conv2"] = 10 + scores["conv2"]
     posterior = {n: s / s.sum() for n, s in scores.items()}
-    normalised = pdl.normalise_scores(posterior, "mean")
+    normalised = pdl.allocation.normalise_scores(posterior, "mean")
     assert all(torch.allclose(normalised[n], len(s) * s) for n, s in posterior.items())
-    assert torch.allclose(pdl.normalise_scores(scores, "l2")["conv2"].norm(), torch.tensor(1.0))
-    assert pdl.normalise_scores(scores, "none") == scores
+    assert torch.allclose(pdl.allocation.normalise_scores(scores, "l2")["conv2"].norm(), torch.tensor(1.0))
+    assert pdl.allocation.normalise_scores(scores, "none") == scores
     raw = counts_for_budget(net := build_model("lenet5").eval(), scores, 500_000, net.input_shape, lenet_macs, LINKS,
                             normalisation="none", per_mac=False)
     by_mean = counts_for_budget(net, scores, 500_000, net.input_shape, lenet_macs, LINKS, normalisation="mean",
                                 per_mac=False)
     assert raw["conv2"] == 50 and by_mean["conv2"] < 50
     with pytest.raises(ValueError, match="unknown score normalisation 'max'"):
-        pdl.normalise_scores(scores, "max")
+        pdl.allocation.normalise_scores(scores, "max")
 
 
 def test_mass_threshold():

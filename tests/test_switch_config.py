@@ -102,7 +102,7 @@ def test_a_transformer_block_gets_the_normalised_kinds_form():
 def test_every_entry_point_defaults_to_switch_config(bn_net):
     assert pdl.SwitchedNetwork(bn_net, ["conv1"]).switch == pdl.resolve_switch(DEFAULT, bn_net)
     assert inspect.signature(pdl.dirichlet_switch).parameters["switch"].default == DEFAULT
-    for fn in (pdl.switch_factor, pdl.scale_channels, switches.scaled_linear):
+    for fn in (pdl.switch_ops.switch_factor, pdl.switch_ops.scale_channels, switches.scaled_linear):
         params = inspect.signature(fn).parameters  # a factor needs a form, not "auto": the s form's
         assert (params["form"].default, params["steepness"].default) == ("s", DEFAULT.steepness)
     for model in ("lenet5", "vgg16", "resnet56", "wrn28_10"):

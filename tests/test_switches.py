@@ -3,8 +3,8 @@ import pytest
 import torch
 from pyro import poutine
 
-from pyro_dirichlet import (SwitchConfig, SwitchedNetwork, dirichlet_switch, keep_indices, scale_channels,
-                            switch_factor, trim)
+from pyro_dirichlet import SwitchConfig, SwitchedNetwork, dirichlet_switch, keep_indices, trim
+from pyro_dirichlet.switch_ops import scale_channels, switch_factor
 from pyro_dirichlet.models import build_model
 
 KS = SwitchConfig(form="Ks")  # the paper's form: the uniform switch 1/K keeps the trained function

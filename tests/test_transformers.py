@@ -199,7 +199,7 @@ def test_dirichlet_switch_on_token_features():
     s = trace.nodes["units"]["value"]
     torch.testing.assert_close(trace.nodes["_RETURN"]["value"], h * s)  # the default form "s"
     draws = torch.distributions.Dirichlet(torch.ones(6)).sample((3, 1))  # 3 particles, folded particle-major
-    folded = pdl.scale_channels(h, draws, dim=-1).reshape(3, 2, 5, 6)
+    folded = pdl.switch_ops.scale_channels(h, draws, dim=-1).reshape(3, 2, 5, 6)
     for p in range(3):
         torch.testing.assert_close(folded[p], h * draws[p, 0])
 
