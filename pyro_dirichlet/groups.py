@@ -63,9 +63,10 @@ def switch_points(graph: tp.DependencyGraph, outs: Sequence[nn.Module], names: d
 
 @torch.no_grad()
 def _inputs_with_channel_zeroed(net: nn.Module, example_inputs, points: Sequence[str], size: int,
-                                readers: Sequence[nn.Module]) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
-    """Each reader's first input ``(as is, with channel 0 of a group zeroed at its switch points)``
-    on a random input shaped like the example; None for a non-tensor example (not checked)."""
+                                readers: Sequence[nn.Module]) -> dict[nn.Module, tuple[torch.Tensor, torch.Tensor]] | None:
+    """``{reader: its first input (as is, with channel 0 of a group zeroed at its switch points)}`` on
+    a random input shaped like the example, for the readers the forward calls (a registered module it
+    never calls has none); None for a non-tensor example (not checked)."""
     if not isinstance(example_inputs, torch.Tensor) or not example_inputs.is_floating_point():
         return None
     x = torch.randn(example_inputs.shape, generator=torch.Generator().manual_seed(0)).to(example_inputs)
@@ -84,16 +85,16 @@ def _inputs_with_channel_zeroed(net: nn.Module, example_inputs, points: Sequence
             handles += [net.get_submodule(p).register_forward_hook(scale) for p in points] if masked else []
             with hooks(handles):
                 call(net, x)
-    return [(inputs[0], inputs[-1]) for inputs in seen.values()]
+    return {m: (inputs[0], inputs[-1]) for m, inputs in seen.items() if inputs}
 
 
 def _reads_channel_major(net: nn.Module, example_inputs, points: Sequence[str], reader: nn.Linear, size: int) -> bool:
     """Whether zeroing channel 0 of a group (at its switch ``points``) changes only the first
     ``in_features / size`` input features of ``reader`` (a flatten that is channel-major)."""
     pairs = _inputs_with_channel_zeroed(net, example_inputs, points, size, [reader])
-    if pairs is None:
+    if pairs is None or reader not in pairs:
         return True
-    (full, masked), = pairs
+    full, masked = pairs[reader]
     changed = (full.flatten(1) != masked.flatten(1)).any(0).nonzero().flatten()
     return bool((changed < reader.in_features // size).all())
 
@@ -105,7 +106,7 @@ def _untraced_norms_reading(net: nn.Module, example_inputs, points: Sequence[str
     switch points changes exactly feature 0 there."""
     pairs = _inputs_with_channel_zeroed(net, example_inputs, points, size, norms)
     reading = []
-    for norm, (full, masked) in zip(norms, pairs or []):
+    for norm, (full, masked) in (pairs or {}).items():
         if full.shape[-1] == size:
             changed = (full != masked).reshape(-1, size).any(0).nonzero().flatten()
             if changed.tolist() == [0]:

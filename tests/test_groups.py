@@ -222,3 +222,21 @@ def test_a_group_normalised_over_its_channels_is_flagged_and_refused_before_a_fi
         pdl.trim(net, {"stem": [0, 1, 2, 3]}, (3, 8, 8))
     small = pdl.trim(net, {"conv1": [0, 2, 4]}, (3, 8, 8))
     assert small.conv1.out_channels == 3
+
+
+def test_a_registered_module_the_forward_never_calls_does_not_crash_the_groups():
+    """Issue 42's repro: Linear-ReLU-Linear with an unused LayerNorm(16) of fc1's width."""
+    class WithUnused(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.act, self.fc2 = torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4)
+            self.unused = torch.nn.LayerNorm(16)
+
+        def forward(self, x):
+            return self.fc2(self.act(self.fc1(x)))
+
+    net, x = WithUnused(), torch.randn(3, 8)
+    groups = {g.name: g.problem for g in pdl.channel_groups(net, x)}
+    assert groups["fc1"] is None
+    small = pdl.trim(net, pdl.keep_indices({"fc1": torch.rand(16)}, {"fc1": 8}), x)
+    assert small.fc1.out_features == 8 and small.fc2.in_features == 8
