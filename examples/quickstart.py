@@ -1,5 +1,4 @@
-"""Quick start: fit the switches of a trained LeNet-5, inspect them with ArviZ, prune to a quarter
-of the MACs, fine-tune."""
+"""Quick start: fit a LeNet-5's switches, inspect them with ArviZ, prune to 1/4 of the MACs, fine-tune."""
 import pyro_dirichlet as pdl
 from pyro_dirichlet.models import build_model
 
