@@ -65,7 +65,8 @@ def site_members(net: nn.Module, sites: Sequence[str], example_inputs=None) -> d
     members = {site: (site_layer(site),) for site in sites}
     outputs = [site for site in sites if not is_input_site(site)]
     if outputs:
-        by_layer = {m: g.members for g in channel_groups(net, default_example(net, example_inputs)) for m in g.members}
+        by_layer = {m: g.members for g in channel_groups(net, default_example(net, example_inputs), check=False)
+                    for m in g.members}
         members.update({site: by_layer.get(site, (site,)) for site in outputs})
     return members
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import time
 
 import torch
 import torch.nn as nn
@@ -41,13 +42,23 @@ def _inputs_key(inputs):
     return repr(inputs)
 
 
-def _graph_key(net: nn.Module, example_inputs) -> tuple:
+def graph_key(net: nn.Module, example_inputs) -> tuple:
     """What the graph depends on: the modules (their identity, the graph holds them) and their
     parameters' shapes, every parameter's in-place version (a training or pruning step changes
     it) and the example inputs."""
     structure = tuple((name, id(m), tuple(tuple(p.shape) for p in m.parameters(recurse=False)))
                       for name, m in net.named_modules())
     return structure, tuple(p._version for p in net.parameters()), _inputs_key(example_inputs)
+
+
+@contextlib.contextmanager
+def kept_graph():
+    """Within the block graphs are traced as ever; after it the graph held before is held again."""
+    held = list(_LAST)
+    try:
+        yield
+    finally:
+        _LAST[:] = held
 
 
 def dependency_graph(net: nn.Module, example_inputs) -> tp.DependencyGraph:
@@ -59,7 +70,7 @@ def dependency_graph(net: nn.Module, example_inputs) -> tp.DependencyGraph:
     returns the same graph, so a prune step's counting, allocation and links share one trace."""
     if not _CACHING[-1]:
         return _build_graph(net, example_inputs)
-    key = _graph_key(net, example_inputs)
+    key = graph_key(net, example_inputs)
     if _LAST and _LAST[0][0] is net and _LAST[0][1] == key:
         return _LAST[0][2]
     graph = _build_graph(net, example_inputs)
@@ -84,3 +95,64 @@ def _build_graph(net: nn.Module, example_inputs) -> tp.DependencyGraph:
                          "returns something without a gradient path (e.g. a Pyro model's sampled labels). Pass the "
                          "network itself, a module whose forward returns its outputs (the logits)")
     return graph
+
+
+class GroupTooLarge(ValueError):
+    """Torch-Pruning's grouping of one layer's channels passed the bound of :func:`all_groups`."""
+
+
+# the bound on one layer's grouping: index entries held (about 100 bytes each) and seconds
+MAX_GROUP_ENTRIES = 2_000_000
+MAX_GROUP_SECONDS = 20.0
+
+
+@contextlib.contextmanager
+def _bounded_groups(max_entries: int, max_seconds: float):
+    """Within the block, Torch-Pruning's ``get_pruning_group`` raises :class:`GroupTooLarge` once the
+    group it builds holds more than ``max_entries`` channel indices or takes more than ``max_seconds``
+    (e.g. EfficientFormerV2 at 224 px: its index mappings grow without end, to 23 GB)."""
+    module = tp.dependency.graph
+    base = module.Group
+    start = time.perf_counter()
+
+    class Bounded(base):
+        entries = 0
+
+        def add_dep(self, dep, idxs):
+            Bounded.entries += len(idxs)
+            if Bounded.entries > max_entries or time.perf_counter() - start > max_seconds:
+                raise GroupTooLarge(f"more than {max_entries:,} channel indices or {max_seconds:g} s")
+            super().add_dep(dep, idxs)
+
+    module.Group = Bounded
+    try:
+        yield
+    finally:
+        module.Group = base
+
+
+def all_groups(graph: tp.DependencyGraph, ignored_layers: list, max_entries: int = MAX_GROUP_ENTRIES,
+               max_seconds: float = MAX_GROUP_SECONDS):
+    """Yield ``(root layer, group or None, why)`` for every conv/linear layer that roots a group, as
+    Torch-Pruning's ``get_all_groups`` (one group per set of coupled layers), but each layer's grouping
+    bounded (:func:`_bounded_groups`): one that passes the bound yields ``(root, None, why)``."""
+    visited: set[nn.Module] = set()
+    ignored = set(ignored_layers) | set(graph.IGNORED_LAYERS_IN_TRACING)
+    for module in list(graph.module2node):
+        if module in ignored or module in visited or not isinstance(module, LAYERS):
+            continue
+        pruner = graph.get_pruner_of_module(module)
+        if pruner is None or pruner.get_out_channels(module) is None:
+            continue
+        try:
+            with _bounded_groups(max_entries, max_seconds):
+                group = graph.get_pruning_group(module, pruner.prune_out_channels,
+                                                list(range(pruner.get_out_channels(module))))
+        except GroupTooLarge as e:
+            visited.add(module)
+            yield module, None, str(e)
+            continue
+        outs = [dep.target.module for dep, _ in group if graph.is_out_channel_pruning_fn(dep.handler)]
+        visited.update(outs)
+        if not any(m in ignored for m in outs):
+            yield module, group, None

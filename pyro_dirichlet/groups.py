@@ -20,14 +20,15 @@ normalisation renormalises what the switch scaled, so no switch there removes ch
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+import weakref
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn as nn
 import torch_pruning as tp
 
 from .channel_map import CUSTOM_PRUNERS
-from .graph import LAYERS, dependency_graph, uncached  # noqa: F401 (uncached: the graph module's switch)
+from .graph import LAYERS, all_groups, dependency_graph, graph_key, kept_graph, uncached  # noqa: F401 (uncached: the graph module's switch)
 from .frozen import frozen, hooks
 from .heads import head_points
 from .sites import channel_dim, layer_width
@@ -114,6 +115,16 @@ def _untraced_norms_reading(net: nn.Module, example_inputs, points: Sequence[str
     return reading
 
 
+def _out_channels(graph: tp.DependencyGraph, module: nn.Module) -> int | None:
+    pruner = graph.get_pruner_of_module(module)
+    return None if pruner is None else pruner.get_out_channels(module)
+
+
+def _is_grouped(module: nn.Module) -> bool:
+    """A convolution with groups that are neither one nor depthwise (one input channel a group)."""
+    return isinstance(module, nn.modules.conv._ConvNd) and 1 < module.groups < module.in_channels
+
+
 def renormalises(module: nn.Module) -> bool:
     """A normalisation over the channel dimension: LayerNorm, GroupNorm, RMSNorm, or a model's own
     (Hugging Face's ``LlamaRMSNorm``, timm's ``LayerNorm2d``), known by its class name."""
@@ -121,9 +132,36 @@ def renormalises(module: nn.Module) -> bool:
             or type(module).__name__.endswith(("LayerNorm", "RMSNorm", "LayerNorm2d")))
 
 
-def channel_groups(net: nn.Module, example_inputs) -> list[ChannelGroup]:
-    """Every group of output channels of ``net``'s conv/linear layers (module docstring)."""
+_CHECKED: "weakref.WeakKeyDictionary[nn.Module, tuple]" = weakref.WeakKeyDictionary()  # net: (graph key, groups)
+
+
+def channel_groups(net: nn.Module, example_inputs, check: bool = True) -> list[ChannelGroup]:
+    """Every group of output channels of ``net``'s conv/linear layers (module docstring).
+
+    ``check``: trim every candidate group once (:func:`.trim_trial.untrimmable`, one tensor example),
+    so that a group whose trimming cannot run or match carries its ``problem`` now, before any fit.
+    The checked groups are kept until the network, its parameters or the example change."""
     graph = dependency_graph(net, example_inputs)
+    key = graph_key(net, example_inputs)
+    if check and net in _CHECKED and _CHECKED[net][0] == key:
+        return list(_CHECKED[net][1])
+    groups = _traced_groups(net, example_inputs, graph)
+    if not check:
+        return groups
+    if isinstance(example_inputs, torch.Tensor) and example_inputs.is_floating_point():
+        from .trim_trial import untrimmable  # it trims, and trimming reads the groups' switch points
+        with kept_graph():  # the trial's copies are traced too; the network's own graph stays the one held
+            failing = untrimmable(net, {g.name: g.size for g in groups if g.problem is None and not g.is_output},
+                                  example_inputs)
+        groups = [replace(g, problem=f"trimming it (channel 0 removed) was tried when the groups were built and "
+                                     f"failed: {failing[g.name]}. Switch other layers") if g.name in failing else g
+                  for g in groups]
+    _CHECKED[net] = (key, groups)
+    return list(groups)
+
+
+def _traced_groups(net: nn.Module, example_inputs, graph: tp.DependencyGraph) -> list[ChannelGroup]:
+    """The groups as Torch-Pruning's graph gives them, with the problems known from their structure."""
     names = {module: name for name, module in net.named_modules()}
     order = {name: i for i, name in enumerate(names.values())}
     heads = head_points(net)
@@ -135,7 +173,14 @@ def channel_groups(net: nn.Module, example_inputs) -> list[ChannelGroup]:
                            f"its channels are attention heads' ({name!r}): removing single channels would break the "
                            f"heads apart; switch the heads instead: {[site]}") for name, site in heads.items()]
     untraced = [m for m in names if renormalises(m) and m not in graph.module2node]  # e.g. LlamaRMSNorm
-    for group in graph.get_all_groups(ignored_layers=head_rows, root_module_types=list(LAYERS)):
+    for root, group, too_large in all_groups(graph, head_rows):
+        if group is None:
+            groups.append(ChannelGroup(names[root], layer_width(root), (names[root],), (), (), False,
+                                       f"Torch-Pruning's grouping of its channels did not finish within a bound "
+                                       f"({too_large}): the graph's index mappings grow without end (e.g. reshapes "
+                                       "of a large input). Trace with a smaller example input (fewer pixels or "
+                                       "tokens), or switch other layers"))
+            continue
         outs = [dep.target.module for dep, _ in group if graph.is_out_channel_pruning_fn(dep.handler)]
         readers = [dep.target.module for dep, _ in group
                    if isinstance(dep.target.module, LAYERS) and not graph.is_out_channel_pruning_fn(dep.handler)]
@@ -153,13 +198,29 @@ def channel_groups(net: nn.Module, example_inputs) -> list[ChannelGroup]:
                        "a zero switch does not remove a channel there and trimming would not equal the masked network; "
                        "switch other groups (e.g. the MLP units of a block)")
         size = widths[members[0]]
+        concatenated = sorted({names[dep.target.module] for dep, idxs in group if dep.target.module in names
+                               and graph.is_out_channel_pruning_fn(dep.handler)
+                               and ([int(i) for i in idxs] != list(range(size))
+                                    or _out_channels(graph, dep.target.module) not in (None, size))}, key=order.get)
+        if concatenated:
+            problem = (f"its channels are concatenated with others (torch.cat, e.g. DenseNet) before "
+                       f"{concatenated[:3]}, which normalise or read them among other channels: a switch over those "
+                       "layers' channel slices is not supported yet, so no switch here would remove a channel "
+                       "exactly; switch layers whose outputs are not concatenated")
         flattened = [m for m in readers if isinstance(m, nn.Linear) and m.in_features != size
                      and m.in_features % size == 0]
-        for reader in flattened if len(set(widths.values())) == 1 else []:  # else refused below anyway
+        for reader in flattened if len(set(widths.values())) == 1 and not concatenated else []:  # else refused
             if not _reads_channel_major(net, example_inputs, sorted(points, key=order.get), reader, size):
                 problem = (f"{names[reader]!r} reads its channels in another order than channel-major (e.g. a "
                            "permute before the flatten), so removing a channel's features by position would remove "
                            "the wrong ones; switch the Linear layer's own units instead")
+        grouped = [names[m] for m in (*outs, *readers) if _is_grouped(m)]
+        if grouped:
+            conv = net.get_submodule(grouped[0])
+            problem = (f"{grouped[0]!r} is a grouped convolution (groups={conv.groups}, {conv.in_channels // conv.groups} "
+                       "input channels a group): removing single channels would break its groups apart, and pruning "
+                       "whole groups is not supported; switch other layers (e.g. the block's output or its 1x1 convs "
+                       "that no grouped convolution reads)")
         if len(set(widths.values())) > 1:
             problem = (f"its layers {members} have different widths ({sorted(set(widths.values()))}) although "
                        "Torch-Pruning ties their channels (e.g. a shortcut that zero-pads channels with F.pad, "

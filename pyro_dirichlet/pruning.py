@@ -101,7 +101,7 @@ def _surgery(net: nn.Module, keep: Mapping[str, Sequence[int]], input_shape: Seq
              ) -> tuple[nn.Module, dict[tuple[str, bool], torch.Tensor], list[int] | None]:
     """The trimmed copy of ``net``, ``{(module, is_input): channel mask}`` of the masked network,
     and the kept outputs of the output layer if it is trimmed (else None)."""
-    pruned = copy.deepcopy(net).eval().requires_grad_(True)  # trainable, for fine-tuning
+    pruned = _copy(net).eval().requires_grad_(True)  # trainable, for fine-tuning
     graph = _graph(pruned, input_shape)
     names = {module: name for name, module in pruned.named_modules()}
     removed: dict[str, set[int]] = {}  # output channels to remove, per layer
@@ -167,6 +167,18 @@ def _surgery(net: nn.Module, keep: Mapping[str, Sequence[int]], input_shape: Seq
         if len(kept) < layout.size:
             masks[(layout.out_proj, True)] = trim_heads(pruned, layout, kept)
     return pruned, masks, outputs
+
+
+def _copy(net: nn.Module) -> nn.Module:
+    """A deep copy of ``net``; a tensor a module keeps outside its parameters and buffers that autograd
+    made (e.g. LeViT's ``attention_bias_cache``, filled by the trace) is copied detached."""
+    memo = {}
+    for module in net.modules():
+        for value in vars(module).values():
+            for tensor in value.values() if isinstance(value, dict) else (value,):
+                if isinstance(tensor, torch.Tensor) and not tensor.is_leaf:
+                    memo[id(tensor)] = tensor.detach().clone()
+    return copy.deepcopy(net, memo)
 
 
 def _is_output(graph: tp.DependencyGraph, module: nn.Module) -> bool:
