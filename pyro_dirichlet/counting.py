@@ -78,29 +78,32 @@ def count_ops(net: nn.Module, example_inputs=None) -> dict[str, int]:
 
 
 def _kept_channel_sites(net: nn.Module, sites: Sequence[str], example) -> tuple[dict, dict, dict, dict]:
-    """``(outputs, inputs, sizes, bns)``: layer -> site that sets its kept output / input channels,
-    site -> K, and BatchNorm name -> site that sets its channels."""
+    """``(outputs, inputs, sizes, bns)``: layer -> site that sets its kept output channels, layer ->
+    sites whose channels it reads (several: a concatenation), site -> K, and BatchNorm name -> site
+    that sets its channels."""
     by_member = {m: g for g in channel_groups(net, example, check=False) for m in g.members}
     outputs: dict[str, str] = {}
-    inputs: dict[str, str] = {}
+    inputs: dict[str, list[str]] = {}
     sizes: dict[str, int] = {}
     bns: dict[str, str] = {}
     modules = dict(net.named_modules())
     for site in sites:
         if is_input_site(site):
-            inputs[site_layer(site)] = site
+            inputs[site_layer(site)] = [site]  # its kept features set the layer's inputs (not the producer's)
             sizes[site] = site_width(net, site)
             continue
         if is_head_site(site):  # its rows of q, k, v, the projection's columns, and the attention products
             layout = head_layout(net, site)
             sizes[site] = layout.size
             outputs.update({linear: site for linear, _ in layout.rows} | {layout.module: site})
-            inputs[layout.out_proj] = site
+            inputs.setdefault(layout.out_proj, []).append(site)
             continue
         group = by_member[site_layer(site)]
         sizes[site] = group.size
         outputs.update({m: site for m in group.members})
-        inputs.update({r: site for r in group.readers})
+        for reader in group.readers:
+            if not any(is_input_site(s) for s in inputs.get(reader, [])):
+                inputs.setdefault(reader, []).append(site)
         bns.update({p: site for p in group.points if isinstance(modules[p], nn.modules.batchnorm._BatchNorm)})
     return outputs, inputs, sizes, bns
 
@@ -115,18 +118,25 @@ def _scaled_sum(terms: list[tuple[int, str | None, int, str | None, int]]) -> Ca
 
 
 def _layer_terms(net: nn.Module, name: str, per_layer: int, outputs: dict, inputs: dict, sizes: dict):
-    """``(unit, out site, out scale, in site, in scale)`` of a conv/linear layer whose count is
-    ``per_layer`` at full width: it scales with kept outputs and inputs (depthwise: outputs)."""
+    """``[(unit, out site, out scale, in site, in scale)]`` of a conv/linear layer whose count is
+    ``per_layer`` at full width: it scales with kept outputs and inputs (depthwise: outputs); one term
+    for each site a concatenated input holds, and one for its unswitched channels."""
     module = layer_module(net, name)
     out_width = layer_width(module)
     in_width = module.in_channels if isinstance(module, nn.Conv2d) else module.in_features
-    in_site = inputs.get(name)
-    if isinstance(module, nn.Conv2d) and module.groups == module.in_channels > 1:
-        in_width, in_site = 1, None  # depthwise: the kept outputs set the inputs
+    in_sites = inputs.get(name, [])
+    if isinstance(module, nn.Conv2d) and module.groups > 1:  # a filter reads in_channels / groups channels
+        in_width, in_sites = module.in_channels // module.groups, []  # depthwise: the kept outputs set them;
+        # grouped: no switch reaches them (:func:`.groups.channel_groups` refuses its groups)
     out_site = outputs.get(name)
     out_scale = out_width // sizes[out_site] if out_site else out_width
-    in_scale = in_width // sizes[in_site] if in_site else in_width
-    return per_layer // (out_width * in_width), out_site, out_scale, in_site, in_scale
+    unit = per_layer // (out_width * in_width)
+    if len(in_sites) <= 1:  # one site's channels, each read at in_width / K positions (a flatten), or none
+        in_site = in_sites[0] if in_sites else None
+        return [(unit, out_site, out_scale, in_site, in_width // sizes[in_site] if in_site else in_width)]
+    # a concatenation of several sites' channels (SqueezeNet's fire, DenseNet) and of unswitched ones
+    rest = in_width - sum(sizes[site] for site in in_sites)
+    return [(unit, out_site, out_scale, site, 1) for site in in_sites] + [(unit, out_site, out_scale, None, rest)]
 
 
 def mac_model(net: nn.Module, sites: Sequence[str], example_inputs=None) -> Callable[[Mapping[str, int]], int]:
@@ -142,7 +152,7 @@ def mac_model(net: nn.Module, sites: Sequence[str], example_inputs=None) -> Call
     terms = []
     for name, (macs, _) in layer_ops(net, example).items():
         if name not in attention:
-            terms.append(_layer_terms(net, name, macs, outputs, inputs, sizes))
+            terms.extend(_layer_terms(net, name, macs, outputs, inputs, sizes))
         elif name in outputs:  # switched heads: the attention products scale with the kept heads
             terms.append((macs // sizes[outputs[name]], outputs[name], 1, None, 1))
         else:
@@ -159,7 +169,7 @@ def param_model(net: nn.Module, sites: Sequence[str], example_inputs=None) -> Ca
     terms, scaled = [], 0
     for name, module in net.named_modules():
         if isinstance(module, (nn.Conv2d, nn.Linear)):
-            terms.append(_layer_terms(net, name, module.weight.numel(), outputs, inputs, sizes))
+            terms.extend(_layer_terms(net, name, module.weight.numel(), outputs, inputs, sizes))
             scaled += module.weight.numel()
             if module.bias is not None:
                 site = outputs.get(name)
