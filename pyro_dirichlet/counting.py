@@ -18,7 +18,7 @@ import torch.nn as nn
 from .frozen import frozen, hooks
 from .groups import call, channel_groups, default_example
 from .heads import attention_macs, head_layout, head_layouts, is_head_site
-from .sites import is_input_site, layer_module, layer_width, site_layer, site_width
+from .sites import LAYERS, is_input_site, layer_module, layer_width, site_layer, site_width
 
 
 UNCOUNTED = (nn.RNNBase, nn.MultiheadAttention)  # their matrix products bypass their submodules' forward
@@ -123,9 +123,9 @@ def _layer_terms(net: nn.Module, name: str, per_layer: int, outputs: dict, input
     for each site a concatenated input holds, and one for its unswitched channels."""
     module = layer_module(net, name)
     out_width = layer_width(module)
-    in_width = module.in_channels if isinstance(module, nn.Conv2d) else module.in_features
+    in_width = module.in_features if isinstance(module, nn.Linear) else module.in_channels
     in_sites = inputs.get(name, [])
-    if isinstance(module, nn.Conv2d) and module.groups > 1:  # a filter reads in_channels / groups channels
+    if not isinstance(module, nn.Linear) and module.groups > 1:  # a filter reads in_channels / groups channels
         in_width, in_sites = module.in_channels // module.groups, []  # depthwise: the kept outputs set them;
         # grouped: no switch reaches them (:func:`.groups.channel_groups` refuses its groups)
     out_site = outputs.get(name)
@@ -168,7 +168,7 @@ def param_model(net: nn.Module, sites: Sequence[str], example_inputs=None) -> Ca
     outputs, inputs, sizes, bns = _kept_channel_sites(net, sites, example)
     terms, scaled = [], 0
     for name, module in net.named_modules():
-        if isinstance(module, (nn.Conv2d, nn.Linear)):
+        if isinstance(module, LAYERS):
             terms.extend(_layer_terms(net, name, module.weight.numel(), outputs, inputs, sizes))
             scaled += module.weight.numel()
             if module.bias is not None:

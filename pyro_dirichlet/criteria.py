@@ -52,7 +52,7 @@ from .groups import channel_groups, default_example
 from .heads import head_layout, is_head_site
 from .scores import ChannelScores, Criterion, example_batch, needs
 from .pruning import input_links
-from .sites import channel_dim, is_input_site, layer_module, site_layer
+from .sites import LAYERS, channel_dim, is_input_site, layer_module, site_layer
 from .switch_config import SwitchConfig
 from .switches import SwitchedNetwork
 from .tp_criteria import TorchPruningHessian, TorchPruningMagnitude, TorchPruningTaylor
@@ -144,7 +144,7 @@ def _channels_first(a: torch.Tensor, site: str, point: nn.Module, size: int) -> 
 
 
 def _execution_order(net: nn.Module, x: torch.Tensor) -> list[str]:
-    names = {m: n for n, m in net.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
+    names = {m: n for n, m in net.named_modules() if isinstance(m, LAYERS)}
     order: list[str] = []
     with hooks(m.register_forward_hook(lambda mod, i, o: order.append(names[mod])) for m in names), torch.no_grad():
         net(x)

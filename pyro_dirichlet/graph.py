@@ -12,8 +12,7 @@ import torch_pruning as tp
 
 from .channel_map import CUSTOM_PRUNERS
 from .frozen import frozen
-
-LAYERS = (nn.Conv2d, nn.Linear)
+from .sites import LAYERS
 
 
 _LAST: list = []  # [(net, key, graph)] of the last traced network: one, so none is kept alive for long

@@ -10,7 +10,7 @@ import torch_pruning as tp
 
 from .groups import channel_groups, default_example
 from .allocation import normalise_scores
-from .sites import is_input_site, site_layer
+from .sites import is_input_site, layer_width, site_layer
 
 
 class DirichletImportance(tp.importance.Importance):
@@ -44,7 +44,7 @@ class DirichletImportance(tp.importance.Importance):
         if site is None:
             return None
         scores = self.scores[site]
-        width = root.out_channels if isinstance(root, nn.Conv2d) else root.out_features
+        width = layer_width(root)
         if width != len(scores):
             raise ValueError(f"{site!r} has {width} channels but its posterior scores {len(scores)}: "
                              "DirichletImportance ranks the network the switches were fitted on (one pruning "

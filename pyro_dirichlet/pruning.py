@@ -24,7 +24,7 @@ from .allocation import CoupledLayersError
 from .frozen import frozen, hooks
 from .groups import default_example, dependency_graph, input_shape, switch_points
 from .heads import head_layout, is_head_site, trim_heads
-from .sites import InputSelect, channel_dim, is_input_site, layer_module, layer_width, site_layer, site_width
+from .sites import LAYERS, InputSelect, channel_dim, is_input_site, layer_module, layer_width, site_layer, site_width
 
 
 def _graph(net: nn.Module, example_inputs) -> tp.DependencyGraph:
@@ -32,14 +32,14 @@ def _graph(net: nn.Module, example_inputs) -> tp.DependencyGraph:
 
 
 def _out_handler(module: nn.Module):
-    return tp.prune_conv_out_channels if isinstance(module, nn.Conv2d) else tp.prune_linear_out_channels
+    return tp.prune_linear_out_channels if isinstance(module, nn.Linear) else tp.prune_conv_out_channels
 
 
 def _producer(graph: tp.DependencyGraph, module: nn.Linear, names: Mapping[nn.Module, str]) -> tuple[str | None, int]:
     """``(producer layer or None, features per producer channel)`` of a Linear layer's inputs."""
     group = graph.get_pruning_group(module, tp.prune_linear_in_channels, idxs=[0])
     producers = [dep.target.module for dep, _ in group
-                 if isinstance(dep.target.module, (nn.Conv2d, nn.Linear)) and graph.is_out_channel_pruning_fn(dep.handler)]
+                 if isinstance(dep.target.module, LAYERS) and graph.is_out_channel_pruning_fn(dep.handler)]
     if not producers:
         return None, 1  # the network's input
     if len(producers) > 1:
@@ -184,7 +184,7 @@ def _copy(net: nn.Module) -> nn.Module:
 def _is_output(graph: tp.DependencyGraph, module: nn.Module) -> bool:
     """Whether no conv/linear layer reads ``module``'s output channels (the network's outputs)."""
     group = graph.get_pruning_group(module, _out_handler(module), idxs=[0])
-    return not any(isinstance(dep.target.module, (nn.Conv2d, nn.Linear)) and not graph.is_out_channel_pruning_fn(dep.handler)
+    return not any(isinstance(dep.target.module, LAYERS) and not graph.is_out_channel_pruning_fn(dep.handler)
                    for dep, _ in group)
 
 
@@ -226,7 +226,7 @@ def _prune_outputs(graph: tp.DependencyGraph, module: nn.Module, channels: list[
     outs = [dep.target.module for dep, _ in group if graph.is_out_channel_pruning_fn(dep.handler)]
     points = switch_points(graph, outs, names)
     widths = {names[dep.target.module]: layer_width(dep.target.module) for dep, _ in group
-              if isinstance(dep.target.module, (nn.Conv2d, nn.Linear)) and graph.is_out_channel_pruning_fn(dep.handler)}
+              if isinstance(dep.target.module, LAYERS) and graph.is_out_channel_pruning_fn(dep.handler)}
     if len(set(widths.values())) > 1:
         raise CoupledLayersError(
             f"layer {names[module]!r} cannot be pruned: Torch-Pruning ties its channels to layers of other widths "
@@ -241,4 +241,4 @@ def _group_key(graph: tp.DependencyGraph, module: nn.Module) -> frozenset[nn.Mod
     """The conv/linear layers whose output channels go with ``module``'s."""
     group = graph.get_pruning_group(module, _out_handler(module), idxs=[0])
     return frozenset(dep.target.module for dep, _ in group
-                     if isinstance(dep.target.module, (nn.Conv2d, nn.Linear)) and graph.is_out_channel_pruning_fn(dep.handler))
+                     if isinstance(dep.target.module, LAYERS) and graph.is_out_channel_pruning_fn(dep.handler))

@@ -1,6 +1,7 @@
 """Switch sites: where a Dirichlet switch sits in a network, and how wide it is.
 
-A site is named after a conv/linear layer (its module name):
+A site is named after a conv/linear layer (its module name; any ``nn.Conv1d/2d/3d``, transposed ones
+too, or ``nn.Linear``: :data:`LAYERS`):
 
 - ``"conv2"`` switches the layer's **outputs**: K = ``out_channels`` / ``out_features``;
 - ``"fc1:in"`` switches a Linear layer's **input features**: K = ``in_features``. After a
@@ -24,9 +25,11 @@ import torch.nn as nn
 
 from .heads import head_layout, is_head_site
 
-__all__ = ["INPUT_SUFFIX", "InputSelect", "is_input_site", "site_layer", "site_width", "site_sizes", "check_sites"]
+__all__ = ["LAYERS", "INPUT_SUFFIX", "InputSelect", "is_input_site", "site_layer", "site_width", "site_sizes", "check_sites"]
 
 INPUT_SUFFIX = ":in"
+# the layers a switch attaches to: convolutions of any dimension (transposed ones too) and Linear layers
+LAYERS = (nn.modules.conv._ConvNd, nn.Linear)
 
 
 class InputSelect(nn.Module):
@@ -64,18 +67,19 @@ def layer_module(net: nn.Module, layer: str) -> nn.Module:
     try:
         module = net.get_submodule(layer)
     except AttributeError:
-        layers = [name for name, m in net.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+        layers = [name for name, m in net.named_modules() if isinstance(m, LAYERS)]
         raise ValueError(f"the network has no layer {layer!r}; its conv/linear layers: {layers}") from None
     return module.layer if isinstance(module, InputSelect) else module
 
 
 def layer_width(module: nn.Module) -> int:
     """Output channels (conv) or units (linear)."""
-    if isinstance(module, nn.Conv2d):
-        return module.out_channels
     if isinstance(module, nn.Linear):
         return module.out_features
-    raise TypeError(f"switches attach to nn.Conv2d or nn.Linear layers, not {type(module).__name__}")
+    if isinstance(module, nn.modules.conv._ConvNd):
+        return module.out_channels
+    raise TypeError(f"switches attach to conv layers (nn.Conv1d/2d/3d, transposed too) or nn.Linear layers, "
+                    f"not {type(module).__name__}")
 
 
 def site_width(net: nn.Module, site: str) -> int:
@@ -103,7 +107,7 @@ def check_sites(net: nn.Module, sites: Sequence[str]) -> None:
     names = dict(net.named_modules())
     unknown = [site for site in sites if site_layer(site) not in names]
     if unknown:
-        prunable = [n for n, m in names.items() if isinstance(m, (nn.Conv2d, nn.Linear))]
+        prunable = [n for n, m in names.items() if isinstance(m, LAYERS)]
         raise ValueError(f"unknown layer name(s) {unknown}; this network's conv/linear layers are {prunable} "
                          f"(add {INPUT_SUFFIX!r} to a Linear layer's name to switch its input features)")
     for site in sites:

@@ -45,10 +45,10 @@ def torch_pruning_scores(net: nn.Module, sites: Sequence[str], importance, examp
         module = layer_module(net, site_layer(site))
         if is_input_site(site):
             scores[site] = channels(module, tp.prune_linear_in_channels, module.in_features)
-        elif isinstance(module, nn.Conv2d):
-            scores[site] = channels(module, tp.prune_conv_out_channels, module.out_channels)
-        else:
+        elif isinstance(module, nn.Linear):
             scores[site] = channels(module, tp.prune_linear_out_channels, module.out_features)
+        else:
+            scores[site] = channels(module, tp.prune_conv_out_channels, module.out_channels)
     return scores
 
 
