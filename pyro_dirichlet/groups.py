@@ -125,6 +125,26 @@ def _is_grouped(module: nn.Module) -> bool:
     return isinstance(module, nn.modules.conv._ConvNd) and 1 < module.groups < module.in_channels
 
 
+def _halves(graph: tp.DependencyGraph, layer: nn.Module) -> str | None:
+    """How ``layer``'s outputs are split into halves that gate each other before any other layer reads
+    them: ``"a GLU"`` (``nn.GLU`` / ``F.glu``), ``"a chunk/split at offsets [...] whose parts multiply"``,
+    or None."""
+    seen, todo = set(), [(graph.module2node[layer], None)]  # (node, the split on the path to it)
+    while todo:
+        node, split = todo.pop()
+        for after in node.outputs:
+            if (after, split) in seen or isinstance(after.module, LAYERS):
+                continue
+            seen.add((after, split))
+            if "GluBackward" in after.name:
+                return "a GLU"
+            if split and "MulBackward" in after.name and len(after.inputs) > 1:
+                return f"a chunk/split at offsets {split} whose parts multiply"
+            offsets = after.name.split("(", 1)[-1].rstrip(")") if isinstance(after.module, tp.ops._SplitOp) else None
+            todo.append((after, split or offsets))
+    return None
+
+
 def renormalises(module: nn.Module) -> bool:
     """A normalisation over the channel dimension: LayerNorm, GroupNorm, RMSNorm, or a model's own
     (Hugging Face's ``LlamaRMSNorm``, timm's ``LayerNorm2d``), known by its class name."""
@@ -214,6 +234,12 @@ def _traced_groups(net: nn.Module, example_inputs, graph: tp.DependencyGraph) ->
                 problem = (f"{names[reader]!r} reads its channels in another order than channel-major (e.g. a "
                            "permute before the flatten), so removing a channel's features by position would remove "
                            "the wrong ones; switch the Linear layer's own units instead")
+        halved = {names[m]: why for m in outs if isinstance(m, LAYERS) and (why := _halves(graph, m))}
+        if halved:
+            layer, why = next(iter(halved.items()))
+            problem = (f"the outputs of {layer!r} pass through {why}, a value and a gate half (channel k is "
+                       f"gated by channel k + {size // 2}): a switch on one channel does not remove it, and pairing "
+                       "the halves is not supported; switch the layer that reads the gated output instead")
         grouped = [names[m] for m in (*outs, *readers) if _is_grouped(m)]
         if grouped:
             conv = net.get_submodule(grouped[0])

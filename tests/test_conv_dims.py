@@ -67,3 +67,35 @@ def test_every_conv_dimension_is_a_site_that_trims_exactly(case):
     assert pdl.count_params(small) == pdl.param_model(net, sites, x)(counts)
     for site, module in zip(sites, [small.get_submodule(s) for s in sites]):
         assert pdl.sites.layer_width(module) == counts[site]
+
+
+class Gated(nn.Module):
+    """A pointwise conv to 2C channels, halved by a GLU (or a chunk and a sigmoid gate), then a conv."""
+
+    def __init__(self, chunk: bool):
+        super().__init__()
+        self.chunk = chunk
+        self.expand, self.glu, self.conv, self.head = nn.Conv1d(4, 32, 1), nn.GLU(dim=1), nn.Conv1d(16, 8, 3), Head(8)
+
+    def forward(self, x):
+        h = self.expand(x)
+        if self.chunk:
+            value, gate = h.chunk(2, dim=1)
+            h = value * torch.sigmoid(gate)
+        else:
+            h = self.glu(h)
+        return self.head(torch.relu(self.conv(h)))
+
+
+@pytest.mark.parametrize("chunk", [False, True], ids=["nn.GLU", "chunk-gate"])
+def test_a_glu_producer_is_refused_at_channel_groups_naming_the_glu_and_the_rest_prunes(chunk):
+    torch.manual_seed(0)
+    net, x = Gated(chunk).eval(), torch.randn(2, 4, 20)
+    problems = {g.name: g.problem for g in pdl.channel_groups(net, x)}
+    assert ("a chunk/split at offsets [0, 16, 32] whose parts multiply" if chunk else "a GLU") in problems["expand"]
+    assert "'expand'" in problems["expand"] and problems["conv"] is None
+    with pytest.raises(ValueError, match="cannot be pruned"):
+        pdl.SwitchedNetwork(net, ["expand"], example_inputs=x)
+    pruner = pdl.Pruner(net, ["conv"], x)
+    small = pruner.trim({"conv": torch.arange(8.0)}, {"conv": 5})
+    assert small.conv.out_channels == 5
