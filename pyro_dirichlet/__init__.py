@@ -17,7 +17,7 @@ The user's verbs live here (one screen); the rest sits in named submodules, each
 - how many channels a site keeps: ``counts_for_budget`` (``MIN_KEEP``, ``PER_MAC``), ``counts_for_mass``,
   ``parse_architecture``, ``format_architecture``, ``keep_indices``; ``ALLOCATIONS`` (per-mac, by-score,
   uniform, likelihood, likelihood-path).
-- which channels: ``CRITERIA`` (``name -> criterion(net, sites, data, seed) -> ChannelScores``: l1, l2,
+- which channels: ``CRITERIA`` (``name -> criterion(net, sites, data, seed, likelihood) -> ChannelScores``: l1, l2,
   taylor, fisher, group-lasso, data-free, random, dirichlet, tp-magnitude, tp-taylor, tp-hessian).
 - pruning: ``Pruner`` (a network's graph, widths and links held for its prune steps), ``input_links``,
   ``trim`` (checks itself against the masked network: ``TrimMismatchError``), ``channel_groups``,
@@ -25,7 +25,9 @@ The user's verbs live here (one screen); the rest sits in named submodules, each
   ``ChannelScatter`` (a zero-padding shortcut that stays prunable), ``DirichletImportance`` (posterior
   means as a Torch-Pruning importance); ``save_pruned``, ``load_pruned``, ``export_network``.
 - counting: ``count_macs``, ``count_ops``, ``count_params``, ``mac_model`` / ``param_model``;
-  training: ``TrainConfig``, ``train``, ``evaluate``, ``Distill``; data: ``load_mnist``, ``load_cifar10``,
+  training: ``TrainConfig``, ``train`` (any ``loss``), ``evaluate`` (any ``metric``), ``Distill``;
+  likelihoods (the switch fit's, the data criteria's and ``train``'s via ``nll``): ``"categorical"``,
+  ``"bernoulli"`` (dense targets too), ``Gaussian``, or a callable outputs -> distribution; data: ``load_mnist``, ``load_cifar10``,
   ``data_root`` (``$PYRO_DIRICHLET_DATA``), ``ArrayDataset``, ``FeatureDataset``; ``simulate``.
 """
 from .allocations import ALLOCATIONS
@@ -61,12 +63,13 @@ from .form_rule import network_kind, resolve_switch
 from .switch_config import SwitchConfig
 from .switch_ops import dirichlet_switch
 from .switches import SwitchedNetwork, SwitchGuide
+from .likelihoods import Gaussian, nll
 from .training import Distill, TrainConfig, evaluate, train
 from .user_model import switch_layers, unfold_particles
 
 __all__ = [
     "ALLOCATIONS", "ArrayDataset", "Pruner", "CRITERIA", "hf", "ChannelScatter", "ChannelScores", "Criterion", "CheckpointError", "DirichletImportance", "CoupledLayersError", "DataNotFoundError", "FeatureDataset", "FitConfig",
-    "Distill", "TrimMismatchError", "SwitchConfig", "SwitchGuide", "SwitchedNetwork", "TrainConfig", "channel_groups", "count_macs", "count_ops", "count_params",
+    "Distill", "Gaussian", "nll", "TrimMismatchError", "SwitchConfig", "SwitchGuide", "SwitchedNetwork", "TrainConfig", "channel_groups", "count_macs", "count_ops", "count_params",
     "counts_for_budget", "counts_for_mass", "data_root", "dirichlet_switch", "evaluate", "export_network", "fit_switches", "fit_sequential",
     "format_architecture", "input_links", "keep_indices", "mac_model", "param_model", "load_idata", "load_cifar10", "load_mnist", "load_pruned",
     "parse_architecture",

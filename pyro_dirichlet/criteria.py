@@ -44,12 +44,12 @@ from typing import ClassVar
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from .fit import FitConfig, fit_switches
 from .frozen import frozen, hooks
 from .groups import channel_groups, default_example
 from .heads import head_layout, is_head_site
+from .likelihoods import log_prob, nll
 from .scores import ChannelScores, Criterion, example_batch, needs
 from .pruning import input_links
 from .sites import LAYERS, channel_dim, is_input_site, layer_module, site_layer
@@ -98,9 +98,10 @@ def random_scores(net: nn.Module, layers: Sequence[str], seed: int) -> dict[str,
 
 
 def gradient_scores(net: nn.Module, layers: Sequence[str], data, kind: str, num_batches: int = 10,
-                    batch_size: int = 100, seed: int = 0) -> dict[str, torch.Tensor]:
+                    batch_size: int = 100, seed: int = 0, likelihood="categorical") -> dict[str, torch.Tensor]:
     """``taylor`` or ``fisher`` scores from ``num_batches`` shuffled training batches (``net`` run
-    in eval mode with frozen weights, as for :class:`SwitchedNetwork`). A channel group's
+    in eval mode with frozen weights, as for :class:`SwitchedNetwork`), L the summed negative
+    log-likelihood (:mod:`.likelihoods`; categorical: the cross-entropy). A channel group's
     ``a * dL/da`` is summed over every point where its switch acts (:mod:`.groups`)."""
     if kind not in ("taylor", "fisher"):
         raise ValueError(f"kind must be 'taylor' or 'fisher', got {kind!r}")
@@ -117,7 +118,7 @@ def gradient_scores(net: nn.Module, layers: Sequence[str], data, kind: str, num_
                        if is_input_site(name) or is_head_site(name) else
                        m.register_forward_hook(lambda mod, i, out, name=name: acts.append((name, mod, out)))
                        for name, points in sites.items() for m in points):
-                loss = F.cross_entropy(net(x.requires_grad_(True)), y, reduction="sum")
+                loss = -log_prob(likelihood, net(x.requires_grad_(True)), y).sum()
             grads = torch.autograd.grad(loss, [a for _, _, a in acts])
             per_site = {name: 0.0 for name in sites}
             for (name, module, a), g in zip(acts, grads):
@@ -194,12 +195,12 @@ def group_norm_penalty(net: nn.Module, layers: Sequence[str], members: Mapping[s
 
 
 def group_lasso_retrain(net: nn.Module, layers: Sequence[str], data, cfg: TrainConfig, strength: float,
-                        progress: bool = False, example_inputs=None) -> nn.Module:
-    """A copy of ``net`` retrained with per-batch loss ``mean CE + strength * group_norm_penalty``
-    (plus ``cfg.weight_decay``)."""
+                        progress: bool = False, example_inputs=None, likelihood="categorical") -> nn.Module:
+    """A copy of ``net`` retrained with per-batch loss ``mean NLL + strength * group_norm_penalty``
+    (plus ``cfg.weight_decay``; the NLL of ``likelihood``, categorical: the cross-entropy)."""
     retrained = copy.deepcopy(net)
     members = site_members(retrained, layers, example_inputs)
-    train(retrained, data, cfg, progress=progress,
+    train(retrained, data, cfg, progress=progress, loss=None if likelihood == "categorical" else nll(likelihood),
           regularizer=lambda model: strength * group_norm_penalty(model, layers, members))
     return retrained
 
@@ -211,7 +212,7 @@ class Norm:
     p: int = 2
     normalisation: ClassVar[str] = "mean"
 
-    def __call__(self, net, sites, data=None, seed=0):
+    def __call__(self, net, sites, data=None, seed=0, likelihood=None):  # likelihood: not read
         return ChannelScores(norm_scores(net, sites, self.p, example_batch(data, net)), self.normalisation, net)
 
 
@@ -227,8 +228,9 @@ class Gradient:
     def normalisation(self) -> str:
         return "l2" if self.kind == "taylor" else "none"
 
-    def __call__(self, net, sites, data=None, seed=0):
-        scores = gradient_scores(net, sites, needs(data, self.kind), self.kind, self.num_batches, self.batch_size, seed)
+    def __call__(self, net, sites, data=None, seed=0, likelihood="categorical"):
+        scores = gradient_scores(net, sites, needs(data, self.kind), self.kind, self.num_batches, self.batch_size, seed,
+                                 likelihood)
         return ChannelScores(scores, self.normalisation, net)
 
 
@@ -242,10 +244,11 @@ class GroupLasso:
     weight_decay: float = 5e-4
     normalisation: ClassVar[str] = "none"
 
-    def __call__(self, net, sites, data=None, seed=0):
+    def __call__(self, net, sites, data=None, seed=0, likelihood="categorical"):
         cfg = TrainConfig(epochs=self.epochs, lr=self.lr, weight_decay=self.weight_decay, seed=seed)
         example = example_batch(needs(data, "group-lasso"))
-        retrained = group_lasso_retrain(net, sites, data, cfg, self.strength, example_inputs=example)
+        retrained = group_lasso_retrain(net, sites, data, cfg, self.strength, example_inputs=example,
+                                        likelihood=likelihood)
         return ChannelScores(norm_scores(retrained, sites, 2, example), self.normalisation, retrained)
 
 
@@ -254,7 +257,7 @@ class DataFree:
     """``data-free``: :func:`data_free_scores` (sequential networks), layer mean for the budget."""
     normalisation: ClassVar[str] = "mean"
 
-    def __call__(self, net, sites, data=None, seed=0):
+    def __call__(self, net, sites, data=None, seed=0, likelihood=None):  # likelihood: not read
         shape = getattr(net, "input_shape", None) or tuple(example_batch(needs(data, "data-free")).shape[1:])
         coupled = {site: m for site, m in site_members(net, sites, example_batch(data, net)).items() if len(m) > 1}
         if coupled:
@@ -268,7 +271,7 @@ class Random:
     """``random``: one global random order (raw for the budget), the floor."""
     normalisation: ClassVar[str] = "none"
 
-    def __call__(self, net, sites, data=None, seed=0):
+    def __call__(self, net, sites, data=None, seed=0, likelihood=None):  # likelihood: not read
         return ChannelScores(random_scores(net, sites, seed), self.normalisation, net)
 
 
@@ -282,9 +285,9 @@ class Dirichlet:
     checkpoint: str | None = None
     normalisation: ClassVar[str] = "mean"
 
-    def __call__(self, net, sites, data=None, seed=0):
+    def __call__(self, net, sites, data=None, seed=0, likelihood="categorical"):
         data = needs(data, "dirichlet")
-        switched = SwitchedNetwork(net, sites, self.switch, example_inputs=example_batch(data))
+        switched = SwitchedNetwork(net, sites, self.switch, likelihood=likelihood, example_inputs=example_batch(data))
         guide, _ = fit_switches(switched, data, replace(self.fit, seed=seed), self.checkpoint, progress=False)
         return ChannelScores(guide.means(),
                              self.normalisation, net)

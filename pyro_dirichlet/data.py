@@ -49,14 +49,15 @@ class _Batched:
         self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None, drop_last: bool = False,
         shard: tuple[int, int] | None = None,
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """Yield ``(x (B, ...), y (B,), idx (B,))`` on the data's device (``shard``: see :func:`batch_indices`)."""
+        """Yield ``(x (B, ...), y (B, ...), idx (B,))`` on the data's device (``shard``: see :func:`batch_indices`)."""
         for idx in batch_indices(len(self), batch_size, shuffle, generator, drop_last, self.device, shard):
             yield self.inputs(idx), self.labels[idx], idx
 
 
 @dataclass
 class ArrayDataset(_Batched):
-    """images: ``(N, C, H, W)`` uint8; labels: ``(N,)`` int64; per-channel mean/std in [0, 1] units.
+    """images: ``(N, C, H, W)`` uint8; labels: ``(N,)`` int64 classes, or dense targets ``(N, ...)``
+    (any likelihood's, :mod:`.likelihoods`); per-channel mean/std in [0, 1] units.
     ``inputs`` are normalised float32 ``(x / 255 - mean) / std``. ``source``: ``(N,)`` int64 on
     the CPU, each example's index in the full data set it was loaded from."""
 
@@ -118,8 +119,9 @@ class ArrayDataset(_Batched):
 
 @dataclass
 class FeatureDataset(_Batched):
-    """features: ``(N, D)`` float; labels: ``(N,)`` (int64 classes or float 0/1). Same
-    interface as :class:`ArrayDataset` for fitting switches on simulated or tabular data."""
+    """features: ``(N, ...)`` float (tabular ``(N, D)``, sequences ``(N, C, T)``); labels: ``(N,)``
+    (int64 classes or float 0/1) or dense targets ``(N, ...)`` (e.g. per-frame ``(N, T, C)``). Same
+    interface as :class:`ArrayDataset` for simulated, tabular or sequence data."""
 
     features: torch.Tensor
     labels: torch.Tensor
@@ -141,8 +143,9 @@ class FeatureDataset(_Batched):
 
 
 def check_labels_shape(labels: torch.Tensor, n: int) -> None:
-    if labels.dim() != 1 or labels.shape[0] != n:
-        raise ValueError(f"labels must be one per example, shape ({n},); got {tuple(labels.shape)}")
+    if labels.dim() < 1 or labels.shape[0] != n:
+        raise ValueError(f"labels must be one per example: class labels ({n},) or dense targets ({n}, ...); "
+                         f"got {tuple(labels.shape)}")
 
 
 def check_labels(data: _Batched, num_outputs: int) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -57,6 +58,7 @@ class FitConfig:
     kl_weight: float = 1.0
     init_concentration: float = 10.0
     seed: int = 0
+    min_steps: int = 30  # optimiser steps per stage at least: a smaller data set gets smaller batches (plan)
 
     def __post_init__(self):
         if self.estimator not in ESTIMATORS:
@@ -64,9 +66,21 @@ class FitConfig:
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
         if (self.num_samples < 1 or self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.anneal_epochs < 0
-                or self.kl_weight <= 0):
-            raise ValueError(f"need num_samples, epochs, batch_size >= 1, lr > 0, anneal_epochs >= 0, kl_weight > 0; "
-                             f"got {self}")
+                or self.kl_weight <= 0 or self.min_steps < 1):
+            raise ValueError(f"need num_samples, epochs, batch_size, min_steps >= 1, lr > 0, anneal_epochs >= 0, "
+                             f"kl_weight > 0; got {self}")
+
+    def plan(self, num_data: int) -> dict:
+        """``{"batch_size", "steps_per_epoch", "steps_per_stage"}`` of a fit on ``num_data`` examples (per
+        rank under ``torchrun``): ``batch_size``, lowered where ``epochs`` epochs of it would take fewer
+        than ``min_steps`` optimiser steps a stage (a stage: one site in layerwise mode), to
+        ``floor(N * epochs / min_steps)`` and at least 1. 50,000 images keep batches of 100 (500 steps
+        an epoch); 36 sequences get batches of 3 (12 steps an epoch, 36 a stage)."""
+        batch = self.batch_size
+        if math.ceil(num_data / batch) * self.epochs < self.min_steps:
+            batch = max(1, min(batch, num_data * self.epochs // self.min_steps))
+        steps = math.ceil(num_data / batch)
+        return {"batch_size": batch, "steps_per_epoch": steps, "steps_per_stage": steps * self.epochs}
 
 
 def epoch_seed(seed: int, stage: int, epoch: int) -> int:
@@ -85,13 +99,15 @@ def fit_switches(
 
     ``model``: a :class:`.SwitchedNetwork`, or a Pyro model of your own called as
     ``model(x, y, idx=, num_data=)`` per minibatch (:mod:`.user_model`: its switch sites are
-    found from a trace). Returns the fitted guide and a history of ``{"stage", "epoch", "loss",
-    "seconds"}`` (and ``"temperature"`` when the model fits one) with ``loss`` the mean negative
+    found from a trace). The steps it takes are ``cfg.plan(len(data))`` (a small data set gets
+    smaller batches; a warning names the fix when even batches of one give fewer than
+    ``cfg.min_steps`` steps a stage). Returns the fitted guide and a history of ``{"stage",
+    "epoch", "loss", "seconds"}`` (and ``"temperature"`` when the model fits one) with ``loss`` the mean negative
     ELBO per step. Clears Pyro's global parameter store first.
     """
     device = data.device
     if isinstance(model, SwitchedNetwork):
-        check_data(model.net, data)
+        check_data(model.net, data, model.likelihood)
         switch = model.switch
         switched, about = model, {"alpha0": switch.alpha0, "form": [switch.form, switch.steepness],
                                   "temperature": switch.temperature,
@@ -119,7 +135,14 @@ def fit_switches(
         optim.set_state(state["optim"])
         history, done = state["history"], tuple(state["done"])
     part = distributed.shard()  # (rank, world) under torchrun: this rank's share of each epoch
-    steps_per_epoch = math.ceil(distributed.shard_length(len(data)) / cfg.batch_size)
+    plan = cfg.plan(distributed.shard_length(len(data)))
+    batch_size, steps_per_epoch = plan["batch_size"], plan["steps_per_epoch"]
+    if plan["steps_per_stage"] < cfg.min_steps:
+        need = math.ceil(cfg.min_steps / steps_per_epoch)
+        warnings.warn(f"the fit takes only {plan['steps_per_stage']} optimiser step(s) a stage ({len(data)} examples, "
+                      f"batches of {batch_size}, {cfg.epochs} epoch(s)), fewer than min_steps={cfg.min_steps}: the "
+                      f"posterior will hardly move from its start. Give FitConfig(epochs={need}) or more data",
+                      stacklevel=2)
     anneal_steps = cfg.anneal_epochs * steps_per_epoch
     averaging = [p.register_hook(distributed.average_gradients_hook) for p in guide.parameters()] if part else []
     with hooks(averaging):
@@ -133,7 +156,7 @@ def fit_switches(
                 gen = torch.Generator().manual_seed(seed + 1)
                 t0, loss_sum, steps = time.perf_counter(), 0.0, 0
                 desc = f"fit {cfg.estimator} {'+'.join(sites) if len(stages) > 1 else 'joint'} {epoch + 1}/{cfg.epochs}"
-                bar = tqdm(data.batches(cfg.batch_size, shuffle=True, generator=gen, shard=part), total=steps_per_epoch,
+                bar = tqdm(data.batches(batch_size, shuffle=True, generator=gen, shard=part), total=steps_per_epoch,
                            desc=desc, disable=not (progress and distributed.is_main()), leave=False)
                 for x, y, idx in bar:
                     step = epoch * steps_per_epoch + steps

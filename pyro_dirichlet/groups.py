@@ -239,7 +239,9 @@ def _traced_groups(net: nn.Module, example_inputs, graph: tp.DependencyGraph) ->
             layer, why = next(iter(halved.items()))
             problem = (f"the outputs of {layer!r} pass through {why}, a value and a gate half (channel k is "
                        f"gated by channel k + {size // 2}): a switch on one channel does not remove it, and pairing "
-                       "the halves is not supported; switch the layer that reads the gated output instead")
+                       "the halves is not supported. Write the gate as two layers, value * sigmoid(gate) with value and gate "
+                       "convs (or Linears) of C channels each: the product ties their channels into one prunable group "
+                       "(examples/sequence_model.py); or switch the layer that reads the gated output")
         grouped = [names[m] for m in (*outs, *readers) if _is_grouped(m)]
         if grouped:
             conv = net.get_submodule(grouped[0])

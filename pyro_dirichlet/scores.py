@@ -19,12 +19,14 @@ class ChannelScores(dict):
 
 
 class Criterion(Protocol):
-    """Per-channel scores of ``sites`` of ``net`` (data-driven criteria read ``data``; ``seed``
-    fixes their randomness); ``net`` is left as found."""
+    """Per-channel scores of ``sites`` of ``net`` (data-driven criteria read ``data`` and explain its
+    targets by ``likelihood``, :mod:`.likelihoods`; ``seed`` fixes their randomness); ``net`` is left
+    as found."""
 
     normalisation: ClassVar[str]
 
-    def __call__(self, net: nn.Module, sites: Sequence[str], data=None, seed: int = 0) -> ChannelScores: ...
+    def __call__(self, net: nn.Module, sites: Sequence[str], data=None, seed: int = 0,
+                 likelihood="categorical") -> ChannelScores: ...
 
 
 def needs(data, name: str):

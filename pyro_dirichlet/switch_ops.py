@@ -19,7 +19,6 @@ __all__ = ["switch_factor", "scale_channels", "scaled_linear", "dirichlet_switch
 
 BN_EPS = 1e-5
 TEMPERATURE_SITE = "log_temperature"
-LIKELIHOODS = ("categorical", "bernoulli")
 DEFAULT = SwitchConfig()
 
 

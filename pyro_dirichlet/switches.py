@@ -22,7 +22,7 @@ so the ``(P, B, K)`` scaled activations are never formed.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pyro
 import pyro.distributions as dist
@@ -36,7 +36,8 @@ from .heads import head_layout, is_head_site
 from .sites import channel_dim, check_sites, is_input_site, layer_module, site_layer, site_width
 from .form_rule import resolve_switch
 from .switch_config import SwitchConfig
-from .switch_ops import (BN_EPS, DEFAULT, LIKELIHOODS, TEMPERATURE_SITE, RecordSwitches, Unswitched, _switch,  # noqa: F401
+from .likelihoods import observed, resolve
+from .switch_ops import (BN_EPS, DEFAULT, TEMPERATURE_SITE, RecordSwitches, Unswitched, _switch,  # noqa: F401
                          dirichlet_switch, scale_channels, scaled_linear, switch_factor)
 
 
@@ -62,20 +63,20 @@ class SwitchedNetwork:
     (:class:`.SwitchConfig`; with ``temperature`` the logits are divided by ``T = exp(t)``,
     fitted beside the switches with prior ``t ~ N(0, 1)`` and a point estimate in the guide,
     so that recalibrating the network's confidence cannot pass for channel importance).
-    ``likelihood``: ``"categorical"`` (logits ``(B, C)``) or ``"bernoulli"`` (one logit
-    ``(B, 1)``, labels 0/1). ``fold_into_linear``: scale a consuming Linear's weights instead
+    ``likelihood``: how the outputs explain the targets (:mod:`.likelihoods`): ``"categorical"``
+    (logits ``(B, C)``), ``"bernoulli"`` (one logit ``(B, 1)`` with 0/1 labels, or dense logits
+    with targets of their shape), :class:`.Gaussian`, or a callable outputs -> distribution. ``fold_into_linear``: scale a consuming Linear's weights instead
     of the activations (module docstring); ``None`` (default) where it has fewer outputs than
     the batch has rows.
     """
 
     def __init__(self, net: nn.Module, sites: Sequence[str], switch: SwitchConfig = DEFAULT, *,
-                 likelihood: str = "categorical", fold_into_linear: bool | None = None, example_inputs=None,
+                 likelihood: str | Callable = "categorical", fold_into_linear: bool | None = None, example_inputs=None,
                  allow_output: bool = False):
         check_sites(net, sites)
         if not isinstance(switch, SwitchConfig):
             raise TypeError(f"switch must be a SwitchConfig (e.g. SwitchConfig(alpha0=0.5, form='s')), got {switch!r}")
-        if likelihood not in LIKELIHOODS:
-            raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
+        resolve(likelihood)  # a registered name or a callable, else a clear error
         if example_inputs is not None and not isinstance(example_inputs, torch.Tensor):
             raise ValueError(
                 f"example_inputs is a {type(example_inputs).__name__}: a switched network is fitted on batches of one "
@@ -221,29 +222,24 @@ class SwitchedNetwork:
         sites: Sequence[str] | None = None,
         beta: float = 1.0,
     ) -> torch.Tensor:
-        """Pyro model: switch ``sites`` (default all; prior scaled by ``beta``), then ``y_i ~ Cat(logits_i)``
-        (or ``Bernoulli``) in a plate of size ``num_data`` subsampled to the batch
-        (likelihood scale N/B)."""
+        """Pyro model: switch ``sites`` (default all; prior scaled by ``beta``), then ``y_i ~
+        likelihood(outputs_i)`` (targets ``(B, ...)``) in a plate of size ``num_data`` subsampled to the
+        batch (likelihood scale N/B)."""
         B = x.shape[0]
         switches = {}
         with poutine.scale(scale=beta):
             for name in sites or self.sites:
                 prior = torch.full((self.sizes[name],), self.switch.alpha0, dtype=x.dtype, device=x.device)
                 switches[name] = pyro.sample(name, dist.Dirichlet(prior))
-        logits = self.forward(x, switches)
-        logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # bf16 under autocast -> fp32
-        if logits.shape[0] != B:
-            logits = logits.reshape(-1, B, logits.shape[-1])  # (P, B, C)
+        outputs = self.forward(x, switches)
+        outputs = outputs.to(torch.promote_types(outputs.dtype, torch.float32))  # bf16 under autocast -> fp32
+        if outputs.shape[0] != B:
+            outputs = outputs.reshape(-1, B, *outputs.shape[1:])  # (P, B, ...)
         if self.temperature:
             t = pyro.sample(TEMPERATURE_SITE, dist.Normal(torch.zeros((), device=x.device), 1.0))
-            logits = logits / (t.exp().reshape(-1, 1, 1) if logits.dim() == 3 else t.exp())
-        if self.likelihood == "bernoulli":
-            if logits.shape[-1] != 1:
-                raise ValueError(f"likelihood='bernoulli' needs one output logit, the network gives {logits.shape[-1]}")
-            y_dist = dist.Bernoulli(logits=logits.squeeze(-1))
-            y = None if y is None else y.to(logits.dtype)
-        else:
-            y_dist = dist.Categorical(logits=logits)
+            factor = t.exp()
+            outputs = outputs / (factor.reshape(-1, *[1] * (outputs.dim() - 1)) if outputs.shape[0] != B else factor)
+        y_dist, y = observed(self.likelihood, outputs, y, B)
         subsample = idx if idx is not None else torch.arange(B, device=x.device)
         with pyro.plate("data", num_data or B, subsample=subsample):
             return pyro.sample("y", y_dist, obs=y)

@@ -13,11 +13,11 @@ from typing import ClassVar
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 import torch_pruning as tp
 
 from .groups import default_example, dependency_graph
 from .heads import head_layout, is_head_site
+from .likelihoods import log_prob
 from .scores import ChannelScores, example_batch, needs
 from .sites import is_input_site, layer_module, site_layer
 
@@ -61,7 +61,7 @@ class TorchPruningMagnitude:
     p: int = 2
     normalisation: ClassVar[str] = "mean"
 
-    def __call__(self, net, sites, data=None, seed=0):
+    def __call__(self, net, sites, data=None, seed=0, likelihood=None):  # likelihood: not read
         importance = tp.importance.GroupMagnitudeImportance(p=self.p, group_reduction="mean", normalizer=None)
         example = default_example(net, example_batch(data, net))
         return ChannelScores(torch_pruning_scores(net, sites, importance, example), self.normalisation, net)
@@ -71,19 +71,19 @@ class TorchPruningMagnitude:
 class TorchPruningTaylor:
     """``tp-taylor``: Torch-Pruning's ``GroupTaylorImportance``, ``|w * dL/dw|`` summed over the
     weights a channel owns across its dependency group (averaged over the group), with dL/dw
-    the mean cross-entropy's gradient summed over ``num_batches`` shuffled training batches (a
+    the mean negative log-likelihood's gradient (cross-entropy by default) summed over ``num_batches`` shuffled training batches (a
     copy of ``net`` in eval mode); each site's scores divided by their mean for the budget."""
     num_batches: int = 10
     batch_size: int = 100
     normalisation: ClassVar[str] = "mean"
 
-    def __call__(self, net, sites, data=None, seed=0):
+    def __call__(self, net, sites, data=None, seed=0, likelihood="categorical"):
         data = needs(data, "tp-taylor")
         graded = copy.deepcopy(net).eval().requires_grad_(True)
         graded.zero_grad(set_to_none=True)
         gen = torch.Generator().manual_seed(seed)
         for _, (x, y, _) in zip(range(self.num_batches), data.batches(self.batch_size, shuffle=True, generator=gen)):
-            F.cross_entropy(graded(x), y).backward()
+            (-log_prob(likelihood, graded(x), y).mean()).backward()
         importance = tp.importance.GroupTaylorImportance(group_reduction="mean", normalizer=None)
         scores = torch_pruning_scores(graded, sites, importance, default_example(graded, example_batch(data, graded)))
         return ChannelScores(scores, self.normalisation, net)
@@ -94,14 +94,14 @@ class TorchPruningHessian:
     """``tp-hessian``: Torch-Pruning's ``GroupHessianImportance`` (grouped Optimal Brain Damage,
     ``w^2 * H_ww`` summed over the weights a channel owns across its dependency group), with the
     diagonal Hessian estimated by the empirical Fisher: the mean over ``num_samples`` shuffled
-    training examples of each example's squared cross-entropy gradient (one backward pass each;
+    training examples of each example's squared negative log-likelihood gradient (one backward pass each;
     Torch-Pruning 1.6.1's own ``accumulate_grad`` keys its sums by name but looks them up by
     parameter, so it keeps only the last example: the sum is made here). Each site's scores are
     divided by their mean for the budget."""
     num_samples: int = 64
     normalisation: ClassVar[str] = "mean"
 
-    def __call__(self, net, sites, data=None, seed=0):
+    def __call__(self, net, sites, data=None, seed=0, likelihood="categorical"):
         data = needs(data, "tp-hessian")
         graded = copy.deepcopy(net).eval().requires_grad_(True)
         params = list(graded.parameters())
@@ -109,7 +109,8 @@ class TorchPruningHessian:
         gen = torch.Generator().manual_seed(seed)
         x, y, _ = next(iter(data.batches(self.num_samples, shuffle=True, generator=gen)))
         for i in range(len(y)):
-            grads = torch.autograd.grad(F.cross_entropy(graded(x[i:i + 1]), y[i:i + 1]), params, allow_unused=True)
+            nll_i = -log_prob(likelihood, graded(x[i:i + 1]), y[i:i + 1]).sum()
+            grads = torch.autograd.grad(nll_i, params, allow_unused=True)
             for square, g in zip(squares, grads):
                 if g is not None:
                     square.add_(g.detach().pow(2))

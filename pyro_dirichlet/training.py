@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import distributed, epochs
+from .likelihoods import likelihood_name, observed
 from .data import ArrayDataset, check_labels
 from .frozen import frozen
 
@@ -147,13 +148,16 @@ def train(
     regularizer: Callable[[nn.Module], torch.Tensor] | None = None,
     distill: Distill | None = None,
     cpu_bf16: bool = False,
+    loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
 ) -> list[dict]:
     """Train ``net`` in place on ``data`` (already on the net's device); returns per-epoch history.
-    ``regularizer(net)`` (a scalar) is added to every batch's loss; ``distill``: learn from a
+    ``loss(outputs (B, ...), y (B, ...))``: a scalar per batch (default: the cross-entropy with
+    ``cfg.label_smoothing``; :func:`.likelihoods.nll` makes one of any likelihood, e.g. per-frame
+    BCE). ``regularizer(net)`` (a scalar) is added to every batch's loss; ``distill``: learn from a
     teacher's logits as well (:class:`Distill`); ``cpu_bf16``: bf16 autocast on the CPU too
     (:func:`autocast`; CUDA always uses it)."""
     device = next(net.parameters()).device
-    check_data(net, data)
+    check_data(net, data, "categorical" if loss is None else getattr(loss, "likelihood", None))
     net.requires_grad_(True)
     opt = _optimizer(net, cfg)
     part = distributed.shard()  # (rank, world) under torchrun
@@ -162,7 +166,8 @@ def train(
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(cfg.schedule, step, total))
     history: list[dict] = []
     start_epoch = 0
-    config = asdict(cfg) | (distill.settings() if distill else {}) | ({"cpu_bf16": True} if cpu_bf16 else {})
+    config = asdict(cfg) | (distill.settings() if distill else {}) | ({"cpu_bf16": True} if cpu_bf16 else {}) | (
+        {"loss": loss_name(loss)} if loss is not None else {})
     state = epochs.resume(checkpoint, "config", config, "training", device)
     if state is not None:
         net.load_state_dict(state["net"])
@@ -190,16 +195,17 @@ def train(
                 x = x.contiguous(memory_format=torch.channels_last)
             with autocast(device, cpu_bf16), frozen(distill.teacher) if distill else contextlib.nullcontext():
                 logits = forward(x)
-                loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+                value = (F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing) if loss is None
+                         else loss(logits, y))
                 if distill is not None:
-                    loss = distill.loss(logits, x, loss)
+                    value = distill.loss(logits, x, value)
                 if regularizer is not None:
-                    loss = loss + regularizer(net)
+                    value = value + regularizer(net)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            value.backward()
             opt.step()
             sched.step()
-            loss_sum += loss.item() * len(y)
+            loss_sum += value.item() * len(y)
             seen += len(y)
         entry = {"epoch": epoch + 1, "loss": distributed.mean_over_ranks(loss_sum / max(seen, 1), device),
                  "seconds": time.perf_counter() - t0}
@@ -210,24 +216,51 @@ def train(
     return history
 
 
-def check_data(net: nn.Module, data: ArrayDataset) -> None:
-    """Refuse an empty data set or labels that ``net``'s outputs cannot predict (:func:`.data.check_labels`)."""
+def loss_name(loss: Callable) -> str:
+    """What a checkpoint's key calls a training loss: its likelihood (:func:`.likelihoods.nll`) or its name."""
+    if hasattr(loss, "likelihood"):
+        return f"nll({likelihood_name(loss.likelihood)})"
+    return f"{getattr(loss, '__module__', '')}.{getattr(loss, '__qualname__', repr(loss))}"
+
+
+def check_data(net: nn.Module, data: ArrayDataset, likelihood="categorical") -> None:
+    """Refuse an empty data set, class labels that ``net``'s outputs cannot predict
+    (:func:`.data.check_labels`) or targets of another shape than the likelihood's
+    (:func:`.likelihoods.observed`), on the first example (``likelihood=None``: a loss of the
+    user's own, only the data set's size is checked)."""
     if len(data) == 0:
         check_labels(data, 1)
+    if likelihood is None:
+        return
+    first = torch.zeros(1, dtype=torch.long, device=data.device)
     with frozen(net), torch.no_grad():
-        outputs = net(data.inputs(torch.zeros(1, dtype=torch.long, device=data.device))).shape[-1]
-    check_labels(data, outputs)
+        outputs = net(data.inputs(first)).float()
+    if likelihood in ("categorical", "bernoulli") and data.labels.dim() == 1:
+        check_labels(data, outputs.shape[-1])
+    observed(likelihood, outputs, data.labels[first], 1)
+
+
+def error_percent(outputs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``(B,)``: 100 where the top class is not the label, else 0 (``evaluate``'s default metric)."""
+    return 100.0 * (outputs.argmax(-1) != y).float()
 
 
 @torch.no_grad()
-def evaluate(net: nn.Module, data: ArrayDataset, batch_size: int = 1000) -> float:
-    """Test error in percent of ``net`` (run in eval mode, then left as found) on ``data``."""
+def evaluate(net: nn.Module, data: ArrayDataset, batch_size: int = 1000,
+             metric: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = error_percent) -> float:
+    """The mean over ``data`` of ``metric(outputs (B, ...), y (B, ...))``, one value an example
+    ``(B,)`` (default: the test error in percent), of ``net`` run in eval mode, then left as found."""
     if len(data) == 0:
         check_labels(data, 1)
     device = next(net.parameters()).device
-    wrong = 0
+    total = 0.0
     with frozen(net):
         for x, y, _ in data.batches(batch_size):
             with autocast(device):
-                wrong += (net(x).argmax(-1) != y).sum().item()
-    return 100.0 * wrong / len(data)
+                outputs = net(x)
+            values = metric(outputs.float(), y)
+            if values.shape != (len(y),):
+                raise ValueError(f"metric must give one value an example, shape ({len(y)},); got {tuple(values.shape)} "
+                                 "(e.g. average a per-frame metric over each example's frames)")
+            total += values.sum().item()
+    return total / len(data)

@@ -6,7 +6,7 @@ import inspect
 import pyro_dirichlet as pdl
 
 SUBMODULES = ("switch_ops", "switches", "estimators", "allocation", "allocations", "data", "simulate", "groups",
-              "sites")
+              "sites", "likelihoods")
 
 
 def test_the_top_level_is_its_all():
