@@ -16,7 +16,8 @@ import torch
 import torch.nn as nn
 
 from .frozen import frozen, hooks
-from .groups import call, channel_groups, default_example
+from .frozen import call
+from .groups import channel_groups, default_example
 from .heads import attention_macs, head_layout, head_layouts, is_head_site
 from .sites import LAYERS, is_input_site, layer_module, layer_width, site_layer, site_width
 
@@ -78,34 +79,35 @@ def count_ops(net: nn.Module, example_inputs=None) -> dict[str, int]:
 
 
 def _kept_channel_sites(net: nn.Module, sites: Sequence[str], example) -> tuple[dict, dict, dict, dict]:
-    """``(outputs, inputs, sizes, bns)``: layer -> site that sets its kept output channels, layer ->
-    sites whose channels it reads (several: a concatenation), site -> K, and BatchNorm name -> site
-    that sets its channels."""
+    """``(outputs, inputs, sizes, owned)``: layer -> site that sets its kept output channels, layer ->
+    ``[(site, input channels it takes from the site)]`` (several: a concatenation; K x positions after
+    a flatten; 2K where the site is concatenated twice), site -> K, and parameter name -> site whose
+    channels it holds besides the layers' own (BatchNorms', LayerScale gammas)."""
     by_member = {m: g for g in channel_groups(net, example, check=False) for m in g.members}
     outputs: dict[str, str] = {}
-    inputs: dict[str, list[str]] = {}
+    inputs: dict[str, list[tuple[str, int]]] = {}
     sizes: dict[str, int] = {}
-    bns: dict[str, str] = {}
-    modules = dict(net.named_modules())
+    owned: dict[str, str] = {}
     for site in sites:
         if is_input_site(site):
-            inputs[site_layer(site)] = [site]  # its kept features set the layer's inputs (not the producer's)
             sizes[site] = site_width(net, site)
+            inputs[site_layer(site)] = [(site, sizes[site])]  # its kept features set the layer's inputs
             continue
         if is_head_site(site):  # its rows of q, k, v, the projection's columns, and the attention products
             layout = head_layout(net, site)
             sizes[site] = layout.size
             outputs.update({linear: site for linear, _ in layout.rows} | {layout.module: site})
-            inputs.setdefault(layout.out_proj, []).append(site)
+            projection = layer_module(net, layout.out_proj)
+            inputs.setdefault(layout.out_proj, []).append((site, projection.in_features))
             continue
         group = by_member[site_layer(site)]
         sizes[site] = group.size
         outputs.update({m: site for m in group.members})
-        for reader in group.readers:
-            if not any(is_input_site(s) for s in inputs.get(reader, [])):
-                inputs.setdefault(reader, []).append(site)
-        bns.update({p: site for p in group.points if isinstance(modules[p], nn.modules.batchnorm._BatchNorm)})
-    return outputs, inputs, sizes, bns
+        for reader, read in zip(group.readers, group.reads):
+            if not any(is_input_site(s) for s, _ in inputs.get(reader, [])):
+                inputs.setdefault(reader, []).append((site, read))
+        owned.update({name: site for name in group.parameters})
+    return outputs, inputs, sizes, owned
 
 
 def _scaled_sum(terms: list[tuple[int, str | None, int, str | None, int]]) -> Callable[[Mapping[str, int]], int]:
@@ -131,12 +133,11 @@ def _layer_terms(net: nn.Module, name: str, per_layer: int, outputs: dict, input
     out_site = outputs.get(name)
     out_scale = out_width // sizes[out_site] if out_site else out_width
     unit = per_layer // (out_width * in_width)
-    if len(in_sites) <= 1:  # one site's channels, each read at in_width / K positions (a flatten), or none
-        in_site = in_sites[0] if in_sites else None
-        return [(unit, out_site, out_scale, in_site, in_width // sizes[in_site] if in_site else in_width)]
-    # a concatenation of several sites' channels (SqueezeNet's fire, DenseNet) and of unswitched ones
-    rest = in_width - sum(sizes[site] for site in in_sites)
-    return [(unit, out_site, out_scale, site, 1) for site in in_sites] + [(unit, out_site, out_scale, None, rest)]
+    # each site's channels, read once or more (a concatenation, SqueezeNet's fire, DenseNet, DLA's roots)
+    # or at positions (a flatten), and the unswitched rest
+    rest = in_width - sum(read for _, read in in_sites)
+    terms = [(unit, out_site, out_scale, site, read // sizes[site]) for site, read in in_sites]
+    return terms + ([(unit, out_site, out_scale, None, rest)] if rest or not terms else [])
 
 
 def mac_model(net: nn.Module, sites: Sequence[str], example_inputs=None) -> Callable[[Mapping[str, int]], int]:
@@ -162,10 +163,12 @@ def mac_model(net: nn.Module, sites: Sequence[str], example_inputs=None) -> Call
 
 def param_model(net: nn.Module, sites: Sequence[str], example_inputs=None) -> Callable[[Mapping[str, int]], int]:
     """``params(counts)``: the parameters of ``net`` trimmed to ``counts`` (as :func:`mac_model`):
-    conv/linear weights scale with kept outputs and inputs, biases and the switched groups'
-    BatchNorm weights and biases with kept outputs; every other parameter stays."""
+    conv/linear weights scale with kept outputs and inputs, biases and the other parameters pruned
+    with a switched group's channels (BatchNorms', LayerScale gammas) with kept outputs; every other
+    parameter stays."""
     example = default_example(net, example_inputs)
-    outputs, inputs, sizes, bns = _kept_channel_sites(net, sites, example)
+    outputs, inputs, sizes, owned = _kept_channel_sites(net, sites, example)
+    parameters = dict(net.named_parameters())
     terms, scaled = [], 0
     for name, module in net.named_modules():
         if isinstance(module, LAYERS):
@@ -175,10 +178,10 @@ def param_model(net: nn.Module, sites: Sequence[str], example_inputs=None) -> Ca
                 site = outputs.get(name)
                 terms.append((1, site, module.bias.numel() // sizes[site] if site else module.bias.numel(), None, 1))
                 scaled += module.bias.numel()
-        elif name in bns:
-            per_channel = sum(p.numel() for p in module.parameters(recurse=False)) // sizes[bns[name]]
-            terms.append((per_channel, bns[name], 1, None, 1))
-            scaled += per_channel * sizes[bns[name]]
+    for name, site in owned.items():
+        per_channel = parameters[name].numel() // sizes[site]
+        terms.append((per_channel, site, 1, None, 1))
+        scaled += per_channel * sizes[site]
     terms.append((count_params(net) - scaled, None, 1, None, 1))
     return _scaled_sum(terms)
 

@@ -32,3 +32,12 @@ def hooks(handles) -> Iterator[None]:
     finally:
         for handle in handles:
             handle.remove()
+
+
+def call(net: nn.Module, inputs):
+    """``net`` applied to a tensor, or to a tuple (positional) / dict (keyword) of arguments."""
+    if isinstance(inputs, dict):
+        return net(**inputs)
+    if isinstance(inputs, (tuple, list)):
+        return net(*inputs)
+    return net(inputs)

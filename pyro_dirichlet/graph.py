@@ -86,8 +86,16 @@ def _build_graph(net: nn.Module, example_inputs) -> tp.DependencyGraph:
                                                           customized_pruners=CUSTOM_PRUNERS)
         except Exception as e:
             shape = tuple(example_inputs.shape) if isinstance(example_inputs, torch.Tensor) else type(example_inputs)
-            raise ValueError(f"the network does not run on the example inputs ({shape}): {type(e).__name__}: {e}. "
-                             "Pass example_inputs= that its forward accepts (one batch)") from e
+            try:
+                with torch.no_grad():
+                    net(*example_inputs) if isinstance(example_inputs, tuple) else net(example_inputs)
+            except Exception:
+                raise ValueError(f"the network does not run on the example inputs ({shape}): {type(e).__name__}: {e}. "
+                                 "Pass example_inputs= that its forward accepts (one batch)") from e
+            raise ValueError(f"the network runs on the example inputs ({shape}), but Torch-Pruning cannot trace its "
+                             f"dependency graph ({type(e).__name__}: {e}), so none of its channels can be grouped or "
+                             "pruned: this network is not supported (the support table in docs/library.md lists "
+                             "the families that are)") from e
     layers = [name for name, m in net.named_modules() if isinstance(m, LAYERS)]
     if layers and not any(isinstance(m, LAYERS) for m in graph.module2node):
         raise ValueError(f"no layer of the network ({layers[:4]}...) reaches its output through autograd: its forward "
@@ -100,9 +108,11 @@ class GroupTooLarge(ValueError):
     """Torch-Pruning's grouping of one layer's channels passed the bound of :func:`all_groups`."""
 
 
-# the bound on one layer's grouping: index entries held (about 100 bytes each) and seconds
+# the bound on one layer's grouping: index entries held (about 100 bytes each) and seconds; and on
+# every layer's together (RexNet's partial residual sums: 5 s a layer for a dozen layers)
 MAX_GROUP_ENTRIES = 2_000_000
-MAX_GROUP_SECONDS = 20.0
+MAX_GROUP_SECONDS = 5.0
+MAX_GROUPING_SECONDS = 60.0
 
 
 @contextlib.contextmanager
@@ -119,9 +129,17 @@ def _bounded_groups(max_entries: int, max_seconds: float):
 
         def add_dep(self, dep, idxs):
             Bounded.entries += len(idxs)
+            self._check()
+            super().add_dep(dep, idxs)
+
+        def has_pruning_op(self, dep, idxs):  # the search's inner loop (quadratic in the group: RexNet)
+            self._check()
+            return super().has_pruning_op(dep, idxs)
+
+        @staticmethod
+        def _check():
             if Bounded.entries > max_entries or time.perf_counter() - start > max_seconds:
                 raise GroupTooLarge(f"more than {max_entries:,} channel indices or {max_seconds:g} s")
-            super().add_dep(dep, idxs)
 
     module.Group = Bounded
     try:
@@ -131,10 +149,12 @@ def _bounded_groups(max_entries: int, max_seconds: float):
 
 
 def all_groups(graph: tp.DependencyGraph, ignored_layers: list, max_entries: int = MAX_GROUP_ENTRIES,
-               max_seconds: float = MAX_GROUP_SECONDS):
+               max_seconds: float = MAX_GROUP_SECONDS, max_total_seconds: float = MAX_GROUPING_SECONDS):
     """Yield ``(root layer, group or None, why)`` for every conv/linear layer that roots a group, as
     Torch-Pruning's ``get_all_groups`` (one group per set of coupled layers), but each layer's grouping
-    bounded (:func:`_bounded_groups`): one that passes the bound yields ``(root, None, why)``."""
+    bounded (:func:`_bounded_groups`; all of them together by ``max_total_seconds``): one that passes
+    the bound yields ``(root, None, why)``."""
+    deadline = time.perf_counter() + max_total_seconds
     visited: set[nn.Module] = set()
     ignored = set(ignored_layers) | set(graph.IGNORED_LAYERS_IN_TRACING)
     for module in list(graph.module2node):
@@ -144,7 +164,7 @@ def all_groups(graph: tp.DependencyGraph, ignored_layers: list, max_entries: int
         if pruner is None or pruner.get_out_channels(module) is None:
             continue
         try:
-            with _bounded_groups(max_entries, max_seconds):
+            with _bounded_groups(max_entries, min(max_seconds, max(0.0, deadline - time.perf_counter()))):
                 group = graph.get_pruning_group(module, pruner.prune_out_channels,
                                                 list(range(pruner.get_out_channels(module))))
         except GroupTooLarge as e:

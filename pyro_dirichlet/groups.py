@@ -29,9 +29,10 @@ import torch_pruning as tp
 
 from .channel_map import CUSTOM_PRUNERS
 from .graph import LAYERS, all_groups, dependency_graph, graph_key, kept_graph, uncached  # noqa: F401 (uncached: the graph module's switch)
-from .frozen import frozen, hooks
+from .group_checks import (_halves, _is_grouped, _out_channels, _reads_channel_major,  # noqa: F401
+                           _untraced_norms_reading, renormalises)
 from .heads import head_points
-from .sites import channel_dim, layer_width
+from .sites import layer_width
 
 
 
@@ -46,6 +47,8 @@ class ChannelGroup:
     points: tuple[str, ...]  # modules whose outputs the switch multiplies
     is_output: bool  # no layer reads these channels: the network's outputs
     problem: str | None = None  # why the group cannot be pruned, if it cannot
+    reads: tuple[int, ...] = ()  # input channels each reader takes from the group (K per copy, K x positions after a flatten)
+    parameters: tuple[str, ...] = ()  # other parameters pruned with its channels: BatchNorms', LayerScale gammas, ...
 
 
 def switch_points(graph: tp.DependencyGraph, outs: Sequence[nn.Module], names: dict[nn.Module, str]) -> set[str]:
@@ -60,96 +63,6 @@ def switch_points(graph: tp.DependencyGraph, outs: Sequence[nn.Module], names: d
             if not (len(following) == 1 and following[0] in norms):
                 points.add(names[module])
     return points
-
-
-@torch.no_grad()
-def _inputs_with_channel_zeroed(net: nn.Module, example_inputs, points: Sequence[str], size: int,
-                                readers: Sequence[nn.Module]) -> dict[nn.Module, tuple[torch.Tensor, torch.Tensor]] | None:
-    """``{reader: its first input (as is, with channel 0 of a group zeroed at its switch points)}`` on
-    a random input shaped like the example, for the readers the forward calls (a registered module it
-    never calls has none); None for a non-tensor example (not checked)."""
-    if not isinstance(example_inputs, torch.Tensor) or not example_inputs.is_floating_point():
-        return None
-    x = torch.randn(example_inputs.shape, generator=torch.Generator().manual_seed(0)).to(example_inputs)
-    seen = {m: [] for m in readers}
-    zero = torch.ones(size, device=x.device)
-    zero[0] = 0.0
-
-    def scale(module, args, out):
-        shape = [1] * out.dim()
-        shape[channel_dim(module)] = -1
-        return out * zero.to(out).reshape(shape)
-
-    with frozen(net):
-        for masked in (False, True):
-            handles = [m.register_forward_pre_hook(lambda m, args: seen[m].append(args[0])) for m in readers]
-            handles += [net.get_submodule(p).register_forward_hook(scale) for p in points] if masked else []
-            with hooks(handles):
-                call(net, x)
-    return {m: (inputs[0], inputs[-1]) for m, inputs in seen.items() if inputs}
-
-
-def _reads_channel_major(net: nn.Module, example_inputs, points: Sequence[str], reader: nn.Linear, size: int) -> bool:
-    """Whether zeroing channel 0 of a group (at its switch ``points``) changes only the first
-    ``in_features / size`` input features of ``reader`` (a flatten that is channel-major)."""
-    pairs = _inputs_with_channel_zeroed(net, example_inputs, points, size, [reader])
-    if pairs is None or reader not in pairs:
-        return True
-    full, masked = pairs[reader]
-    changed = (full.flatten(1) != masked.flatten(1)).any(0).nonzero().flatten()
-    return bool((changed < reader.in_features // size).all())
-
-
-def _untraced_norms_reading(net: nn.Module, example_inputs, points: Sequence[str], size: int,
-                            norms: Sequence[nn.Module]) -> list[nn.Module]:
-    """The ``norms`` (normalisations Torch-Pruning traces as plain arithmetic, e.g. Hugging Face's
-    ``LlamaRMSNorm``) whose input's last dim holds the group's channels: zeroing channel 0 at the
-    switch points changes exactly feature 0 there."""
-    pairs = _inputs_with_channel_zeroed(net, example_inputs, points, size, norms)
-    reading = []
-    for norm, (full, masked) in (pairs or {}).items():
-        if full.shape[-1] == size:
-            changed = (full != masked).reshape(-1, size).any(0).nonzero().flatten()
-            if changed.tolist() == [0]:
-                reading.append(norm)
-    return reading
-
-
-def _out_channels(graph: tp.DependencyGraph, module: nn.Module) -> int | None:
-    pruner = graph.get_pruner_of_module(module)
-    return None if pruner is None else pruner.get_out_channels(module)
-
-
-def _is_grouped(module: nn.Module) -> bool:
-    """A convolution with groups that are neither one nor depthwise (one input channel a group)."""
-    return isinstance(module, nn.modules.conv._ConvNd) and 1 < module.groups < module.in_channels
-
-
-def _halves(graph: tp.DependencyGraph, layer: nn.Module) -> str | None:
-    """How ``layer``'s outputs are split into halves that gate each other before any other layer reads
-    them: ``"a GLU"`` (``nn.GLU`` / ``F.glu``), ``"a chunk/split at offsets [...] whose parts multiply"``,
-    or None."""
-    seen, todo = set(), [(graph.module2node[layer], None)]  # (node, the split on the path to it)
-    while todo:
-        node, split = todo.pop()
-        for after in node.outputs:
-            if (after, split) in seen or isinstance(after.module, LAYERS):
-                continue
-            seen.add((after, split))
-            if "GluBackward" in after.name:
-                return "a GLU"
-            if split and "MulBackward" in after.name and len(after.inputs) > 1:
-                return f"a chunk/split at offsets {split} whose parts multiply"
-            offsets = after.name.split("(", 1)[-1].rstrip(")") if isinstance(after.module, tp.ops._SplitOp) else None
-            todo.append((after, split or offsets))
-    return None
-
-
-def renormalises(module: nn.Module) -> bool:
-    """A normalisation over the channel dimension: LayerNorm, GroupNorm, RMSNorm, or a model's own
-    (Hugging Face's ``LlamaRMSNorm``, timm's ``LayerNorm2d``), known by its class name."""
-    return (isinstance(module, (nn.LayerNorm, nn.GroupNorm, nn.RMSNorm))
-            or type(module).__name__.endswith(("LayerNorm", "RMSNorm", "LayerNorm2d")))
 
 
 _CHECKED: "weakref.WeakKeyDictionary[nn.Module, tuple]" = weakref.WeakKeyDictionary()  # net: (graph key, groups)
@@ -184,6 +97,7 @@ def _traced_groups(net: nn.Module, example_inputs, graph: tp.DependencyGraph) ->
     """The groups as Torch-Pruning's graph gives them, with the problems known from their structure."""
     names = {module: name for name, module in net.named_modules()}
     order = {name: i for i, name in enumerate(names.values())}
+    parameter_names = {id(p): name for name, p in net.named_parameters()}
     heads = head_points(net)
     # a head's q/k/v rows are never a site (switch the heads instead), and Torch-Pruning does not
     # finish grouping them through grouped-query attention's repeat_kv (Llama): not roots, only
@@ -235,7 +149,13 @@ def _traced_groups(net: nn.Module, example_inputs, graph: tp.DependencyGraph) ->
                            "permute before the flatten), so removing a channel's features by position would remove "
                            "the wrong ones; switch the Linear layer's own units instead")
         halved = {names[m]: why for m in outs if isinstance(m, LAYERS) and (why := _halves(graph, m))}
-        if halved:
+        split = {layer: why for layer, why in halved.items() if why.startswith("split at")}
+        if split:
+            layer, why = next(iter(split.items()))
+            problem = (f"the outputs of {layer!r} are {why} (torch.split / chunk into parts of fixed sizes, e.g. "
+                       "Res2Net's scales, ShuffleNet's halves): removing channels would move others from one part to "
+                       "the next, which Torch-Pruning's surgery does not follow; switch layers whose outputs are not split")
+        elif halved:
             layer, why = next(iter(halved.items()))
             problem = (f"the outputs of {layer!r} pass through {why}, a value and a gate half (channel k is "
                        f"gated by channel k + {size // 2}): a switch on one channel does not remove it, and pairing "
@@ -254,9 +174,23 @@ def _traced_groups(net: nn.Module, example_inputs, graph: tp.DependencyGraph) ->
                        "Torch-Pruning ties their channels (e.g. a shortcut that zero-pads channels with F.pad, "
                        "ResNet option A): their channels cannot be matched one to one. Write such a shortcut as "
                        "pyro_dirichlet.ChannelScatter.zero_padding(in_channels, out_channels)")
-        groups.append(ChannelGroup(members[0], widths[members[0]], tuple(members),
-                                   tuple(sorted({names[m] for m in readers}, key=order.get)),
-                                   tuple(sorted(points, key=order.get)), is_output=not readers, problem=problem))
+        read: dict[str, set[int]] = {}  # reader -> its input channels that are the group's (a concatenation: copies)
+        for dep, idxs in group:
+            if isinstance(dep.target.module, LAYERS) and not graph.is_out_channel_pruning_fn(dep.handler):
+                read.setdefault(names[dep.target.module], set()).update(int(i) for i in idxs)
+        reader_names = tuple(sorted(read, key=order.get))
+        owned = set()  # parameters other than the members' own that Torch-Pruning prunes with the channels
+        for dep, _ in group:
+            target = dep.target.module
+            if not graph.is_out_channel_pruning_fn(dep.handler) or isinstance(target, LAYERS):
+                continue
+            if isinstance(target, nn.Parameter):
+                owned.add(parameter_names[id(target)])
+            elif target in names:
+                owned.update(f"{names[target]}.{n}" for n, _ in target.named_parameters(recurse=False))
+        groups.append(ChannelGroup(members[0], widths[members[0]], tuple(members), reader_names,
+                                   tuple(sorted(points, key=order.get)), is_output=not readers, problem=problem,
+                                   reads=tuple(len(read[r]) for r in reader_names), parameters=tuple(sorted(owned))))
     return sorted(groups, key=lambda g: order[g.name])
 
 
@@ -311,12 +245,3 @@ def input_shape(net: nn.Module, example_inputs=None) -> tuple[int, ...]:
         raise ValueError(f"this step makes its own inputs of one tensor's shape; the network takes "
                          f"{type(example).__name__} arguments: wrap it in a module whose forward(x) takes one tensor")
     return tuple(example.shape[1:])
-
-
-def call(net: nn.Module, inputs):
-    """``net`` applied to a tensor, or to a tuple (positional) / dict (keyword) of arguments."""
-    if isinstance(inputs, dict):
-        return net(**inputs)
-    if isinstance(inputs, (tuple, list)):
-        return net(*inputs)
-    return net(inputs)
