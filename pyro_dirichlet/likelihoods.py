@@ -1,6 +1,7 @@
 """The observation model of a network's outputs, one for every entry point: the switch fit's
 likelihood, the data criteria's loss (``taylor``, ``fisher``, ``tp-taylor``, ``tp-hessian``,
-``group-lasso``), the likelihood allocations and fine-tuning (:func:`nll` as ``train``'s loss).
+``group-lasso``) and fine-tuning (:func:`nll` as ``train``'s loss). (The ``likelihood`` allocations
+still read the categorical log-likelihood.)
 
 A likelihood is a callable ``outputs -> torch Distribution`` whose batch shape ends in the batch,
 ``B``: outputs ``(..., B, *out)`` (leading particle dims allowed) and targets ``(B, *target)``
@@ -105,7 +106,9 @@ def _expects() -> str:
     return ("Built in: 'categorical' (logits (B, C), labels (B,)); 'bernoulli' (one logit (B, 1) with 0/1 labels "
             "(B,), or logits (B, ...) with 0/1 targets of the same shape); Gaussian(scale) (outputs and targets of "
             "one shape). Pass likelihood= a callable outputs -> distribution with batch shape (B,), e.g. "
-            "lambda out: pyro.distributions.Bernoulli(logits=out).to_event(2) for per-frame targets (B, T, C)")
+            "lambda out: pyro.distributions.Bernoulli(logits=out).to_event(2) for per-frame targets (B, T, C), to "
+            "SwitchedNetwork(..., likelihood=) and CRITERIA[name](..., likelihood=); train with "
+            "loss=pyro_dirichlet.nll(likelihood)")
 
 
 def log_prob(likelihood, outputs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
