@@ -15,6 +15,7 @@ follows a cosine to 0.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 import statistics
 import time
@@ -217,10 +218,14 @@ def train(
 
 
 def loss_name(loss: Callable) -> str:
-    """What a checkpoint's key calls a training loss: its likelihood (:func:`.likelihoods.nll`) or its name."""
+    """What a checkpoint's key calls a training loss: its likelihood (:func:`.likelihoods.nll`), or its
+    qualified name with a hash of its code (two lambdas differ; a closure's captured values do not
+    count: give distinct losses distinct code or names)."""
     if hasattr(loss, "likelihood"):
         return f"nll({likelihood_name(loss.likelihood)})"
-    return f"{getattr(loss, '__module__', '')}.{getattr(loss, '__qualname__', repr(loss))}"
+    code = getattr(loss, "__code__", None) or getattr(type(loss).__call__, "__code__", None)
+    digest = hashlib.sha256(code.co_code + repr(code.co_consts).encode()).hexdigest()[:10] if code else repr(loss)
+    return f"{getattr(loss, '__module__', '')}.{getattr(loss, '__qualname__', type(loss).__qualname__)}-{digest}"
 
 
 def check_data(net: nn.Module, data: ArrayDataset, likelihood="categorical") -> None:

@@ -77,3 +77,10 @@ def test_a_fit_is_sized_in_steps():
     data = pdl.FeatureDataset(torch.randn(5, 3), torch.tensor([0, 1, 0, 1, 1]))
     with pytest.warns(UserWarning, match=r"only 15 optimiser step\(s\) a stage .* FitConfig\(epochs=6\)"):
         pdl.fit_switches(pdl.SwitchedNetwork(net, ["0"], example_inputs=data.features[:1]), data, cfg, progress=False)
+
+
+def test_a_loss_of_your_own_keys_the_checkpoint_by_its_code():
+    from pyro_dirichlet.training import loss_name
+
+    l1, l2 = (lambda o, y: (o - y).abs().mean()), (lambda o, y: (o - y).pow(2).mean())
+    assert loss_name(l1) != loss_name(l2) and loss_name(pdl.nll("bernoulli")) == "nll(bernoulli)"
