@@ -9,8 +9,9 @@ Every step is a library call: ``likelihood="bernoulli"`` explains per-frame 0/1 
 ``(N, T, L)`` in the switch fit and the data criteria, ``pdl.nll("bernoulli")`` is ``train``'s loss
 and ``evaluate`` takes the frame error as its metric. A GLU over one conv's channels pairs channel k
 with k + C, which the library refuses (naming the GLU); written as a value conv and a gate conv, the
-same function prunes exactly. Prints the channel groups, then one line per ranking: frame error
-before and after fine-tuning, and whether the trimmed network equals the masked one.
+same function prunes exactly. Prints the prunable sites; the full network's frame error, Dirichlet's
+counts and whether they fit the budget; then one line per ranking: frame error before and after
+fine-tuning, and True (``trim`` raises unless the trimmed network equals the masked one).
 """
 import torch
 import torch.nn as nn
