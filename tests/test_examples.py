@@ -89,7 +89,7 @@ def test_sequence_model(capsys):
     MACs by four rankings at Dirichlet's counts, each trimmed exactly and better after fine-tuning
     with the same loss than before (smaller than the example's defaults, to keep the suite fast)."""
     example = runpy.run_path(str(EXAMPLES / "sequence_model.py"))
-    example["main"](train_n=256, test_n=128, epochs=8, finetune_epochs=1)
+    example["main"](train_n=256, test_n=128, epochs=12, finetune_epochs=1)
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split()[1:] == ["convs.0.value", "convs.1.value", "ffs.0.up", "ffs.1.up"]
     full = lines[1].split()
