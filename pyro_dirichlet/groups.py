@@ -65,7 +65,9 @@ def switch_points(graph: tp.DependencyGraph, outs: Sequence[nn.Module], names: d
     return points
 
 
-_CHECKED: "weakref.WeakKeyDictionary[nn.Module, tuple]" = weakref.WeakKeyDictionary()  # net: (graph key, groups)
+# net: (graph key, groups), traced (every call's, so a bounded grouping is the same for all) and checked
+_TRACED: "weakref.WeakKeyDictionary[nn.Module, tuple]" = weakref.WeakKeyDictionary()
+_CHECKED: "weakref.WeakKeyDictionary[nn.Module, tuple]" = weakref.WeakKeyDictionary()
 
 
 def channel_groups(net: nn.Module, example_inputs, check: bool = True) -> list[ChannelGroup]:
@@ -73,12 +75,16 @@ def channel_groups(net: nn.Module, example_inputs, check: bool = True) -> list[C
 
     ``check``: trim every candidate group once (:func:`.trim_trial.untrimmable`, one tensor example),
     so that a group whose trimming cannot run or match carries its ``problem`` now, before any fit.
-    The checked groups are kept until the network, its parameters or the example change."""
+    The groups are kept until the network, its parameters or the example change, so that every
+    caller (the sites, the MAC and parameter models) sees one grouping, also where a layer's grouping
+    passed its time bound (:func:`.graph.all_groups`)."""
     graph = dependency_graph(net, example_inputs)
     key = graph_key(net, example_inputs)
     if check and net in _CHECKED and _CHECKED[net][0] == key:
         return list(_CHECKED[net][1])
-    groups = _traced_groups(net, example_inputs, graph)
+    if net not in _TRACED or _TRACED[net][0] != key:
+        _TRACED[net] = (key, _traced_groups(net, example_inputs, graph))
+    groups = list(_TRACED[net][1])
     if not check:
         return groups
     if isinstance(example_inputs, torch.Tensor) and example_inputs.is_floating_point():
