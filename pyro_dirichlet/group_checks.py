@@ -76,7 +76,7 @@ def _is_grouped(module: nn.Module) -> bool:
     return isinstance(module, nn.modules.conv._ConvNd) and 1 < module.groups < module.in_channels
 
 
-def _halves(graph: tp.DependencyGraph, layer: nn.Module) -> str | None:
+def _split_by(graph: tp.DependencyGraph, layer: nn.Module) -> str | None:
     """How ``layer``'s outputs are split before any other layer reads them: ``"a GLU"`` (``nn.GLU`` /
     ``F.glu``), ``"a chunk/split at offsets [...] whose parts multiply"`` (a gate), ``"split at offsets
     [...]"`` (parts of fixed sizes, e.g. Res2Net), or None."""

@@ -29,7 +29,7 @@ import torch_pruning as tp
 
 from .channel_map import CUSTOM_PRUNERS
 from .graph import LAYERS, all_groups, dependency_graph, graph_key, kept_graph, uncached  # noqa: F401 (uncached: the graph module's switch)
-from .group_checks import (_halves, _is_grouped, _out_channels, _reads_channel_major,  # noqa: F401
+from .group_checks import (_split_by, _is_grouped, _out_channels, _reads_channel_major,  # noqa: F401
                            _untraced_norms_reading, renormalises)
 from .heads import head_points
 from .sites import layer_width
@@ -154,15 +154,15 @@ def _traced_groups(net: nn.Module, example_inputs, graph: tp.DependencyGraph) ->
                 problem = (f"{names[reader]!r} reads its channels in another order than channel-major (e.g. a "
                            "permute before the flatten), so removing a channel's features by position would remove "
                            "the wrong ones; switch the Linear layer's own units instead")
-        halved = {names[m]: why for m in outs if isinstance(m, LAYERS) and (why := _halves(graph, m))}
-        split = {layer: why for layer, why in halved.items() if why.startswith("split at")}
-        if split:
-            layer, why = next(iter(split.items()))
+        splits = {names[m]: why for m in outs if isinstance(m, LAYERS) and (why := _split_by(graph, m))}
+        fixed = {layer: why for layer, why in splits.items() if why.startswith("split at")}
+        if fixed:
+            layer, why = next(iter(fixed.items()))
             problem = (f"the outputs of {layer!r} are {why} (torch.split / chunk into parts of fixed sizes, e.g. "
                        "Res2Net's scales, ShuffleNet's halves): removing channels would move others from one part to "
                        "the next, which Torch-Pruning's surgery does not follow; switch layers whose outputs are not split")
-        elif halved:
-            layer, why = next(iter(halved.items()))
+        elif splits:
+            layer, why = next(iter(splits.items()))
             problem = (f"the outputs of {layer!r} pass through {why}, a value and a gate half (channel k is "
                        f"gated by channel k + {size // 2}): a switch on one channel does not remove it, and pairing "
                        "the halves is not supported. Write the gate as two layers, value * sigmoid(gate) with value and gate "
